@@ -1,0 +1,140 @@
+"""Module-walking utilities shared by the runtime checks (one copy for every helper).
+
+Everything here imports torch lazily through ``require_torch`` and never changes the
+model it is given.
+
+- ``as_args(example_inputs)``: a tensor or a tuple of positional inputs -> a tuple.
+- ``eval_copy(model)``: a deep copy in eval mode, safe to run and hook.
+- ``tensors_in(value)``: the tensors in a (nested) output, in order.
+- ``module_type(module)``: the class before parametrizations, as torch's mappings see it.
+- ``is_quant_machinery(module)``: observers and fake-quant modules.
+- ``iter_quant_modules(model)``: fake-quant modules and the observers not inside one.
+- ``iter_observers(model)``: every observer, also those inside fake-quant modules.
+- ``is_quantized_module(module)``: a module produced by ``convert()`` (static, dynamic,
+  reference), per torch's default module mappings.
+- ``swappable_float_types()``: the module types ``convert()``/``prepare_qat()`` swap.
+- ``parent_name(name)``: ``"layer1.0.relu"`` -> ``"layer1.0"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from qlint.runtime._torch import require_torch
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def as_args(example_inputs: torch.Tensor | tuple[Any, ...]) -> tuple[Any, ...]:
+    """Positional arguments for ``model(*args)`` from a tensor or a tuple of inputs."""
+    torch = require_torch()
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, tuple):
+        return example_inputs
+    raise TypeError(
+        "example_inputs must be a tensor or a tuple of positional inputs, "
+        f"got {type(example_inputs).__name__}"
+    )
+
+
+def eval_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode; the original is left as it was."""
+    return copy.deepcopy(model).eval()
+
+
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` (a tensor, or tuples/lists/dicts of them), in order."""
+    torch = require_torch()
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [tensor for item in value for tensor in tensors_in(item)]
+    if isinstance(value, dict):
+        return [tensor for item in value.values() for tensor in tensors_in(item)]
+    return []
+
+
+def module_type(module: nn.Module) -> type:
+    """The module's class before parametrizations, the key torch's mappings use."""
+    require_torch()
+    from torch.nn.utils.parametrize import type_before_parametrizations
+
+    return type_before_parametrizations(module)
+
+
+def is_quant_machinery(module: nn.Module) -> bool:
+    """True for observers and fake-quant modules."""
+    require_torch()
+    from torch.ao.quantization import FakeQuantizeBase, ObserverBase
+
+    return isinstance(module, (ObserverBase, FakeQuantizeBase))
+
+
+def iter_quant_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Fake-quant modules and the observers that are not inside a fake-quant module.
+
+    An observer inside a fake-quant module is driven by its owner's flags, so it is
+    not listed on its own.
+    """
+    require_torch()
+    from torch.ao.quantization import FakeQuantizeBase, ObserverBase
+
+    inside_fake_quant: list[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in inside_fake_quant):
+            continue
+        if isinstance(module, FakeQuantizeBase):
+            inside_fake_quant.append(name)
+            yield name, module
+        elif isinstance(module, ObserverBase):
+            yield name, module
+
+
+def iter_observers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every observer, also those inside fake-quant modules (``*.activation_post_process``)."""
+    require_torch()
+    from torch.ao.quantization import ObserverBase
+
+    for name, module in model.named_modules():
+        if isinstance(module, ObserverBase):
+            yield name, module
+
+
+@functools.cache
+def _mappings() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(swappable float/QAT types, quantized types) from torch's default module mappings."""
+    require_torch()
+    from torch.ao.quantization.quantization_mappings import (
+        get_default_dynamic_quant_module_mappings,
+        get_default_qat_module_mappings,
+        get_default_static_quant_module_mappings,
+        get_default_static_quant_reference_module_mappings,
+    )
+
+    static = get_default_static_quant_module_mappings()
+    quantized = set(static.values())
+    quantized.update(get_default_static_quant_reference_module_mappings().values())
+    quantized.update(get_default_dynamic_quant_module_mappings().values())
+    swappable = set(static) | set(get_default_qat_module_mappings())
+    return tuple(swappable - quantized), tuple(quantized)
+
+
+def is_quantized_module(module: nn.Module) -> bool:
+    """True for modules that ``convert()`` or ``quantize_dynamic()`` produce."""
+    return isinstance(module, _mappings()[1])
+
+
+def swappable_float_types() -> tuple[type, ...]:
+    """Float, fused and QAT module types that ``convert()`` swaps for quantized ones."""
+    return _mappings()[0]
+
+
+def parent_name(name: str) -> str:
+    """The qualified name of the parent module (``""`` for the root's children)."""
+    return name.rpartition(".")[0]
