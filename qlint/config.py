@@ -1,0 +1,275 @@
+"""Settings: `[tool.qlint]` in the nearest pyproject.toml (or a file given with --config),
+overridden by command-line options. Every key, type and rule code is checked: a mistake
+is a ConfigError naming the file and the key, never silently ignored."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from qlint import __version__
+
+PARSE_ERROR = "QL000"
+SELECT_ALL = "QL"
+
+# Directories never worth linting; `exclude` replaces this list, `extend-exclude` adds to it
+# (as in ruff). Directories holding a `pyvenv.cfg` (virtualenvs) are skipped regardless.
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    ".eggs",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "__pycache__",
+    "build",
+    "dist",
+    "node_modules",
+)
+
+_LIST_KEYS = ("select", "ignore", "exclude", "extend-exclude")
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores")
+_CODE_KEYS = ("select", "ignore")
+
+
+class ConfigError(ValueError):
+    """A settings mistake the user must fix; the message names where it is."""
+
+
+def _pattern(text: str) -> str:
+    """`./tests/fixtures/` and `tests/fixtures` mean the same."""
+    return text.removeprefix("./").rstrip("/")
+
+
+def _matches(path: Path, pattern: str, root: Path) -> bool:
+    """ruff-style exclude matching of one path (not its parents).
+
+    A pattern without `/` matches the path's name (`build`, `*_pb2.py`); a pattern with
+    `/` matches the path relative to `root` (`tests/fixtures`, `legacy/*.py`).
+    """
+    if "/" not in pattern:
+        return fnmatchcase(path.name, pattern)
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    return fnmatchcase(relative, pattern)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _longest_selector(code: str, selectors: Sequence[str]) -> int:
+    return max((len(selector) for selector in selectors if code.startswith(selector)), default=-1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings. Codes are registry codes or prefixes (`QL4`); `QL` selects all."""
+
+    select: tuple[str, ...] = (SELECT_ALL,)
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    root: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", _absolute(self.root))
+
+    @cached_property
+    def _selected_codes(self) -> frozenset[str]:
+        """Codes enabled before per-file ignores.
+
+        As in ruff, the more specific selector wins (`select = ["QL401"]`, `ignore = ["QL4"]`
+        keeps QL401) and `ignore` wins a tie. QL000 (file does not parse) is reported
+        whatever `select` says, unless it is ignored.
+        """
+        from qlint.registry import all_rules
+
+        enabled = set()
+        for code in all_rules():
+            selected = _longest_selector(code, self.select)
+            if code == PARSE_ERROR:
+                selected = max(selected, 0)
+            if selected > _longest_selector(code, self.ignore):
+                enabled.add(code)
+        return frozenset(enabled)
+
+    def enabled_codes(self, path: Path) -> frozenset[str]:
+        """The registry codes to run on `path` (relative to the cwd or absolute)."""
+        absolute = _absolute(path)
+        ignored = [
+            code
+            for pattern, codes in self.per_file_ignores
+            if _matches(absolute, pattern, self.root)
+            for code in codes
+        ]
+        if not ignored:
+            return self._selected_codes
+        return frozenset(code for code in self._selected_codes if _longest_selector(code, ignored) < 0)
+
+    def excludes_entry(self, path: Path) -> bool:
+        """Whether `path` itself (a file or directory met while walking) is excluded."""
+        absolute = _absolute(path)
+        return any(
+            _matches(absolute, pattern, self.root) for pattern in (*self.exclude, *self.extend_exclude)
+        )
+
+    def is_excluded(self, path: Path) -> bool:
+        """Whether `path` or one of its parent directories below the root is excluded."""
+        absolute = _absolute(path)
+        parents_below_root = [
+            parent for parent in absolute.parents if parent != self.root and parent.is_relative_to(self.root)
+        ]
+        return any(self.excludes_entry(candidate) for candidate in (absolute, *parents_below_root))
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything that changes which findings a file gets."""
+        state = {
+            "version": __version__,
+            "select": self.select,
+            "ignore": self.ignore,
+            "exclude": self.exclude,
+            "extend_exclude": self.extend_exclude,
+            "per_file_ignores": self.per_file_ignores,
+            "root": str(self.root),
+        }
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml holding a [tool.qlint] table, from `start` upwards."""
+    directory = _absolute(start)
+    if not directory.is_dir():
+        directory = directory.parent
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file() and "qlint" in _read_toml(candidate).get("tool", {}):
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def _settings_table(path: Path) -> dict[str, Any]:
+    """The qlint settings in `path`: [tool.qlint] of a pyproject.toml, else the top level."""
+    document = _read_toml(path)
+    if path.name != "pyproject.toml":
+        return document
+    tool = document.get("tool", {})
+    if "qlint" not in tool:
+        raise ConfigError(f"{path}: no [tool.qlint] table")
+    return tool["qlint"]
+
+
+def _known_prefixes() -> frozenset[str]:
+    from qlint.registry import all_rules
+
+    return frozenset(code[:length] for code in all_rules() for length in range(len(SELECT_ALL), len(code) + 1))
+
+
+def _check_codes(codes: Sequence[str], where: str) -> tuple[str, ...]:
+    known = _known_prefixes()
+    for code in codes:
+        if code not in known:
+            raise ConfigError(
+                f"{where}: unknown rule code or prefix {code!r} (it matches no rule; "
+                f"`qlint rule --all` lists them)"
+            )
+    return tuple(codes)
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected a list of strings, found {value!r}")
+    return tuple(value)
+
+
+def _parse_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check the settings table of `path`; returns Config keyword arguments."""
+    heading = "[tool.qlint]" if path.name == "pyproject.toml" else "settings"
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"{path}: {heading} {key}"
+        if key not in _KNOWN_KEYS:
+            close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(_KNOWN_KEYS)}"
+            raise ConfigError(f"{path}: {heading}: unknown key {key!r} ({hint})")
+        if key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: expected a table of glob = [codes], found {value!r}")
+            entries = []
+            for pattern, codes in value.items():
+                entry_where = f"{where} {pattern!r}"
+                entries.append((_pattern(pattern), _check_codes(_string_list(codes, entry_where), entry_where)))
+            settings["per_file_ignores"] = tuple(entries)
+            continue
+        strings = _string_list(value, where)
+        if key in _CODE_KEYS:
+            strings = _check_codes(strings, where)
+        else:
+            strings = tuple(_pattern(pattern) for pattern in strings)
+        settings[key.replace("-", "_")] = strings
+    return settings
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    start: Path | None = None,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    extend_exclude: Sequence[str] | None = None,
+) -> Config:
+    """Settings from `config_file`, else from the nearest pyproject.toml with [tool.qlint]
+    above `start` (default: the cwd), else defaults; then the command-line overrides:
+    `select`, `ignore` and `exclude` replace the file's value, `extend_exclude` adds to it.
+    Raises ConfigError for any mistake."""
+    source = config_file if config_file is not None else find_pyproject(start or Path.cwd())
+    if source is None:
+        config = Config(root=Path.cwd())
+    else:
+        source = _absolute(source)
+        if not source.is_file():
+            raise ConfigError(f"{source}: config file not found")
+        config = Config(root=source.parent, source=source, **_parse_table(_settings_table(source), source))
+    overrides: dict[str, Any] = {}
+    if select is not None:
+        overrides["select"] = _check_codes(select, "--select")
+    if ignore is not None:
+        overrides["ignore"] = _check_codes(ignore, "--ignore")
+    if exclude is not None:
+        overrides["exclude"] = tuple(_pattern(pattern) for pattern in exclude)
+    if extend_exclude is not None:
+        overrides["extend_exclude"] = config.extend_exclude + tuple(_pattern(p) for p in extend_exclude)
+    return replace(config, **overrides)
