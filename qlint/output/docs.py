@@ -1,0 +1,56 @@
+"""Markdown documentation of the rules, from the registry.
+
+`python -m qlint.output.docs > docs/rules.md` regenerates docs/rules.md;
+`qlint rule CODE` prints one rule's section.
+"""
+from __future__ import annotations
+
+from qlint.registry import Rule, all_rules
+
+REGENERATE = "python -m qlint.output.docs > docs/rules.md"
+
+
+def _heading(rule: type[Rule]) -> str:
+    return f"{rule.code} {rule.name}"
+
+
+def _anchor(rule: type[Rule]) -> str:
+    """GitHub's anchor for the rule's heading (codes and names are `[A-Za-z0-9-]`)."""
+    return _heading(rule).lower().replace(" ", "-")
+
+
+def _table_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def rule_markdown(rule: type[Rule]) -> str:
+    """One rule: what it does, why it is bad, a bad and a good example, the fix."""
+    fix_safety = "qlint can fix it automatically." if rule.fixable else "No automatic fix: change the code by hand."
+    return (
+        f"## {_heading(rule)}\n\n"
+        f"Severity: **{rule.severity}**. {fix_safety}\n\n"
+        f"### What it does\n\n{rule.summary}\n\n"
+        f"### Why is this bad?\n\n{rule.explanation.strip()}\n\n"
+        f"### Example\n\n```python\n{rule.bad_example().strip()}\n```\n\n"
+        f"### Use instead\n\n{rule.fix.strip()}\n\n```python\n{rule.good_example().strip()}\n```\n"
+    )
+
+
+def rules_markdown() -> str:
+    """docs/rules.md: an index table, then one section per rule in code order."""
+    rules = list(all_rules().values())
+    index = "".join(
+        f"| [{rule.code}](#{_anchor(rule)}) | {rule.name} | {rule.severity} | {_table_cell(rule.summary)} |\n"
+        for rule in rules
+    )
+    return (
+        "# Rules\n\n"
+        f"<!-- Generated from the rule registry by `{REGENERATE}`; do not edit by hand. -->\n\n"
+        "| Code | Name | Severity | Summary |\n"
+        "| --- | --- | --- | --- |\n"
+        f"{index}\n" + "\n".join(rule_markdown(rule) for rule in rules)
+    )
+
+
+if __name__ == "__main__":
+    print(rules_markdown(), end="")
