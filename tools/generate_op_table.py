@@ -83,10 +83,12 @@ def _qualified(name: str) -> Callable:
 
 
 def function(name: str, *calls: tuple[tuple, dict], integer_control: bool = False) -> list[Candidate]:
-    """A function spelled in full (`torch.special.expit`), called as name(self, *args)."""
+    """A function spelled in full (`torch.special.expit`), called as name(self, *args);
+    in-place functions run on a clone."""
     target = _qualified(name)
+    copy = name.endswith("_")
     forms = tuple(
-        (lambda x, y, a=args, k=kwargs: target(x, *_bind(a, y), **k))
+        (lambda x, y, a=args, k=kwargs: target(x.clone() if copy else x, *_bind(a, y), **k))
         for args, kwargs in (calls or (_call(),))
     )
     return [Candidate("functions", name, forms, integer_control)]
@@ -111,15 +113,7 @@ def torch_op(name: str, *calls: tuple[tuple, dict], inplace: bool = True,
     names = [name, name + "_"] if inplace else [name]
     for spelling in names:
         if callable(getattr(torch, spelling, None)):
-            if spelling.endswith("_"):
-                forms = tuple(
-                    (lambda x, y, s=spelling, a=args, k=kwargs:
-                     getattr(torch, s)(x.clone(), *_bind(a, y), **k))
-                    for args, kwargs in (calls or (_call(),))
-                )
-                found.append(Candidate("functions", "torch." + spelling, forms, integer_control))
-            else:
-                found += function("torch." + spelling, *calls, integer_control=integer_control)
+            found += function("torch." + spelling, *calls, integer_control=integer_control)
         if hasattr(torch.Tensor, spelling):
             found += method(spelling, *calls, integer_control=integer_control)
     if not any(c.name in (name, "torch." + name) for c in found):
@@ -143,11 +137,11 @@ RUNNING_MEAN, RUNNING_VAR = torch.zeros(4), torch.ones(4)
 PRELU_WEIGHT = torch.tensor([0.25])
 GRID = torch.rand(2, 3, 3, 2, generator=_rng) * 2 - 1
 TARGET = torch.randint(0, 4, (2, 6, 6), generator=_rng)
-WEIGHT_CONV1D, WEIGHT_CONV2D = torch.randn(3, 6, 3), torch.randn(3, 4, 3, 3)
-WEIGHT_CONV3D = torch.randn(3, 2, 3, 3, 3)
-WEIGHT_CONVT1D, WEIGHT_CONVT2D = torch.randn(6, 3, 3), torch.randn(4, 3, 3, 3)
-WEIGHT_CONVT3D = torch.randn(2, 3, 3, 3, 3)
-WEIGHT_LINEAR, WEIGHT_BILINEAR = torch.randn(3, 6), torch.randn(3, 6, 6)
+WEIGHT_CONV1D, WEIGHT_CONV2D = torch.randn(3, 6, 3, generator=_rng), torch.randn(3, 4, 3, 3, generator=_rng)
+WEIGHT_CONV3D = torch.randn(3, 2, 3, 3, 3, generator=_rng)
+WEIGHT_CONVT1D, WEIGHT_CONVT2D = torch.randn(6, 3, 3, generator=_rng), torch.randn(4, 3, 3, 3, generator=_rng)
+WEIGHT_CONVT3D = torch.randn(2, 3, 3, 3, 3, generator=_rng)
+WEIGHT_LINEAR, WEIGHT_BILINEAR = torch.randn(3, 6, generator=_rng), torch.randn(3, 6, 6, generator=_rng)
 EMBEDDING_INDEX = torch.tensor([[0, 2], [1, 5]])
 F = "torch.nn.functional."
 
@@ -404,7 +398,7 @@ def _candidates() -> list[Candidate]:
     for name in ("dropout", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"):
         add(function(F + name, _call(training=False)))
     add(custom("functions", F + "dropout1d", lambda x, y: torch.nn.functional.dropout1d(x[0], training=False)))
-    # interpolate: the default mode and bilinear, the two used in quantized models
+    # interpolate: nearest (the default) and bilinear; area and nearest-exact also run, bicubic crashes
     add(function(F + "interpolate", _call(scale_factor=2), _call(scale_factor=2, mode="bilinear")))
     for name in ("upsample", "upsample_nearest", "upsample_bilinear"):
         add(function(F + name, _call(scale_factor=2)))
@@ -515,8 +509,9 @@ def _assign_masked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return result
 
 
-# Crashing functionals and the nn module to use instead, if eager convert() swaps or
-# supports it: (module name, factory, float input for the check from the (2, 4, 6, 6) sample).
+# Crashing functionals and their nn module counterparts: (module name, factory, the float
+# input for the check, made from the (2, 4, 6, 6) sample). A counterpart is advised only when
+# a QuantStub -> module -> DeQuantStub model converts and runs with the engine's default qconfig.
 _SAME_INPUT: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
 _BATCH_OF_SEQUENCES: Callable[[torch.Tensor], torch.Tensor] = lambda x: x[0]
 _VOLUME: Callable[[torch.Tensor], torch.Tensor] = lambda x: x[None]
@@ -535,21 +530,14 @@ _counterpart(F + "selu torch.selu", "SELU", nn.SELU)
 _counterpart(F + "celu torch.celu", "CELU", nn.CELU)
 _counterpart(F + "silu", "SiLU", nn.SiLU)
 _counterpart(F + "mish", "Mish", nn.Mish)
-_counterpart(F + "gelu", "GELU", nn.GELU)
-_counterpart(F + "hardsigmoid", "Hardsigmoid", nn.Hardsigmoid)
-_counterpart(F + "hardtanh", "Hardtanh", nn.Hardtanh)
-_counterpart(F + "leaky_relu", "LeakyReLU", nn.LeakyReLU)
 _counterpart(F + "rrelu torch.rrelu", "RReLU", nn.RReLU)
 _counterpart(F + "prelu torch.prelu", "PReLU", nn.PReLU)
-_counterpart(F + "threshold torch.threshold", "Threshold", lambda: nn.Threshold(0.1, 0.0))
 _counterpart(F + "softplus", "Softplus", nn.Softplus)
 _counterpart(F + "softsign", "Softsign", nn.Softsign)
 _counterpart(F + "softshrink", "Softshrink", nn.Softshrink)
 _counterpart(F + "hardshrink torch.hardshrink", "Hardshrink", nn.Hardshrink)
 _counterpart(F + "tanhshrink", "Tanhshrink", nn.Tanhshrink)
 _counterpart(F + "logsigmoid", "LogSigmoid", nn.LogSigmoid)
-_counterpart(F + "sigmoid torch.sigmoid", "Sigmoid", nn.Sigmoid)
-_counterpart(F + "tanh torch.tanh", "Tanh", nn.Tanh)
 _counterpart(F + "softmax torch.softmax torch.special.softmax", "Softmax", lambda: nn.Softmax(dim=1))
 _counterpart(F + "log_softmax torch.log_softmax torch.special.log_softmax", "LogSoftmax",
              lambda: nn.LogSoftmax(dim=1))
@@ -561,20 +549,16 @@ _counterpart(F + "group_norm torch.group_norm", "GroupNorm", lambda: nn.GroupNor
 _counterpart(F + "instance_norm torch.instance_norm", "InstanceNorm2d", lambda: nn.InstanceNorm2d(4))
 _counterpart(F + "batch_norm torch.batch_norm", "BatchNorm2d", lambda: nn.BatchNorm2d(4))
 _counterpart(F + "local_response_norm", "LocalResponseNorm", lambda: nn.LocalResponseNorm(2))
-_counterpart(F + "dropout torch.dropout", "Dropout", nn.Dropout)
-_counterpart(F + "interpolate " + F + "upsample", "Upsample", lambda: nn.Upsample(scale_factor=2))
-_counterpart(F + "pixel_shuffle torch.pixel_shuffle", "PixelShuffle", lambda: nn.PixelShuffle(2))
-_counterpart(F + "pixel_unshuffle torch.pixel_unshuffle", "PixelUnshuffle", lambda: nn.PixelUnshuffle(2))
-_counterpart(F + "channel_shuffle torch.channel_shuffle", "ChannelShuffle", lambda: nn.ChannelShuffle(2))
-_counterpart(F + "pad", "ZeroPad2d", lambda: nn.ZeroPad2d(1))
-_counterpart(F + "avg_pool2d", "AvgPool2d", lambda: nn.AvgPool2d(2))
-_counterpart(F + "max_pool2d torch.max_pool2d", "MaxPool2d", lambda: nn.MaxPool2d(2))
-_counterpart(F + "adaptive_avg_pool2d", "AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(3))
+_counterpart(F + "adaptive_max_pool1d torch.adaptive_max_pool1d", "AdaptiveMaxPool1d",
+             lambda: nn.AdaptiveMaxPool1d(3), _BATCH_OF_SEQUENCES)
 _counterpart(F + "adaptive_max_pool2d", "AdaptiveMaxPool2d", lambda: nn.AdaptiveMaxPool2d(3))
+_counterpart(F + "adaptive_max_pool3d", "AdaptiveMaxPool3d", lambda: nn.AdaptiveMaxPool3d(3), _VOLUME)
+_counterpart(F + "lp_pool1d", "LPPool1d", lambda: nn.LPPool1d(2, 2), _BATCH_OF_SEQUENCES)
 _counterpart(F + "lp_pool2d", "LPPool2d", lambda: nn.LPPool2d(2, 2))
 _counterpart(F + "fractional_max_pool2d", "FractionalMaxPool2d",
              lambda: nn.FractionalMaxPool2d(2, output_size=3))
 _counterpart(F + "unfold", "Unfold", lambda: nn.Unfold(2))
+_counterpart(F + "fold", "Fold", lambda: nn.Fold((7, 7), 2), lambda x: x.reshape(2, 4, 36))
 _counterpart("torch.conv1d", "Conv1d", lambda: nn.Conv1d(6, 3, 3), _BATCH_OF_SEQUENCES)
 _counterpart("torch.conv2d", "Conv2d", lambda: nn.Conv2d(4, 3, 3))
 _counterpart("torch.conv3d", "Conv3d", lambda: nn.Conv3d(2, 3, 3), _VOLUME)
@@ -610,6 +594,7 @@ def classify(error: Exception) -> str:
 
 
 def _first_crash(candidate: Candidate, x: torch.Tensor, y: torch.Tensor) -> str:
+    """'runs', or the reason class of the first form that raises on the quantized inputs."""
     for form in candidate.forms:
         try:
             form(x, y)
@@ -619,6 +604,7 @@ def _first_crash(candidate: Candidate, x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def _control_failure(candidate: Candidate, x: torch.Tensor, y: torch.Tensor) -> str | None:
+    """Why the candidate fails on the float (or integer) version of its inputs, if it does."""
     if candidate.integer_control:
         x, y = x.int_repr(), y.int_repr()
     else:
@@ -637,6 +623,7 @@ def _module_survives_convert(factory: Callable[[], nn.Module], sample: Callable)
 
     x = sample(_inputs()[0].dequantize())
     model = nn.Sequential(QuantStub(), factory(), DeQuantStub()).eval()
+    model(x)  # outside the try: a broken factory or sample must not pass for "no support"
     model.qconfig = get_default_qconfig(torch.backends.quantized.engine)
     try:
         prepared = prepare(model)
