@@ -1,0 +1,180 @@
+"""Run the rules over files: parse, model, check, locate, filter `# noqa`.
+
+Linting is two-phase so that a class can derive from a module defined in another file of
+the run: every file is parsed and summarized first, the summaries are merged into one
+`ProjectIndex`, then the rules run. With enough files, each phase runs in worker
+processes that keep their parsed trees between the phases; only summaries and findings
+cross process boundaries.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import libcst as cst
+
+from qlint.finding import Finding
+from qlint.registry import all_rules
+from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
+from qlint.semantic.positions import locate
+
+if TYPE_CHECKING:
+    from qlint.config import Config
+
+PARSE_ERROR = "QL000"
+# Below this many files, worker processes cost more than they save.
+PARALLEL_MIN_FILES = 16
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+
+
+def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = None) -> list[Finding]:
+    """Lint files (already discovered) with the rules the config enables for each."""
+    tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
+    if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
+        findings = _lint_serial(tasks)
+    else:
+        findings = _lint_parallel(tasks, jobs)
+    return sorted(findings)
+
+
+def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
+    """Lint one file's source on its own (no other file's classes are known)."""
+    codes = frozenset(all_rules()) if codes is None else codes
+    unit = _Unit(Path(path), codes)
+    unit.parse(source.encode("utf-8"))
+    index = ProjectIndex([unit.model.summary()] if unit.model else [])
+    return sorted(unit.check(index))
+
+
+class _Unit:
+    """One file through both phases."""
+
+    def __init__(self, path: Path, codes: frozenset):
+        self.path = path
+        self.codes = codes
+        self.model: Optional[FileModel] = None
+        self.failure: Optional[Finding] = None
+
+    def parse(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
+        try:
+            if data is None:
+                data = self.path.read_bytes()
+            module = cst.parse_module(data)
+            source = data.decode(module.encoding)
+        except cst.ParserSyntaxError as exc:
+            message = str(exc).strip().splitlines()[0]
+            self.failure = self._failure(exc.editor_line, exc.editor_column, f"cannot parse: {message}")
+            return None
+        except (OSError, UnicodeDecodeError, LookupError) as exc:
+            self.failure = self._failure(1, 1, f"cannot read: {exc}")
+            return None
+        try:
+            self.model = FileModel(self.path, source, module)
+        except RecursionError:
+            self.failure = self._failure(1, 1, "too deeply nested to analyze")
+            return None
+        except Exception as exc:  # an internal failure is a finding, never a crash
+            self.failure = self._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
+            return None
+        return self.model.summary()
+
+    def _failure(self, line: int, column: int, message: str) -> Finding:
+        rule = all_rules()[PARSE_ERROR]
+        return Finding(str(self.path), line, column, line, column, PARSE_ERROR, rule.name, rule.severity, message)
+
+    def check(self, index: ProjectIndex) -> list[Finding]:
+        if self.failure is not None:
+            return [self.failure] if PARSE_ERROR in self.codes else []
+        model = self.model
+        model.index = index
+        reports, failures = [], []
+        for code, rule in all_rules().items():
+            if code not in self.codes or code == PARSE_ERROR:
+                continue
+            try:
+                reports.extend((rule, report) for report in rule().check(model))
+            except Exception as exc:  # an internal failure is a finding, never a crash
+                failures.append(self._failure(1, 1, f"internal error in {code}: {type(exc).__name__}: {exc}"))
+        if not reports:
+            return failures if PARSE_ERROR in self.codes else []
+        nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
+        positions = locate(model.module, nodes)
+        lines = model.source.splitlines()
+        findings, seen = [], set()
+        for rule, report in reports:
+            line, column, end_line, end_column = positions.get(id(report.node), (1, 1, 1, 1))
+            if (line, column, rule.code) in seen or _suppressed(lines, line, rule.code):
+                continue
+            seen.add((line, column, rule.code))
+            message = report.message
+            for name, node in (report.lines or {}).items():
+                message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))
+            findings.append(Finding(str(self.path), line, column, end_line, end_column, rule.code,
+                                    rule.name, report.severity or rule.severity, message))
+        if PARSE_ERROR in self.codes:
+            findings.extend(failures)
+        return findings
+
+
+def _suppressed(lines: list[str], line: int, code: str) -> bool:
+    if not 0 < line <= len(lines) or "noqa" not in lines[line - 1].lower():
+        return False
+    match = _NOQA.search(lines[line - 1])
+    if match is None:
+        return False
+    codes = match.group("codes")
+    return codes is None or code in {c.strip().upper() for c in codes.split(",")}
+
+
+def _lint_serial(tasks) -> list[Finding]:
+    units = [_Unit(path, codes) for path, codes in tasks]
+    summaries = [s for s in (unit.parse() for unit in units) if s is not None]
+    index = ProjectIndex(summaries)
+    return [finding for unit in units for finding in unit.check(index)]
+
+
+def _worker(conn, tasks) -> None:
+    units = [_Unit(path, codes) for path, codes in tasks]
+    conn.send([s for s in (unit.parse() for unit in units) if s is not None])
+    index = ProjectIndex(conn.recv())
+    conn.send([finding for unit in units for finding in unit.check(index)])
+    conn.close()
+
+
+def _lint_parallel(tasks, jobs: int) -> list[Finding]:
+    """Both phases in `jobs` processes, files balanced by size."""
+    shares = [[] for _ in range(jobs)]
+    loads = [0] * jobs
+    for task in sorted(tasks, key=lambda t: _size(t[0]), reverse=True):
+        i = loads.index(min(loads))
+        shares[i].append(task)
+        loads[i] += _size(task[0])
+    context = multiprocessing.get_context("forkserver" if os.name != "nt" else "spawn")
+    pipes, processes = [], []
+    for share in shares:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, share), daemon=True)
+        process.start()
+        child.close()
+        pipes.append(parent)
+        processes.append(process)
+    try:
+        summaries = [s for pipe in pipes for s in pipe.recv()]
+        for pipe in pipes:
+            pipe.send(summaries)
+        findings = [f for pipe in pipes for f in pipe.recv()]
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+    return findings
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,116 @@
+"""QL3xx: tensor arithmetic, which needs a FloatFunctional in eager-mode quantization."""
+from __future__ import annotations
+
+from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.rules.base import Report, forward_ops, short, snippet
+from qlint.semantic import torch_api as api
+
+_FF = "import torch\nimport torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n\n"
+
+_FLOAT_FUNCTIONAL_FOR = {"+": "add (or add_scalar for a Python number)",
+                         "-": "add of a negated operand, or a module",
+                         "*": "mul (or mul_scalar for a Python number)", "@": "matmul"}
+
+
+@register
+class TensorOperator(Rule):
+    code = "QL301"
+    name = "tensor-operator"
+    severity = ERROR
+    summary = "`+`, `-`, `*` or `@` with an activation operand"
+    explanation = (
+        "Quantized tensors have no `+`, `-`, `*` or `@`, and a Python number operand is "
+        "refused too (`promoteTypes with quantized numbers`): after `convert()` the model "
+        "raises at the first forward, though the float and fake-quant models ran. Shape "
+        "arithmetic (`x.size(0) * 2`) and config arithmetic are fine and not reported.")
+    fix = ("Create one FloatFunctional per operation in `__init__` (`self.skip_add = "
+           "FloatFunctional()`) and call its method: add, add_scalar, mul, mul_scalar, matmul, "
+           "or add_relu for an add followed by a ReLU.")
+    valid = (
+        _FF + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.skip_add = FloatFunctional()\n\n    def forward(self, x, y):\n"
+        "        n = x.size(0) * 2\n        return self.skip_add.add(x, y), n\n",
+    )
+    invalid = (
+        _FF + "class Block(nn.Module):\n    def forward(self, x, y):\n"
+        "        z = x + y  # expect: QL301\n        z = z * 0.5  # expect: QL301\n"
+        "        return z @ y  # expect: QL301\n",
+    )
+
+    def check(self, model):
+        for op in forward_ops(model, "binop"):
+            if op.name in _FLOAT_FUNCTIONAL_FOR:
+                yield Report(op.node, f"`{snippet(model, op.node)}` applies `{op.name}` to an activation; "
+                             f"quantized tensors have no `{op.name}` and convert() makes this raise. "
+                             f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.")
+
+
+@register
+class TensorFunction(Rule):
+    code = "QL302"
+    name = "tensor-function"
+    severity = ERROR
+    summary = "torch.add/mul/matmul/cat and Tensor.add/mul on activations"
+    explanation = (
+        "`torch.add`, `torch.sub`, `torch.mul`, `torch.matmul`, `torch.bmm` and the Tensor "
+        "methods `add`, `sub`, `mul`, `matmul` raise on quantized tensors (error). "
+        "`torch.cat` and `torch.stack` run, but the result reuses the first input's "
+        "quantization parameters, clipping inputs with other ranges (warning).")
+    fix = "Use a FloatFunctional per call: add, mul, matmul, or cat for concatenation."
+    valid = (
+        _FF + "class Merge(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.cat = FloatFunctional()\n\n    def forward(self, a, b):\n"
+        "        idx = torch.cat([torch.arange(3), torch.arange(2)])\n"
+        "        return self.cat.cat([a, b], dim=1), idx\n",
+    )
+    invalid = (
+        _FF + "class Merge(nn.Module):\n    def forward(self, a, b):\n"
+        "        c = torch.cat([a, b], dim=1)  # expect: QL302\n"
+        "        return torch.add(c, 1), a.mul(b)  # expect: QL302\n",
+    )
+
+    def check(self, model):
+        for op in forward_ops(model, "call", "method"):
+            if op.kind == "call" and op.name in api.ARITHMETIC_FUNCTIONS:
+                method = api.ARITHMETIC_FUNCTIONS[op.name]
+                yield Report(op.node, f"{short(op.name)} on activations raises after convert(); "
+                             f"use a FloatFunctional ({method}).")
+            elif op.kind == "method" and op.name in api.ARITHMETIC_METHODS and op.operands[0].is_act():
+                method = api.ARITHMETIC_METHODS[op.name]
+                yield Report(op.node, f"Tensor.{op.name} on an activation raises after convert(); "
+                             f"use a FloatFunctional ({method}).")
+            elif op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
+                yield Report(op.node, f"{short(op.name)} of activations runs after convert() but "
+                             "reuses one input's quantization parameters; use FloatFunctional.cat, "
+                             "which observes its own output range.", severity=WARNING)
+
+
+@register
+class TensorDivision(Rule):
+    code = "QL303"
+    name = "tensor-division"
+    severity = ERROR
+    summary = "Division of an activation"
+    explanation = (
+        "There is no quantized division kernel and no FloatFunctional for it: `/`, "
+        "`torch.div` and `true_divide` on a quantized activation raise after `convert()`.")
+    fix = ("Divide by a constant as a multiplication (FloatFunctional.mul_scalar(x, 1 / c)), "
+           "fold the constant into the previous layer's weights, or dequantize around it.")
+    valid = (
+        _FF + "class Scale(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n"
+        "        self.mul = FloatFunctional()\n        self.scale = dim ** -0.5\n\n"
+        "    def forward(self, x):\n        return self.mul.mul_scalar(x, self.scale)\n",
+    )
+    invalid = (
+        _FF + "class Scale(nn.Module):\n    def forward(self, x, y):\n"
+        "        x = x / 8.0  # expect: QL303\n        return torch.div(x, y)  # expect: QL303\n",
+    )
+
+    def check(self, model):
+        for op in forward_ops(model, "binop", "call", "method"):
+            if (op.kind == "binop" and op.name == "/") or (
+                    op.kind == "call" and op.name in api.DIVISION_FUNCTIONS) or (
+                    op.kind == "method" and op.name in api.DIVISION_METHODS and op.operands[0].is_act()):
+                yield Report(op.node, f"`{snippet(model, op.node)}` divides an activation; there is no "
+                             "quantized division. Multiply by the reciprocal with "
+                             "FloatFunctional.mul_scalar, or dequantize around it.")

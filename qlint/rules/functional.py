@@ -1,0 +1,154 @@
+"""QL1xx: functional calls that eager-mode quantization cannot see, swap or run."""
+from __future__ import annotations
+
+from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.rules.base import Report, forward_ops, short, snippet
+from qlint.semantic import torch_api as api
+
+_HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+
+
+@register
+class FunctionalRelu(Rule):
+    code = "QL101"
+    name = "functional-relu"
+    severity = WARNING
+    summary = "ReLU applied as a function, which fusion cannot see"
+    explanation = (
+        "`fuse_modules` fuses modules by attribute name: Conv-BN-ReLU becomes one ConvReLU2d "
+        "only when the ReLU is an `nn.ReLU` submodule. `F.relu`, `torch.relu` and "
+        "`x.relu()` run after convert, but reuse the input's quantization parameters and "
+        "leave the preceding conv unfused: an extra requantization and lost accuracy.")
+    fix = "Add `self.relu = nn.ReLU()` in `__init__` and call `self.relu(x)`; list it in fuse_modules."
+    valid = (
+        _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3)\n        self.relu = nn.ReLU()\n\n"
+        "    def forward(self, x):\n        return self.relu(self.conv(x))\n",
+        _HEADER + "def helper(x):\n    return F.relu(x)  # not a module's forward\n",
+    )
+    invalid = (
+        _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3)\n\n    def forward(self, x):\n"
+        "        return F.relu(self.conv(x))  # expect: QL101\n",
+        "import torch as T\nfrom torch import nn\nfrom torch.nn.functional import relu as r\n\n\n"
+        "class Block(nn.Module):\n    def forward(self, x):\n        y = r(x)  # expect: QL101\n"
+        "        y = T.relu(y)  # expect: QL101\n        return y.relu()  # expect: QL101\n",
+    )
+
+    def check(self, model):
+        for op in forward_ops(model, "call", "method"):
+            if op.name in api.FUNCTIONAL_RELU or (op.kind == "method" and op.name in api.RELU_METHODS):
+                module = "nn.ReLU6" if "relu6" in op.name else "nn.ReLU"
+                yield Report(op.node, f"`{snippet(model, op.node)}` applies ReLU as a function; "
+                             f"fusion cannot see it and it reuses its input's qparams. "
+                             f"Use a {module} submodule and fuse it with the layer before.")
+
+
+@register
+class FunctionalNeedsModule(Rule):
+    code = "QL102"
+    name = "functional-needs-module"
+    severity = ERROR
+    summary = "A functional op with no quantized kernel where an nn module exists"
+    explanation = (
+        "After `convert()`, tensors between QuantStub and DeQuantStub are quantized. These "
+        "functionals (`F.hardswish`, `F.silu`, `F.softmax`, `F.layer_norm`, ...) have no "
+        "QuantizedCPU kernel and raise at the first forward; their module counterparts are "
+        "swapped for quantized implementations or carry their own observers. The list is "
+        "measured on a real torch (`qlint/data/quantized_ops.json`).")
+    fix = "Use the module counterpart as a submodule (`self.act = nn.Hardswish()`)."
+    valid = (
+        _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.act = nn.Hardswish()\n\n    def forward(self, x):\n        return self.act(x)\n",
+    )
+    invalid = (
+        _HEADER + "class Block(nn.Module):\n    def forward(self, x):\n"
+        "        return F.hardswish(x)  # expect: QL102\n",
+        "import torch\nfrom torch import nn\nfrom torch.nn import functional as Fn\n\n\n"
+        "class Attn(nn.Module):\n    def forward(self, q, k):\n"
+        "        return Fn.softmax(q, dim=-1)  # expect: QL102\n",
+    )
+
+    def check(self, model):
+        needs_module = api.functional_needs_module()
+        for op in forward_ops(model, "call"):
+            module = needs_module.get(op.name)
+            if module:
+                yield Report(op.node, f"{short(op.name)} has no quantized kernel and raises after "
+                             f"convert(); use a {short(module)} submodule instead.")
+
+
+@register
+class FunctionalWeightedLayer(Rule):
+    code = "QL103"
+    name = "functional-weighted-layer"
+    severity = ERROR
+    summary = "A conv, linear or embedding applied as a function with its own weights"
+    explanation = (
+        "`convert()` swaps `nn.Conv2d`/`nn.Linear`/`nn.Embedding` modules for quantized ones "
+        "and quantizes their weights. `F.conv2d(x, self.weight)` or `F.linear(x, w, b)` is "
+        "invisible to it: the weights stay float and the float kernel meets a quantized input.")
+    fix = "Hold the weights in the module counterpart (`self.fc = nn.Linear(...)`) and call it."
+    valid = (
+        _HEADER + "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n",
+    )
+    invalid = (
+        _HEADER + "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 2)\n\n    def forward(self, x):\n"
+        "        return F.linear(x, self.fc.weight, self.fc.bias)  # expect: QL103\n",
+    )
+
+    def check(self, model):
+        for op in forward_ops(model, "call"):
+            module = api.WEIGHTED_FUNCTIONALS.get(op.name)
+            if module:
+                yield Report(op.node, f"{short(op.name)} applies weights directly; convert() never "
+                             f"swaps or quantizes it. Use a {module} submodule.")
+
+
+@register
+class NoQuantizedKernel(Rule):
+    code = "QL104"
+    name = "no-quantized-kernel"
+    severity = ERROR
+    summary = "An op with no quantized CPU kernel applied to an activation"
+    explanation = (
+        "Between QuantStub and DeQuantStub the activations of a converted model are quantized "
+        "tensors. Ops with no QuantizedCPU kernel (`exp`, `log`, `pow`, `sqrt`, `sum`, `var`, "
+        "unary `-x`, `x ** 2`, ...) raise NotImplementedError at the first forward after "
+        "`convert()`, though the float and fake-quant models run fine. The table is measured "
+        "on a real torch (`qlint/data/quantized_ops.json`).")
+    fix = ("Move the op outside the quantized region (DeQuantStub before it, QuantStub after), "
+           "or replace it with a quantizable module.")
+    valid = (
+        _HEADER + "class GeM(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.dequant = torch.ao.quantization.DeQuantStub()\n\n"
+        "    def forward(self, x):\n        n = x.size(0) * 2\n        return self.dequant(x), n\n",
+    )
+    invalid = (
+        _HEADER + "class GeM(nn.Module):\n    def forward(self, x):\n"
+        "        x = x.clamp(min=1e-6).pow(3)  # expect: QL104\n"
+        "        return torch.exp(x)  # expect: QL104\n",
+        "import torch as T\nimport torch.nn as nn\n\n\nclass Neg(nn.Module):\n"
+        "    def forward(self, x):\n        return -x  # expect: QL104\n",
+    )
+
+    def check(self, model):
+        functions, methods = api.no_kernel_functions(), api.no_kernel_methods()
+        operators = api.no_kernel_operators()
+        needs_module = api.functional_needs_module()
+        for op in forward_ops(model, "call", "method", "binop", "unary", "compare"):
+            if op.kind == "call":
+                hit = op.name in functions and op.name not in needs_module
+                what = short(op.name)
+            elif op.kind == "method":
+                hit = op.name in methods and op.operands[0].is_act()
+                what = f"Tensor.{op.name}"
+            else:
+                hit = op.name in operators
+                what = f"`{op.name.replace('unary ', '')}`"
+            if hit:
+                yield Report(op.node, f"{what} has no quantized kernel: `{snippet(model, op.node)}` "
+                             f"raises after convert(). Dequantize before it or keep it out of the "
+                             f"quantized region.")

@@ -1,0 +1,180 @@
+"""QL6xx: the order of QAT steps in training code (any function, not only modules)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.rules.base import Report
+from qlint.semantic import torch_api as api
+from qlint.semantic.model import FileModel
+from qlint.semantic.walk import iter_nodes
+
+_HEADER = ("import copy\nimport torch\nfrom torch.ao.quantization import (\n"
+           "    fuse_modules, fuse_modules_qat, get_default_qat_qconfig, prepare_qat)\n\n\n")
+
+
+@dataclass
+class _Step:
+    kind: str  # "optimizer", "prepare_qat" or "fuse_eval"
+    model: str  # the variable holding the model
+    node: cst.CSTNode
+
+
+def _parameters_owner(expr) -> Optional[str]:
+    """`model` in an argument built from `model.parameters()` (or named_parameters)."""
+    for node in iter_nodes(expr):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value in ("parameters", "named_parameters") \
+                and isinstance(node.func.value, cst.Name):
+            return node.func.value.value
+    return None
+
+
+def _is_optimizer(qname: Optional[str]) -> bool:
+    if not qname or not qname.startswith("torch.optim."):
+        return False
+    last = qname.rsplit(".", 1)[-1]
+    return last[:1].isupper() and ".lr_scheduler." not in qname and ".swa_utils." not in qname
+
+
+def _optimizer_builders(model: FileModel) -> dict[str, int]:
+    """Module-level functions that build an optimizer from one of their parameters' .parameters()."""
+    builders = {}
+    for name, func in model.functions.items():
+        params = [p.name.value for p in func.params.params]
+        for node in iter_nodes(func.body, into_functions=False):
+            if isinstance(node, cst.Call) and node.args and _is_optimizer(model.qname(node.func)):
+                owner = _parameters_owner(node.args[0].value)
+                if owner in params:
+                    builders[f"{model.module_name}.{name}"] = params.index(owner)
+    return builders
+
+
+def _steps(model: FileModel, body, builders) -> Iterator[_Step]:
+    """The QAT-relevant steps of a function body in source order, with copies as aliases."""
+    lineage: dict[str, str] = {}
+
+    def root(name):
+        while name in lineage and lineage[name] != name:
+            name = lineage[name]
+        return name
+
+    for node in iter_nodes(body, into_functions=False):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            target, value = node.targets[0].target.value, node.value
+            source = None
+            if isinstance(value, cst.Name):
+                source = value.value
+            elif isinstance(value, cst.Call) and value.args and isinstance(value.args[0].value, cst.Name):
+                called = model.qname(value.func)
+                if called in ("copy.deepcopy", "copy.copy") or called in api.PREPARE_QAT:
+                    source = value.args[0].value.value
+            if source is not None and root(source) != target:
+                lineage[target] = root(source)
+        if not isinstance(node, cst.Call) or not node.args:
+            continue
+        qname = model.qname(node.func)
+        first = node.args[0].value
+        if _is_optimizer(qname):
+            owner = _parameters_owner(first)
+            if owner:
+                yield _Step("optimizer", root(owner), node)
+        elif qname in builders and len(node.args) > builders[qname]:
+            arg = node.args[builders[qname]].value
+            if isinstance(arg, cst.Name):
+                yield _Step("optimizer", root(arg.value), node)
+        elif qname in api.PREPARE_QAT and isinstance(first, cst.Name):
+            yield _Step("prepare_qat", root(first.value), node)
+        elif qname == api.FUSE_EVAL and isinstance(first, cst.Name):
+            yield _Step("fuse_eval", root(first.value), node)
+
+
+def _function_bodies(model: FileModel):
+    yield model.module
+    for node in iter_nodes(model.module):
+        if isinstance(node, cst.FunctionDef):
+            yield node.body
+
+
+def _sequences(model: FileModel):
+    if "prepare_qat" not in model.source:
+        return
+    builders = _optimizer_builders(model)
+    for body in _function_bodies(model):
+        steps = list(_steps(model, body, builders))
+        if any(step.kind == "prepare_qat" for step in steps):
+            yield steps
+
+
+@register
+class OptimizerBeforePrepareQat(Rule):
+    code = "QL601"
+    name = "optimizer-before-prepare-qat"
+    severity = ERROR
+    summary = "An optimizer built from model.parameters() before prepare_qat, and not rebuilt"
+    explanation = (
+        "`prepare_qat` swaps modules for their QAT versions and adds fake-quant modules whose "
+        "learnable scale and zero_point are new nn.Parameters; with `inplace=False` every "
+        "weight is a new tensor. An optimizer built before holds the old parameters: the new "
+        "ones never train and the stale ones update nothing the model uses.")
+    fix = "Build the optimizer (and its scheduler) after prepare_qat, from the prepared model."
+    valid = (
+        _HEADER + "def train(model):\n    model.qconfig = get_default_qat_qconfig('x86')\n"
+        "    model = prepare_qat(model)\n    return torch.optim.SGD(model.parameters(), lr=0.01)\n",
+    )
+    invalid = (
+        _HEADER + "def train(model):\n"
+        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)  # expect: QL601\n"
+        "    qat_model = copy.deepcopy(model)\n    prepare_qat(qat_model, inplace=True)\n"
+        "    return qat_model, optimizer\n",
+    )
+
+    def check(self, model):
+        for steps in _sequences(model):
+            for i, step in enumerate(steps):
+                if step.kind != "optimizer":
+                    continue
+                later = steps[i + 1:]
+                prepared = next((s for s in later if s.kind == "prepare_qat" and s.model == step.model), None)
+                if prepared is None:
+                    continue
+                after = later[later.index(prepared) + 1:]
+                if not any(s.kind == "optimizer" and s.model == step.model for s in after):
+                    yield Report(step.node, "this optimizer is built before prepare_qat (line {prepare}) "
+                                 "and never rebuilt: the fake-quant parameters and swapped modules "
+                                 "prepare_qat creates are not in it. Build it after prepare_qat.",
+                                 lines={"prepare": prepared.node})
+
+
+@register
+class EvalFusionBeforeQat(Rule):
+    code = "QL602"
+    name = "eval-fusion-before-qat"
+    severity = WARNING
+    summary = "fuse_modules (eval fusion) on a model later given to prepare_qat"
+    explanation = (
+        "`fuse_modules` folds BatchNorm into the conv weights for inference: QAT then trains "
+        "without batch statistics. `fuse_modules_qat` keeps BN as a trainable part of "
+        "ConvBn2d, which QAT expects (and `freeze_bn_stats` can act on).")
+    fix = "Use fuse_modules_qat before prepare_qat (the model in train mode)."
+    valid = (
+        _HEADER + "def train(model):\n    model.train()\n"
+        "    fuse_modules_qat(model, [['conv', 'bn', 'relu']], inplace=True)\n"
+        "    return prepare_qat(model)\n",
+    )
+    invalid = (
+        _HEADER + "def train(model):\n    model.eval()\n"
+        "    fuse_modules(model, [['conv', 'bn', 'relu']], inplace=True)  # expect: QL602\n"
+        "    model.train()\n    return prepare_qat(model)\n",
+    )
+
+    def check(self, model):
+        for steps in _sequences(model):
+            for i, step in enumerate(steps):
+                if step.kind == "fuse_eval" and any(
+                        s.kind == "prepare_qat" and s.model == step.model for s in steps[i + 1:]):
+                    yield Report(step.node, "fuse_modules folds BatchNorm for inference, but this model "
+                                 "is trained with prepare_qat later; use fuse_modules_qat.")

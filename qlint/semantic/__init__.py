@@ -1,0 +1,1 @@
+"""The semantic model rules query: names, classes, attributes, the forward path."""

@@ -1,0 +1,136 @@
+"""Fuse groups a module class declares, and the fusible chains its forward path runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from qlint.semantic import torch_api as api
+from qlint.semantic.forward import ModuleCall, Trace
+from qlint.semantic.model import ClassModel, FileModel
+from qlint.semantic.walk import iter_nodes
+
+
+@dataclass
+class FuseGroup:
+    node: cst.CSTNode  # the group's list, or the call for a flat list of names
+    names: list[tuple[str, cst.CSTNode]]  # full dotted names from the class, with their strings
+
+
+@dataclass
+class FuseCall:
+    node: cst.Call
+    qat: Optional[bool]  # None when either function may be called
+    groups: list[FuseGroup]
+
+
+def _fuse_function(model: FileModel, expr, aliases: dict) -> Optional[set[str]]:
+    """The fuse functions an expression may be (through local `fuse = a if qat else b`)."""
+    if isinstance(expr, cst.Name) and expr.value in aliases:
+        return aliases[expr.value]
+    if isinstance(expr, cst.IfExp):
+        found = [_fuse_function(model, e, aliases) for e in (expr.body, expr.orelse)]
+        return set().union(*found) if all(found) else None
+    qname = model.qname(expr)
+    return {qname} if qname in api.FUSE_FUNCTIONS else None
+
+
+def _string(expr) -> Optional[str]:
+    if isinstance(expr, cst.SimpleString):
+        value = expr.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _self_path(expr) -> Optional[str]:
+    """'' for `self`, 'features' for `self.features`; None for anything else."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name) and expr.value == "self":
+        return ".".join(reversed(parts))
+    return None
+
+
+def _groups(expr, prefix: str, call: cst.Call) -> Optional[list[FuseGroup]]:
+    if not isinstance(expr, (cst.List, cst.Tuple)) or not expr.elements:
+        return None
+    join = (lambda name: f"{prefix}.{name}") if prefix else (lambda name: name)
+    if all(_string(e.value) is not None for e in expr.elements):
+        return [FuseGroup(expr, [(join(_string(e.value)), e.value) for e in expr.elements])]
+    groups = []
+    for element in expr.elements:
+        inner = element.value
+        if not isinstance(inner, (cst.List, cst.Tuple)):
+            return None
+        names = [(_string(e.value), e.value) for e in inner.elements]
+        if any(name is None for name, _ in names):
+            return None
+        groups.append(FuseGroup(inner, [(join(name), node) for name, node in names]))
+    return groups
+
+
+def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
+    """Every fuse_modules / fuse_modules_qat call in the class that fuses its own submodules."""
+    calls = []
+    for method in cls.methods.values():
+        aliases: dict[str, set[str]] = {}
+        for node in iter_nodes(method.body):
+            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                found = _fuse_function(model, node.value, aliases)
+                if found:
+                    aliases[node.targets[0].target.value] = found
+            if not isinstance(node, cst.Call):
+                continue
+            functions = _fuse_function(model, node.func, aliases)
+            if not functions:
+                continue
+            positional = [a for a in node.args if a.keyword is None]
+            named = {a.keyword.value: a for a in node.args if a.keyword is not None}
+            target = positional[0] if positional else named.get("model")
+            groups_arg = positional[1] if len(positional) > 1 else named.get("modules_to_fuse")
+            if target is None or groups_arg is None:
+                continue
+            prefix = _self_path(target.value)
+            if prefix is None:
+                continue
+            groups = _groups(groups_arg.value, prefix, node)
+            if groups:
+                qat = None if len(functions) > 1 else api.FUSE_QAT in functions
+                calls.append(FuseCall(node, qat, groups))
+    return calls
+
+
+def fusible_chains(model: FileModel, trace: Trace) -> list[list[ModuleCall]]:
+    """Maximal runs of directly chained submodule calls matching torch's fusion patterns
+    (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU, Linear-BN, BN-ReLU, ...)."""
+    def role(call: ModuleCall):
+        return api.fusion_role(model.index.torch_base(call.cls)) if call.op is None else None
+
+    consumers: dict[int, list[ModuleCall]] = {}
+    for call in trace.calls:
+        if call.input is not None:
+            consumers.setdefault(id(call.input), []).append(call)
+    chains, used = [], set()
+    for call in trace.calls:
+        if id(call) in used or call.key is None or role(call) is None:
+            continue
+        chain, roles = [call], (role(call),)
+        while True:
+            following = consumers.get(id(chain[-1]), [])
+            if len(following) != 1 or following[0].key is None:
+                break
+            nxt = following[0]
+            extended = roles + (role(nxt),)
+            if not any(p[: len(extended)] == extended for p in api.FUSIBLE_PATTERNS):
+                break
+            chain.append(nxt)
+            roles = extended
+        while len(chain) > 1 and roles not in api.FUSIBLE_PATTERNS:
+            chain, roles = chain[:-1], roles[:-1]
+        if len(chain) > 1:
+            used.update(id(c) for c in chain)
+            chains.append(chain)
+    return chains

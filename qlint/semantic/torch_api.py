@@ -1,0 +1,176 @@
+"""What the linter knows about torch, by canonical qualified name (torch is never imported).
+
+The crash table for QL102/QL104 is measured on a real torch and shipped as data
+(`qlint/data/quantized_ops.json`, made by `tools/generate_op_table.py`); the rest is the
+eager-mode quantization API, which changes rarely and is checked by tests against torch.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+F = "torch.nn.functional."
+NN = "torch.nn."
+
+MODULE_BASES = frozenset({"torch.nn.Module", "torch.jit.ScriptModule"})
+CONTAINERS = {
+    "torch.nn.Sequential": "sequential",
+    "torch.nn.ModuleList": "list",
+    "torch.nn.ModuleDict": "dict",
+}
+PARAMETER = "torch.nn.Parameter"
+FLOAT_FUNCTIONAL = frozenset({
+    "torch.ao.nn.quantized.FloatFunctional",
+    "torch.ao.nn.quantized.QFunctional",
+})
+FLOAT_FUNCTIONAL_OPS = ("add", "add_scalar", "mul", "mul_scalar", "cat", "add_relu", "matmul")
+QUANT_STUBS = frozenset({"torch.ao.quantization.QuantStub", "torch.ao.quantization.DeQuantStub",
+                         "torch.ao.quantization.QuantWrapper"})
+
+# Stateless, qparam-preserving modules: calling one twice is harmless (QL401 exempt).
+_STATELESS = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+              "FeatureAlphaDropout", "Flatten", "Unflatten", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+              "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+              "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+              "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
+              "PixelUnshuffle", "ChannelShuffle")
+STATELESS_MODULES = frozenset(NN + n for n in _STATELESS) | {"torch.ao.quantization.DeQuantStub"}
+
+# Modules with an `inplace` flag, and its positional index in the constructor.
+INPLACE_MODULE_POSITION = {NN + name: index for name, index in {
+    "ReLU": 0, "ReLU6": 0, "SELU": 0, "SiLU": 0, "Mish": 0, "Hardswish": 0, "Hardsigmoid": 0,
+    "LeakyReLU": 1, "ELU": 1, "CELU": 1, "Hardtanh": 2, "RReLU": 2, "Threshold": 2,
+    "Dropout": 1, "Dropout1d": 1, "Dropout2d": 1, "Dropout3d": 1, "AlphaDropout": 1,
+    "FeatureAlphaDropout": 1,
+}.items()}
+
+# Functionals with an `inplace` argument, and its positional index.
+INPLACE_FUNCTION_POSITION = {F + name: index for name, index in {
+    "relu": 1, "relu6": 1, "selu": 1, "silu": 1, "mish": 1, "hardswish": 1, "hardsigmoid": 1,
+    "elu": 2, "celu": 2, "leaky_relu": 2, "hardtanh": 3, "threshold": 3, "rrelu": 4,
+    "dropout": 3, "dropout1d": 3, "dropout2d": 3, "dropout3d": 3, "alpha_dropout": 3,
+    "feature_alpha_dropout": 3,
+}.items()}
+
+FUNCTIONAL_RELU = frozenset({F + "relu", F + "relu6", "torch.relu", "torch.relu_",
+                             "torch.nn.functional.relu_"})
+RELU_METHODS = frozenset({"relu", "relu_"})
+
+WEIGHTED_FUNCTIONALS = {F + name: module for name, module in {
+    "conv1d": "nn.Conv1d", "conv2d": "nn.Conv2d", "conv3d": "nn.Conv3d",
+    "conv_transpose1d": "nn.ConvTranspose1d", "conv_transpose2d": "nn.ConvTranspose2d",
+    "conv_transpose3d": "nn.ConvTranspose3d", "linear": "nn.Linear", "bilinear": "nn.Bilinear",
+    "embedding": "nn.Embedding", "embedding_bag": "nn.EmbeddingBag",
+}.items()} | {"torch.conv1d": "nn.Conv1d", "torch.conv2d": "nn.Conv2d", "torch.conv3d": "nn.Conv3d"}
+
+# QL302: arithmetic with a FloatFunctional counterpart.
+ARITHMETIC_FUNCTIONS = {
+    "torch.add": "add", "torch.sub": "add (of a negated operand) or a module",
+    "torch.subtract": "add (of a negated operand) or a module", "torch.mul": "mul",
+    "torch.multiply": "mul", "torch.matmul": "matmul", "torch.bmm": "matmul", "torch.mm": "matmul",
+}
+ARITHMETIC_METHODS = {
+    "add": "add", "sub": "add (of a negated operand) or a module",
+    "subtract": "add (of a negated operand) or a module", "mul": "mul", "multiply": "mul",
+    "matmul": "matmul", "bmm": "matmul", "mm": "matmul",
+}
+CONCAT_FUNCTIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate", "torch.stack"})
+DIVISION_FUNCTIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
+DIVISION_METHODS = frozenset({"div", "divide", "true_divide"})
+
+# Results that are not activations even when computed from one.
+SHAPE_ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "device", "is_quantized", "is_cuda",
+                              "requires_grad", "layout", "is_sparse", "names", "grad_fn",
+                              "is_leaf", "itemsize", "nbytes"})
+SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "item", "tolist",
+                           "stride", "element_size", "data_ptr", "get_device", "is_contiguous",
+                           "is_floating_point", "is_complex", "storage_offset", "q_scale",
+                           "q_zero_point", "qscheme", "new_zeros", "new_ones", "new_full",
+                           "new_empty", "new_tensor", "type", "__len__"})
+SHAPE_FUNCTIONS = frozenset({"torch.numel", "torch.is_tensor", "torch.is_floating_point",
+                             "torch.broadcast_shapes", "torch.jit.is_scripting",
+                             "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.Size",
+                             "torch.zeros_like", "torch.ones_like", "torch.full_like",
+                             "torch.empty_like", "torch.rand_like", "torch.randn_like",
+                             "torch.randint_like", "torch.finfo", "torch.iinfo",
+                             "torch.fx._symbolic_trace.is_fx_tracing", "torch.is_autocast_enabled"})
+# Builtins whose result is a Python value.
+PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinstance", "hasattr",
+                                   "getattr", "range", "enumerate", "zip", "math", "round",
+                                   "print", "repr", "type", "id", "callable", "issubclass"})
+INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
+
+# fuse_modules and friends, and what prepares a model for QAT.
+FUSE_EVAL = "torch.ao.quantization.fuse_modules"
+FUSE_QAT = "torch.ao.quantization.fuse_modules_qat"
+FUSE_FUNCTIONS = frozenset({FUSE_EVAL, FUSE_QAT})
+PREPARE_QAT = frozenset({"torch.ao.quantization.prepare_qat",
+                         "torch.ao.quantization.quantize_fx.prepare_qat_fx"})
+
+CONV = frozenset(NN + f"Conv{d}d" for d in (1, 2, 3))
+CONV_TRANSPOSE = frozenset(NN + f"ConvTranspose{d}d" for d in (1, 2, 3))
+BATCH_NORM = frozenset(NN + f"BatchNorm{d}d" for d in (1, 2, 3))
+LINEAR = frozenset({NN + "Linear"})
+RELU = frozenset({NN + "ReLU"})
+
+
+def fusion_role(cls: str | None) -> str | None:
+    """The role of a module class in torch's eager fusion patterns."""
+    if cls in CONV:
+        return "conv"
+    if cls in CONV_TRANSPOSE:
+        return "convtranspose"
+    if cls in LINEAR:
+        return "linear"
+    if cls in BATCH_NORM:
+        return "bn"
+    if cls in RELU:
+        return "relu"
+    return None
+
+
+# torch.ao.quantization.fuser_method_mappings._DEFAULT_OP_LIST_TO_FUSER_METHOD, by role.
+FUSIBLE_PATTERNS = (
+    ("conv", "bn", "relu"), ("conv", "bn"), ("conv", "relu"), ("linear", "bn"),
+    ("linear", "relu"), ("bn", "relu"), ("convtranspose", "bn"),
+)
+
+
+def is_torch_module_class(qname: str) -> bool:
+    """A torch.nn / torch.ao.nn class that is an nn.Module (not Parameter or Buffer)."""
+    if qname in QUANT_STUBS or qname in FLOAT_FUNCTIONAL or qname in MODULE_BASES:
+        return True
+    if not (qname.startswith(NN) or qname.startswith("torch.ao.nn.")):
+        return False
+    last = qname.rsplit(".", 1)[-1]
+    if qname.startswith(F) or not last[:1].isupper():
+        return False
+    return last not in {"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"}
+
+
+@lru_cache(maxsize=None)
+def op_table() -> dict:
+    """The measured table of ops that crash on quantized tensors."""
+    text = resources.files("qlint").joinpath("data/quantized_ops.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def functional_needs_module() -> dict[str, str]:
+    return dict(op_table()["functional_needs_module"])
+
+
+@lru_cache(maxsize=None)
+def no_kernel_functions() -> frozenset[str]:
+    return frozenset(op_table()["no_quantized_kernel"]["functions"])
+
+
+@lru_cache(maxsize=None)
+def no_kernel_methods() -> frozenset[str]:
+    return frozenset(op_table()["no_quantized_kernel"]["methods"])
+
+
+@lru_cache(maxsize=None)
+def no_kernel_operators() -> frozenset[str]:
+    return frozenset(op_table()["no_quantized_kernel"]["operators"])
