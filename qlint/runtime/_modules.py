@@ -13,6 +13,8 @@ model it is given.
 - ``is_quantized_module(module)``: a module produced by ``convert()`` (static, dynamic,
   reference), per torch's default module mappings.
 - ``swappable_float_types()``: the module types ``convert()``/``prepare_qat()`` swap.
+- ``effective_qconfigs(model)``: each module's qconfig as ``propagate_qconfig_`` would
+  assign it, or None when no module carries a ``qconfig`` attribute.
 - ``parent_name(name)``: ``"layer1.0.relu"`` -> ``"layer1.0"``.
 """
 
@@ -138,3 +140,19 @@ def swappable_float_types() -> tuple[type, ...]:
 def parent_name(name: str) -> str:
     """The qualified name of the parent module (``""`` for the root's children)."""
     return name.rpartition(".")[0]
+
+
+def effective_qconfigs(model: nn.Module) -> dict[str, Any] | None:
+    """Qualified name -> qconfig (own, else the nearest ancestor's, else None).
+
+    None when no module has a ``qconfig`` attribute at all: nothing tells which part
+    of the model is meant to be quantized (``convert()`` deletes the attributes unless
+    called with ``remove_qconfig=False``).
+    """
+    qconfigs: dict[str, Any] = {}
+    found = False
+    for name, module in model.named_modules(remove_duplicate=False):
+        found = found or hasattr(module, "qconfig")
+        inherited = qconfigs.get(parent_name(name)) if name else None
+        qconfigs[name] = getattr(module, "qconfig", inherited)
+    return qconfigs if found else None

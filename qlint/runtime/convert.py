@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qlint.runtime._modules import (
+    effective_qconfigs,
     is_quantized_module,
     module_type,
     parent_name,
@@ -23,18 +24,6 @@ from qlint.runtime._torch import require_torch
 
 if TYPE_CHECKING:
     from torch import nn
-
-_UNSET = object()
-
-
-def _effective_qconfigs(model: nn.Module) -> dict[str, object]:
-    """Qualified name -> the module's qconfig, inherited from the nearest ancestor that has one."""
-    qconfigs: dict[str, object] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        inherited = qconfigs.get(parent_name(name), _UNSET) if name else _UNSET
-        qconfigs[name] = getattr(module, "qconfig", inherited)
-    return qconfigs
-
 
 def _swap_note(module: nn.Module) -> str:
     """Why convert() left this swappable module float, as far as its type tells."""
@@ -78,13 +67,13 @@ def assert_converted(model: nn.Module) -> None:
             f"none among its {len(modules)} modules: convert() has not run on it.\n"
             "  fix: model = torch.ao.quantization.convert(prepared_model)."
         )
-    qconfigs = _effective_qconfigs(model)
-    knows_qconfig = any(qconfig is not _UNSET for qconfig in qconfigs.values())
+    qconfigs = effective_qconfigs(model)
+    knows_qconfig = qconfigs is not None
     has_quantized_child = {parent_name(name) for name in quantized if name}
 
     def in_region(name: str) -> bool:
         if knows_qconfig:
-            return qconfigs[name] not in (None, _UNSET)
+            return qconfigs[name] is not None
         return name in has_quantized_child or (bool(name) and parent_name(name) in has_quantized_child)
 
     swappable = swappable_float_types()

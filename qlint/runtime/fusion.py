@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from qlint.runtime._modules import (
     as_args,
+    effective_qconfigs,
     eval_copy,
     is_quant_machinery,
     is_quantized_module,
@@ -95,23 +96,38 @@ def _float_class(cls: type) -> type:
     return _quantized_to_float().get(cls, cls)
 
 
-def _fusion_parts(module: nn.Module) -> tuple[type, ...]:
-    """The float module types a unit computes, in order (ConvBn2d -> Conv2d, BatchNorm2d)."""
+@functools.cache
+def _float_fused_types() -> tuple[type, ...]:
+    """The float fused classes (ConvReLU2d, ConvBn2d, ...): Sequentials of their parts."""
     require_torch()
-    from torch import nn
-    from torch.ao.nn.intrinsic import _FusedModule
+    from torch.ao.nn.intrinsic.modules import fused
 
+    return tuple(
+        cls
+        for cls in vars(fused).values()
+        if isinstance(cls, type)
+        and issubclass(cls, fused._FusedModule)
+        and cls is not fused._FusedModule
+    )
+
+
+def _fusion_parts(module: nn.Module) -> tuple[type, ...]:
+    """The float module types a unit computes, in order (ConvBn2d -> Conv2d, BatchNorm2d).
+
+    QAT conv modules name their parts in ``_FLOAT_*_MODULE`` attributes; float fused
+    modules hold them as children; any other module counts as one part.
+    """
     cls = module_type(module)
-    if isinstance(module, _FusedModule) and isinstance(module, nn.Sequential):
+    conv = getattr(cls, "_FLOAT_CONV_MODULE", None)
+    if conv is not None:
+        extras = (getattr(cls, "_FLOAT_BN_MODULE", None), getattr(cls, "_FLOAT_RELU_MODULE", None))
+        return (conv, *(part for part in extras if part is not None))
+    if isinstance(module, _float_fused_types()):
         return tuple(
             _float_class(module_type(child))
             for child in module.children()
             if not is_quant_machinery(child)
         )
-    conv = getattr(cls, "_FLOAT_CONV_MODULE", None)
-    if conv is not None:
-        extras = (getattr(cls, "_FLOAT_BN_MODULE", None), getattr(cls, "_FLOAT_RELU_MODULE", None))
-        return (conv, *(part for part in extras if part is not None))
     return (_float_class(cls),)
 
 
@@ -206,8 +222,28 @@ def _describe(call: _Call) -> str:
     return f"`{name}` ({type(call.module).__name__})"
 
 
-def _unfused_groups(calls: list[_Call]) -> list[str]:
-    """Consecutive units feeding each other whose float types form a fusion pattern."""
+def _original_names(calls: list[_Call], chain: tuple[_Call, ...]) -> list[str]:
+    """The chain's names with the fusion Identities between its units (for fuse_modules).
+
+    A chain that starts with an already fused unit (conv1 = ConvBn2d, bn1 = Identity)
+    must be fused again from the float model as conv1, bn1, relu1.
+    """
+    names = [chain[0].name]
+    for earlier, later in zip(chain, chain[1:]):
+        names += [
+            call.name
+            for call in calls[earlier.index + 1 : later.index]
+            if call.is_identity and call.source == earlier.index
+        ]
+        names.append(later.name)
+    return names
+
+
+def _unfused_groups(calls: list[_Call], qconfigs: dict[str, Any] | None) -> list[str]:
+    """Consecutive units feeding each other whose float types form a fusion pattern.
+
+    Groups whose modules all have qconfig None (deliberately float) are not reported.
+    """
     patterns = _fusion_patterns()
     longest = max(len(pattern) for pattern in patterns)
     units = [call for call in calls if not call.is_identity]
@@ -225,6 +261,9 @@ def _unfused_groups(calls: list[_Call]) -> list[str]:
             parts = tuple(part for call in chain for part in _fusion_parts(call.module))
             if linked and parts in patterns:
                 key = tuple(call.name for call in chain)
+                if qconfigs is not None and all(qconfigs.get(name) is None for name in key):
+                    start += length
+                    break
                 groups[key] += 1
                 first_seen.setdefault(key, tuple(chain))
                 start += length
@@ -236,7 +275,7 @@ def _unfused_groups(calls: list[_Call]) -> list[str]:
         chain = first_seen[key]
         pattern = ", ".join(part.__name__ for call in chain for part in _fusion_parts(call.module))
         times = "" if count == 1 else f" (seen {count} times)"
-        names = ", ".join(f'"{name}"' for name in key)
+        names = ", ".join(f'"{name}"' for name in _original_names(calls, chain))
         problems.append(
             f"{' -> '.join(_describe(call) for call in chain)} run as {len(chain)} separate "
             f"modules, each feeding the next{times}; torch fuses ({pattern}) into one.\n"
@@ -376,7 +415,8 @@ def assert_fused(
     Runs an eval copy of ``model`` once on ``example_inputs`` (a tensor or a tuple of
     positional inputs) and fails when
     - modules that torch fuses (conv/linear + BN and/or ReLU, BN + ReLU; the patterns
-      come from the installed torch) still run one after the other, each feeding the next;
+      come from the installed torch) still run one after the other, each feeding the next
+      (groups whose modules all have qconfig None are deliberately float and skipped);
     - an nn.Identity that fusion left behind runs where its fused partner does not
       directly precede it (one ``self.relu`` used twice, fused away after its first use);
     - with ``reference``, the unfused float model: the outputs in eval mode differ
@@ -389,7 +429,8 @@ def assert_fused(
     require_torch()
     args = as_args(example_inputs)
     calls, output = _trace(model, args)
-    problems = _unfused_groups(calls) + _misused_identities(calls, reference)
+    problems = _unfused_groups(calls, effective_qconfigs(model))
+    problems += _misused_identities(calls, reference)
     if reference is not None:
         torch = require_torch()
         with torch.no_grad():
