@@ -116,8 +116,10 @@ FACTS = [
         "cumsum", "gather", "where", "roll", "isnan", "maximum", "einsum")],
     *[("methods", name, "crash") for name in ("exp", "pow", "sum", "var", "float", "numpy")],
     *[("operators", symbol, "crash") for symbol in ("**", "unary -", "%", "//", "abs()", "~")],
-    # no kernel, and the nn module does not help either: convert() leaves it in place
-    *[("functions", F + name, "crash") for name in ("silu", "mish", "softmax", "log_softmax", "glu")],
+    # no kernel; the nn module exists but eager convert() leaves it float (module_converts)
+    *[("functions", F + name, "torch.nn." + module) for name, module in (
+        ("silu", "SiLU"), ("mish", "Mish"), ("softmax", "Softmax"), ("log_softmax", "LogSoftmax"),
+        ("glu", "GLU"))],
     # the nn module counterpart converts and runs
     ("functions", F + "hardswish", "torch.nn.Hardswish"),
     ("functions", F + "elu", "torch.nn.ELU"),
@@ -153,3 +155,15 @@ def test_measured_fact_still_holds(fresh, kind, name, expected):
         f"that rely on it (QL102/QL104), then {REGENERATE}"
     )
 
+
+
+@pytest.mark.parametrize(("module", "converts"), [
+    ("torch.nn.Hardswish", True), ("torch.nn.ELU", True), ("torch.nn.LayerNorm", True),
+    ("torch.nn.SiLU", False), ("torch.nn.Softmax", False), ("torch.nn.Mish", False),
+])
+def test_module_counterpart_conversion_still_holds(fresh, module, converts):
+    found = fresh["module_converts"][module]
+    assert found is converts, (
+        f"torch {torch.__version__}: {module} {'now' if found else 'no longer'} survives eager "
+        f"convert() with the default qconfig; update QL102's advice, then {REGENERATE}"
+    )

@@ -3,9 +3,10 @@
 Every curated candidate (torch function, Tensor method, Python operator) is first run on
 float tensors, to prove the call itself is valid, then on quint8 per-tensor-affine
 tensors; the quantized run decides the verdict. A candidate with several call forms
-crashes when any form crashes. Crashing functionals whose nn module counterpart
-survives eager `convert()` (checked by converting a QuantStub -> module -> DeQuantStub
-model) go to `functional_needs_module`.
+crashes when any form crashes. Crashing functionals with an nn module counterpart go to
+`functional_needs_module`; `module_converts` records whether that module survives eager
+`convert()` (a QuantStub -> module -> DeQuantStub model converts and runs with the engine's
+default qconfig), so that the advice can say when the module must stay in float.
 
     python tools/generate_op_table.py          # rewrite qlint/data/quantized_ops.json
     python tools/generate_op_table.py --check  # exit 1 with a summary when it is stale
@@ -510,7 +511,7 @@ def _assign_masked(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # Crashing functionals and their nn module counterparts: (module name, factory, the float
-# input for the check, made from the (2, 4, 6, 6) sample). A counterpart is advised only when
+# input for the check, made from the (2, 4, 6, 6) sample). The module survives convert when
 # a QuantStub -> module -> DeQuantStub model converts and runs with the engine's default qconfig.
 _SAME_INPUT: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
 _BATCH_OF_SEQUENCES: Callable[[torch.Tensor], torch.Tensor] = lambda x: x[0]
@@ -642,7 +643,8 @@ def rule_handling(kind: str, name: str) -> str | None:
         return "QL202"
     if kind == "functions" and name in (F + "relu", F + "relu6"):
         return "QL101"
-    if kind == "functions" and (name.startswith(F + "conv") or name in (F + "linear", F + "embedding")):
+    if kind == "functions" and (name.startswith(F + "conv") or name.startswith("torch.conv")
+                                or name in (F + "linear", F + "embedding")):
         return "QL103"
     if (kind == "operators" and name in _ARITHMETIC_OPERATORS) or (
             kind == "methods" and name in _ARITHMETIC_NAMES) or (
@@ -671,10 +673,11 @@ def _fill(table: dict, candidates: list[Candidate]) -> list[str]:
         else:
             table["crash_reasons"][kind][name] = verdict
             counterpart = MODULE_COUNTERPARTS.get(name) if kind == "functions" else None
-            if counterpart and counterpart[0] not in survivors:
-                survivors[counterpart[0]] = _module_survives_convert(*counterpart[1:])
-            if counterpart and survivors[counterpart[0]]:
+            if counterpart:
+                if counterpart[0] not in survivors:
+                    survivors[counterpart[0]] = _module_survives_convert(*counterpart[1:])
                 table["functional_needs_module"][name] = counterpart[0]
+                table["module_converts"][counterpart[0]] = survivors[counterpart[0]]
             else:
                 table["no_quantized_kernel"][kind].append(name)
     return broken
@@ -697,6 +700,7 @@ def build_table() -> dict:
         "input": INPUT_DESCRIPTION,
         "reason_classes": REASON_CLASSES,
         "functional_needs_module": {},
+        "module_converts": {},
         "no_quantized_kernel": {kind: [] for kind in KINDS},
         "runs": {kind: [] for kind in KINDS},
         "crash_reasons": {kind: {} for kind in KINDS},

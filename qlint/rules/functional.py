@@ -73,9 +73,15 @@ class FunctionalNeedsModule(Rule):
         needs_module = api.functional_needs_module()
         for op in forward_ops(model, "call"):
             module = needs_module.get(op.name)
-            if module:
-                yield Report(op.node, f"{short(op.name)} has no quantized kernel and raises after "
-                             f"convert(); use a {short(module)} submodule instead.")
+            if not module:
+                continue
+            if api.module_converts().get(module):
+                advice = f"use a {short(module)} submodule, which convert() swaps for a quantized one."
+            else:
+                advice = (f"use a {short(module)} submodule with qconfig = None, between a DeQuantStub "
+                          f"and a QuantStub (convert() has no quantized {short(module)}).")
+            yield Report(op.node, f"{short(op.name)} has no quantized kernel and raises after convert(); "
+                         + advice)
 
 
 @register

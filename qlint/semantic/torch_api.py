@@ -162,6 +162,12 @@ def functional_needs_module() -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
+def module_converts() -> dict[str, bool]:
+    """Whether each QL102 module counterpart is swapped for a working quantized module by convert()."""
+    return dict(op_table()["module_converts"])
+
+
+@lru_cache(maxsize=None)
 def no_kernel_functions() -> frozenset[str]:
     return frozenset(op_table()["no_quantized_kernel"]["functions"])
 
