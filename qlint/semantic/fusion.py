@@ -74,6 +74,15 @@ def _groups(expr, prefix: str, call: cst.Call) -> Optional[list[FuseGroup]]:
 
 def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
     """Every fuse_modules / fuse_modules_qat call in the class that fuses its own submodules."""
+    if "fuse_modules" not in model.source:
+        return []
+    cached = model.cache.get(("fuse_calls", cls.qname))
+    if cached is None:
+        cached = model.cache[("fuse_calls", cls.qname)] = _find_fuse_calls(model, cls)
+    return cached
+
+
+def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
     calls = []
     for method in cls.methods.values():
         aliases: dict[str, set[str]] = {}

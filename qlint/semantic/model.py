@@ -208,6 +208,7 @@ class FileModel:
         self.function_returns: dict[str, str] = {}
         self.index: Optional[ProjectIndex] = None
         self._traces: dict[str, object] = {}
+        self.cache: dict = {}  # derived facts rules share (fuse calls), computed on first use
         self._collect(module.body)
         for name, func in self.functions.items():
             returned = self._returned_class(func, {})

@@ -23,6 +23,8 @@ _SKIPPED_FIELDS = frozenset({"lpar", "rpar", "whitespace_before", "whitespace_af
                              "rbracket", "lbrace", "rbrace", "dot", "colon", "equal",
                              "star", "indent", "whitespace", "newline"})
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_KEEP: dict[type, bool] = {}
+_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
 def child_fields(node_type: type) -> tuple[str, ...]:
@@ -34,6 +36,14 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return fields
 
 
+def _keep(value_type: type) -> bool:
+    keep = _KEEP.get(value_type)
+    if keep is None:
+        keep = issubclass(value_type, cst.CSTNode) and not issubclass(value_type, _SKIPPED_TYPES)
+        _KEEP[value_type] = keep
+    return keep
+
+
 def iter_nodes(node: cst.CSTNode, *, into_functions: bool = True) -> Iterator[cst.CSTNode]:
     """Every node under `node` (itself included), in source order.
 
@@ -41,19 +51,23 @@ def iter_nodes(node: cst.CSTNode, *, into_functions: bool = True) -> Iterator[cs
     not entered (their headers are).
     """
     stack = [node]
+    keep = _KEEP
     while stack:
         current = stack.pop()
         yield current
-        if not into_functions and current is not node and isinstance(
-                current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+        current_type = type(current)
+        if not into_functions and current is not node and current_type in _SCOPES:
             continue
         children = []
-        for name in child_fields(type(current)):
+        for name in _FIELDS.get(current_type) or child_fields(current_type):
             value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
-                if not isinstance(value, _SKIPPED_TYPES):
-                    children.append(value)
-            elif isinstance(value, (list, tuple)):
-                children.extend(v for v in value
-                                if isinstance(v, cst.CSTNode) and not isinstance(v, _SKIPPED_TYPES))
-        stack.extend(reversed(children))
+            value_type = type(value)
+            if value_type is list or value_type is tuple:
+                for item in value:
+                    item_type = type(item)
+                    if keep.get(item_type) or (item_type not in keep and _keep(item_type)):
+                        children.append(item)
+            elif value is not None and (keep.get(value_type) or (value_type not in keep and _keep(value_type))):
+                children.append(value)
+        children.reverse()
+        stack.extend(children)
