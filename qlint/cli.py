@@ -87,7 +87,7 @@ def _rule_command(argv: list[str]) -> int:
 
     rules = all_rules()
     if args.all:
-        name_width = max(len(rule.name) for rule in rules.values())
+        name_width = max((len(rule.name) for rule in rules.values()), default=0)
         for rule in rules.values():
             print(f"{rule.code}  {rule.name:<{name_width}}  {rule.severity:<7}  {rule.summary}")
         return EXIT_CLEAN

@@ -1,0 +1,51 @@
+"""The committed docs match the code: docs/rules.md is the registry's, configuration.md
+covers every option, setting key and output format."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qlint.cli import main
+from qlint.config import DEFAULT_EXCLUDE
+from qlint.output import FORMATS
+from qlint.output.docs import REGENERATE, rule_markdown, rules_markdown
+from qlint.registry import all_rules
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_rules_md_is_generated_from_the_registry():
+    committed = (DOCS / "rules.md").read_text()
+    assert committed == rules_markdown(), f"docs/rules.md is out of date with the rule registry; run: {REGENERATE}"
+
+
+def test_rules_md_has_an_index_entry_and_a_section_per_rule():
+    text = rules_markdown()
+    for code, rule in all_rules().items():
+        assert f"| [{code}](#{code.lower()}-{rule.name}) |" in text
+        assert rule_markdown(rule) in text
+        assert text.count(f"\n## {code} ") == 1
+
+
+def test_rule_section_holds_everything_a_reader_needs():
+    for rule in all_rules().values():
+        section = rule_markdown(rule)
+        for part in (rule.code, rule.name, rule.severity, rule.summary, rule.explanation.strip(),
+                     rule.bad_example().strip(), rule.good_example().strip(), rule.fix.strip()):
+            assert part in section, f"{rule.code}: {part!r} missing from its docs section"
+        assert ("fix it automatically" in section) == rule.fixable
+
+
+def test_configuration_md_documents_every_option_key_and_format(capsys):
+    configuration = (DOCS / "configuration.md").read_text()
+    main(["--help"])
+    options = set(re.findall(r"^  (?:-\w \w+, )?(--[a-z][a-z-]+)", capsys.readouterr().out, re.M)) - {"--help"}
+    assert options >= {"--select", "--statistics", "--jobs"}
+    missing = sorted(option for option in options if f"`{option}" not in configuration)
+    assert not missing, f"docs/configuration.md does not document {missing}"
+    for key in ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores"):
+        assert f"| `{key}` |" in configuration, f"docs/configuration.md: settings table lacks {key}"
+    for pattern in DEFAULT_EXCLUDE:
+        assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"
+    for output_format in FORMATS:
+        assert f"- `{output_format}`" in configuration, f"docs/configuration.md: no entry for {output_format}"

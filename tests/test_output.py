@@ -1,0 +1,206 @@
+"""Output formats: text, json, SARIF 2.1.0, GitHub workflow commands, statistics."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from qlint.finding import Finding
+from qlint.output import FORMATS, render
+from qlint.output.github import escape_data, escape_property
+from qlint.output.statistics import render_statistics
+from qlint.output.text import summary_line
+from qlint.registry import all_rules
+
+FINDINGS = [
+    Finding("models/resnet.py", 41, 16, 41, 28, "QL301", "tensor-operator", "error",
+            "`out + identity` adds two activations: no quantized kernel after convert(); use FloatFunctional.add"),
+    Finding("models/resnet.py", 42, 9, 42, 18, "QL401", "module-reused", "warning",
+            "self.relu is called a 2nd time (first at line 39): fuse_modules replaces only one use"),
+    Finding("models/vit.py", 7, 5, 8, 1, "QL301", "tensor-operator", "error", "x * 0.5 on an activation"),
+]
+LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<column>\d+): (?P<code>QL\d{3}) (?P<name>[a-z0-9-]+): (?P<message>.+)$")
+
+
+def test_text_lines_are_parseable_and_carry_the_finding():
+    lines = render(FINDINGS, "text").splitlines()
+    assert lines[0] == (
+        "models/resnet.py:41:16: QL301 tensor-operator: `out + identity` adds two activations: "
+        "no quantized kernel after convert(); use FloatFunctional.add"
+    )
+    parsed = [LINE.match(line).groupdict() for line in lines]
+    assert [(p["path"], int(p["line"]), int(p["column"]), p["code"]) for p in parsed] == [
+        (f.path, f.line, f.column, f.code) for f in FINDINGS
+    ]
+
+
+def test_summary_line_counts_problems_by_severity():
+    assert summary_line(FINDINGS) == "Found 3 problems (2 errors, 1 warning)."
+    assert summary_line(FINDINGS[1:2]) == "Found 1 problem (0 errors, 1 warning)."
+    assert summary_line([]) == "All checks passed!"
+
+
+def test_json_is_a_list_of_finding_dicts():
+    assert json.loads(render(FINDINGS, "json")) == [finding.to_dict() for finding in FINDINGS]
+    assert json.loads(render([], "json")) == []
+
+
+def test_github_annotations_carry_position_title_and_level():
+    assert render(FINDINGS, "github").splitlines() == [
+        "::error file=models/resnet.py,line=41,col=16,endLine=41,endColumn=28,title=QL301 tensor-operator::"
+        "`out + identity` adds two activations: no quantized kernel after convert(); use FloatFunctional.add",
+        "::warning file=models/resnet.py,line=42,col=9,endLine=42,endColumn=18,title=QL401 module-reused::"
+        "self.relu is called a 2nd time (first at line 39): fuse_modules replaces only one use",
+        "::error file=models/vit.py,line=7,col=5,endLine=8,endColumn=1,title=QL301 tensor-operator::"
+        "x * 0.5 on an activation",
+    ]
+
+
+def test_github_escapes_what_the_runner_decodes():
+    assert escape_data("100% sure\r\nnext: a,b") == "100%25 sure%0D%0Anext: a,b"
+    assert escape_property("dir,1/a:b%.py") == "dir%2C1/a%3Ab%25.py"
+    finding = Finding("we,ird:dir/m.py", 1, 1, 1, 2, "QL301", "tensor-operator", "error", "50% off\nline two")
+    assert render([finding], "github") == (
+        "::error file=we%2Cird%3Adir/m.py,line=1,col=1,endLine=1,endColumn=2,"
+        "title=QL301 tensor-operator::50%25 off%0Aline two\n"
+    )
+
+
+def test_statistics_count_per_code_by_count_then_code():
+    findings = FINDINGS + [FINDINGS[1]] * 2 + [FINDINGS[0]] * 10
+    assert render_statistics(findings) == "  12  QL301  tensor-operator\n   3  QL401  module-reused\n"
+    tie = [FINDINGS[1], FINDINGS[0]]
+    assert render_statistics(tie).splitlines() == ["   1  QL301  tensor-operator", "   1  QL401  module-reused"]
+    assert json.loads(render_statistics(findings, "json")) == [
+        {"count": 12, "code": "QL301", "name": "tensor-operator"},
+        {"count": 3, "code": "QL401", "name": "module-reused"},
+    ]
+    assert render_statistics([]) == ""
+
+
+def test_every_format_renders_nothing_or_an_empty_document_for_no_findings():
+    assert {fmt: render([], fmt) for fmt in FORMATS if fmt != "sarif"} == {"text": "", "json": "[]\n", "github": ""}
+    assert json.loads(render([], "sarif"))["runs"][0]["results"] == []
+
+
+# SARIF 2.1.0: the parts of the schema (sarif-schema-2.1.0.json) and the spec's consistency
+# rules that our output uses, checked by hand (no network, no jsonschema dependency).
+LEVELS = {"none", "note", "warning", "error"}
+ALLOWED_KEYS = {  # each object's keys must be properties the schema defines for it
+    "log": {"$schema", "version", "runs", "inlineExternalProperties", "properties"},
+    "run": {"tool", "results", "originalUriBaseIds", "columnKind", "invocations", "artifacts", "properties"},
+    "driver": {"name", "version", "semanticVersion", "informationUri", "rules", "fullName", "organization"},
+    "rule": {"id", "name", "shortDescription", "fullDescription", "help", "helpUri", "defaultConfiguration",
+             "properties"},
+    "result": {"ruleId", "ruleIndex", "level", "message", "locations", "kind", "fingerprints", "properties"},
+    "physicalLocation": {"artifactLocation", "region"},
+    "artifactLocation": {"uri", "uriBaseId", "index"},
+    "region": {"startLine", "startColumn", "endLine", "endColumn"},
+}
+
+
+def assert_keys(obj: dict, kind: str, required: set[str]) -> None:
+    assert isinstance(obj, dict), f"{kind}: expected an object, found {obj!r}"
+    assert required <= obj.keys(), f"{kind}: missing required {required - obj.keys()}"
+    assert obj.keys() <= ALLOWED_KEYS[kind], f"{kind}: properties not in the schema: {obj.keys() - ALLOWED_KEYS[kind]}"
+
+
+def assert_message(obj: dict, where: str) -> None:
+    assert isinstance(obj, dict) and isinstance(obj.get("text"), str) and obj["text"], f"{where}: needs a text"
+
+
+def assert_valid_sarif(log: dict) -> None:
+    assert_keys(log, "log", {"version", "runs"})
+    assert log["version"] == "2.1.0"
+    assert log["$schema"].endswith("sarif-schema-2.1.0.json")
+    assert isinstance(log["runs"], list) and len(log["runs"]) == 1
+    run = log["runs"][0]
+    assert_keys(run, "run", {"tool"})
+    assert run["columnKind"] in {"utf16CodeUnits", "unicodeCodePoints"}
+    for base_id, location in run["originalUriBaseIds"].items():
+        assert location["uri"].startswith("file:///") and location["uri"].endswith("/"), (base_id, location)
+    driver = run["tool"]["driver"]
+    assert_keys(driver, "driver", {"name"})
+    assert re.match(r"^https?://", driver["informationUri"])
+    rules = driver["rules"]
+    assert len({rule["id"] for rule in rules}) == len(rules), "rule ids must be unique"
+    for rule in rules:
+        assert_keys(rule, "rule", {"id"})
+        for key in ("shortDescription", "fullDescription", "help"):
+            assert_message(rule[key], f"rule {rule['id']} {key}")
+        assert isinstance(rule["help"].get("markdown", ""), str)
+        assert rule["defaultConfiguration"]["level"] in LEVELS
+    for result in run["results"]:
+        assert_keys(result, "result", {"message"})
+        assert_message(result["message"], "result")
+        assert result["level"] in LEVELS
+        # SARIF 3.27.7: ruleIndex points at the rule whose id is ruleId.
+        assert isinstance(result["ruleIndex"], int) and result["ruleIndex"] >= 0
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        for location in result["locations"]:
+            physical = location["physicalLocation"]
+            assert_keys(physical, "physicalLocation", {"artifactLocation"})
+            artifact = physical["artifactLocation"]
+            assert_keys(artifact, "artifactLocation", {"uri"})
+            assert "\\" not in artifact["uri"] and " " not in artifact["uri"]
+            assert artifact.get("uriBaseId", "%SRCROOT%") in run["originalUriBaseIds"]
+            region = physical["region"]
+            assert_keys(region, "region", {"startLine"})
+            assert all(isinstance(value, int) and value >= 1 for value in region.values()), region
+            assert (region["endLine"], region["endColumn"]) >= (region["startLine"], region["startColumn"])
+
+
+def test_sarif_is_valid_and_describes_every_registered_rule():
+    log = json.loads(render(FINDINGS, "sarif"))
+    assert_valid_sarif(log)
+    driver = log["runs"][0]["tool"]["driver"]
+    assert driver["name"] == "qlint"
+    registry = all_rules()
+    assert [rule["id"] for rule in driver["rules"]] == list(registry)
+    for descriptor in driver["rules"]:
+        rule = registry[descriptor["id"]]
+        assert descriptor["name"] == rule.name
+        assert descriptor["shortDescription"]["text"] == rule.summary
+        assert descriptor["defaultConfiguration"]["level"] == rule.severity
+        assert rule.bad_example().strip() in descriptor["help"]["markdown"]
+        assert rule.good_example().strip() in descriptor["help"]["markdown"]
+
+
+def test_sarif_results_match_the_findings():
+    results = json.loads(render(FINDINGS, "sarif"))["runs"][0]["results"]
+    assert [
+        (r["ruleId"], r["level"], r["message"]["text"], r["locations"][0]["physicalLocation"]["region"])
+        for r in results
+    ] == [
+        (f.code, f.severity, f.message,
+         {"startLine": f.line, "startColumn": f.column, "endLine": f.end_line, "endColumn": f.end_column})
+        for f in FINDINGS
+    ]
+
+
+def test_sarif_uris_are_relative_with_forward_slashes_or_absolute_file_uris(tmp_path):
+    findings = [
+        Finding(str(Path("models") / "my model.py"), 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
+        Finding(str(tmp_path / "abs.py"), 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
+    ]
+    log = json.loads(render(findings, "sarif"))
+    assert_valid_sarif(log)
+    artifacts = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in log["runs"][0]["results"]]
+    assert artifacts == [
+        {"uri": "models/my%20model.py", "uriBaseId": "%SRCROOT%"},
+        {"uri": (tmp_path / "abs.py").as_uri()},
+    ]
+    assert log["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] == Path.cwd().as_uri() + "/"
+
+
+def test_the_sarif_checks_reject_broken_logs():
+    log = json.loads(render(FINDINGS, "sarif"))
+    log["runs"][0]["results"][0]["ruleIndex"] += 1
+    with pytest.raises(AssertionError):
+        assert_valid_sarif(log)
+    log = json.loads(render(FINDINGS, "sarif"))
+    log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startline"] = 3
+    with pytest.raises(AssertionError, match="properties not in the schema"):
+        assert_valid_sarif(log)
