@@ -1,0 +1,170 @@
+"""``pytest --qlint``: one ``path::qlint`` item per Python file, failing with qlint's findings.
+
+A file that linted clean is remembered in pytest's cache with its mtime_ns and size, under
+the qlint version and the settings' fingerprint; while those match, the next run passes it
+without linting it again. The cache is written once, by the controlling process: under
+xdist, workers send each item's result to it as the report attribute ``qlint``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from qlint import __version__, engine
+from qlint.config import ConfigError, load_config
+from qlint.discovery import discover
+from qlint.output.text import render_text, summary_line
+from pytest_qlint.plugin import PATHS_INI
+
+CACHE_KEY = "qlint/clean-files"
+MARKER = "qlint"
+LINT_SESSION = pytest.StashKey["LintSession"]()
+RESULT = pytest.StashKey[dict]()
+
+
+class QlintFindings(Exception):
+    """Raised by a ``QlintItem`` whose file has findings."""
+
+    def __init__(self, findings: list) -> None:
+        super().__init__(f"{len(findings)} qlint findings")
+        self.findings = findings
+
+
+class QlintFile(pytest.File):
+    """A Python file, collected for linting."""
+
+    def collect(self):
+        yield QlintItem.from_parent(self, name="qlint")
+
+
+class QlintItem(pytest.Item):
+    """Lints its file; fails with the findings in the text format of the ``qlint`` command."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        lint = self.config.stash[LINT_SESSION]
+        stat = self.path.stat()  # before reading: an edit during the lint is seen next run
+        signature = [stat.st_mtime_ns, stat.st_size]
+        cached = lint.clean_files.get(str(self.path)) == signature
+        findings = [] if cached else engine.lint_paths([self.path], lint.settings)
+        self.stash[RESULT] = {
+            "path": str(self.path),
+            "signature": signature,
+            "clean": not findings,
+            "cached": cached,
+        }
+        if findings:
+            raise QlintFindings(findings)
+
+    def repr_failure(self, excinfo, style=None):
+        if not isinstance(excinfo.value, QlintFindings):
+            return super().repr_failure(excinfo, style)
+        findings = [dataclasses.replace(f, path=self.parent.nodeid) for f in excinfo.value.findings]
+        return (
+            render_text(findings)
+            + summary_line(findings)
+            + "\n`qlint rule CODE` explains a rule and its fix; `# noqa: CODE` on a line accepts it."
+        )
+
+    def reportinfo(self):
+        return self.path, None, "qlint"
+
+
+class LintSession:
+    """The ``--qlint`` hooks and their state; one per pytest run, in ``config.stash``."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        try:
+            self.settings = load_config(start=config.rootpath)
+        except ConfigError as error:
+            raise pytest.UsageError(f"qlint: {error}") from None
+        self.cache_key = f"{__version__}:{self.settings.fingerprint()}"
+        self.cache = None
+        self.clean_files: dict[str, list[int]] = {}  # path -> [mtime_ns, size], from the cache
+        self.results: dict[str, dict] = {}  # path -> this run's result, from the reports
+
+    def pytest_report_header(self) -> str:
+        source = self.settings.source or "defaults (no pyproject.toml with [tool.qlint])"
+        return f"qlint {__version__}: settings from {source}"
+
+    def pytest_sessionstart(self) -> None:
+        self.cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
+        stored = self.cache.get(CACHE_KEY, {}) if self.cache is not None else {}
+        if stored.get("key") == self.cache_key:
+            self.clean_files = stored["files"]
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> QlintFile | None:
+        if file_path.suffix == ".py" and not self.settings.is_excluded(file_path):
+            return QlintFile.from_parent(parent, path=file_path)
+        return None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector):
+        """Add the ``qlint_paths`` files when pytest runs without path arguments."""
+        report = yield
+        if (
+            isinstance(collector, pytest.Session)
+            and report.passed
+            and self.config.args_source is not pytest.Config.ArgsSource.ARGS
+        ):
+            report.result.extend(self._configured_files(collector))
+        return report
+
+    def _configured_files(self, session: pytest.Session) -> list[QlintFile]:
+        try:
+            files = discover(self.config.getini(PATHS_INI), self.settings)
+        except FileNotFoundError as error:
+            raise pytest.UsageError(f"{PATHS_INI} ini option: {error}") from None
+        return [
+            QlintFile.from_parent(session, path=file)
+            for file in files
+            # Files under pytest's own arguments are collected by pytest_collect_file.
+            if not any(session.isinitpath(path) for path in (file, *file.parents))
+        ]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if call.when == "call" and RESULT in item.stash:
+            report.qlint = item.stash[RESULT]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = getattr(report, "qlint", None)
+        if result is not None:
+            self.results[result["path"]] = result
+
+    def pytest_sessionfinish(self) -> None:
+        if self.cache is None or hasattr(self.config, "workerinput") or not self.results:
+            return
+        files = dict(self.clean_files)
+        for path, result in self.results.items():
+            if result["clean"]:
+                files[path] = result["signature"]
+            else:
+                files.pop(path, None)
+        self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.results:
+            return
+        results = self.results.values()
+        cached = sum(result["cached"] for result in results)
+        failed = sum(not result["clean"] for result in results)
+        terminalreporter.write_line(
+            f"qlint: {len(self.results)} files checked: {len(self.results) - cached} linted, "
+            f"{cached} unchanged since a clean lint (cached), {failed} with findings"
+        )
+
+
+def start_lint_session(config: pytest.Config) -> None:
+    lint = LintSession(config)
+    config.stash[LINT_SESSION] = lint
+    config.pluginmanager.register(lint, "qlint-lint-session")
