@@ -8,6 +8,7 @@ cross process boundaries.
 """
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import re
@@ -66,8 +67,7 @@ class _Unit:
             module = cst.parse_module(data)
             source = data.decode(module.encoding)
         except cst.ParserSyntaxError as exc:
-            message = str(exc).strip().splitlines()[0]
-            self.failure = self._failure(exc.editor_line, exc.editor_column, f"cannot parse: {message}")
+            self.failure = self._syntax_failure(data, exc)
             return None
         except (OSError, UnicodeDecodeError, LookupError) as exc:
             self.failure = self._failure(1, 1, f"cannot read: {exc}")
@@ -81,6 +81,17 @@ class _Unit:
             self.failure = self._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
             return None
         return self.model.summary()
+
+    def _syntax_failure(self, data: bytes, exc: cst.ParserSyntaxError) -> Finding:
+        """Python's own parser says where and what more precisely than libcst does."""
+        try:
+            compile(data, str(self.path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as error:
+            return self._failure(error.lineno or 1, error.offset or 1, f"cannot parse: {error.msg}")
+        except ValueError:
+            pass
+        message = str(exc).strip().splitlines()[0]
+        return self._failure(exc.editor_line, exc.editor_column, f"cannot parse: {message}")
 
     def _failure(self, line: int, column: int, message: str) -> Finding:
         rule = all_rules()[PARSE_ERROR]

@@ -2,11 +2,14 @@
 the docs, SARIF output and the tests."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
 if TYPE_CHECKING:
     from qlint.rules.base import Report
     from qlint.semantic.model import FileModel
+
+_LABEL = re.compile(r"[ \t]*# (?:expect|allow): [A-Z0-9, ;a-z:]*$", re.MULTILINE)
 
 ERROR = "error"
 WARNING = "warning"
@@ -35,11 +38,12 @@ class Rule:
 
     @classmethod
     def bad_example(cls) -> str:
-        return cls.invalid[0]
+        """The first invalid example, without its test labels."""
+        return _LABEL.sub("", cls.invalid[0])
 
     @classmethod
     def good_example(cls) -> str:
-        return cls.valid[0]
+        return _LABEL.sub("", cls.valid[0])
 
 
 RULES: dict[str, type[Rule]] = {}

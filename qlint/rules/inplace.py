@@ -73,7 +73,7 @@ class InplaceCall(Rule):
     )
     invalid = (
         _HEADER + "class Block(nn.Module):\n    def forward(self, x, y):\n"
-        "        x.add_(y)  # expect: QL202, QL302\n"
+        "        x.add_(y)  # expect: QL202\n"
         "        y = F.dropout(x, 0.1, True, True)  # expect: QL202\n"
         "        return torch.sigmoid_(y)  # expect: QL202\n",
     )

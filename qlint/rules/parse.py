@@ -16,7 +16,7 @@ class ParseError(Rule):
         "failure of a rule on a file is reported the same way, with its cause.")
     fix = "Fix the syntax error; report an internal failure to torch-qlint with the file."
     valid = ("def ok():\n    return 1\n",)
-    invalid = ("def broken(:  # expect: QL000\n    return 1\n",)
+    invalid = ("def broken(x:  # expect: QL000\n    return 1\n", "x = 1\ny = = 2  # expect: QL000\n")
 
     def check(self, model):
         return iter(())

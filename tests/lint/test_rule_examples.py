@@ -1,0 +1,51 @@
+"""Every rule's own examples are its tests: each `invalid` example is reported exactly on
+its labeled lines, each `valid` example not at all (by any rule)."""
+from __future__ import annotations
+
+import pytest
+
+from qlint.engine import lint_source
+from qlint.registry import all_rules
+from tests.lint.labels import labels, mismatches
+
+RULES = all_rules()
+INVALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.invalid)]
+VALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.valid)]
+
+
+def _describe(findings) -> str:
+    return "\n".join(f"  {f.line}:{f.column} {f.code} {f.message}" for f in findings) or "  (none)"
+
+
+@pytest.mark.parametrize(("code", "index", "source"), INVALID, ids=[f"{c}-invalid{i}" for c, i, _ in INVALID])
+def test_invalid_example_is_reported_on_its_labeled_lines(code, index, source):
+    expected, _ = labels(source)
+    assert any(c == code for _, c in expected), f"{code} invalid example {index} labels no {code} line"
+    findings = lint_source(source, f"{code}_invalid.py")
+    missed, unexpected = mismatches(source, findings)
+    assert not missed and not unexpected, (
+        f"{code} invalid example {index}: missed {sorted(missed)}, unexpected {sorted(unexpected)}\n"
+        f"found:\n{_describe(findings)}")
+
+
+@pytest.mark.parametrize(("code", "index", "source"), VALID, ids=[f"{c}-valid{i}" for c, i, _ in VALID])
+def test_valid_example_is_silent(code, index, source):
+    findings = lint_source(source, f"{code}_valid.py")
+    assert not findings, f"{code} valid example {index} reported:\n{_describe(findings)}"
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_rule_metadata_is_complete(code):
+    rule = RULES[code]
+    assert rule.code == code and rule.code.startswith("QL") and len(code) == 5
+    assert rule.name == rule.name.lower() and " " not in rule.name and "_" not in rule.name
+    assert rule.severity in ("error", "warning")
+    assert rule.summary and not rule.summary.endswith(".")
+    assert len(rule.explanation) > 80 and rule.fix
+    assert rule.valid and rule.invalid
+    assert isinstance(rule.fixable, bool)
+
+
+def test_codes_and_names_are_unique():
+    names = [rule.name for rule in RULES.values()]
+    assert len(set(names)) == len(names)
