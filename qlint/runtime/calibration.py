@@ -35,8 +35,12 @@ _FIXES = {
 }
 
 
-def _diagnose(observer: nn.Module) -> tuple[str, str] | None:
-    """(problem kind, detail with the numbers) for an observer, None if calibrated or skipped."""
+def _diagnose(observer: nn.Module, is_weight: bool) -> tuple[str, str] | None:
+    """(problem kind, detail with the numbers) for an observer, None if calibrated or skipped.
+
+    A weight observer sees the whole weight, so a zero-width range there (a channel of
+    one element, or of equal values) is exact, not a calibration problem.
+    """
     torch = require_torch()
     from torch.ao.quantization.observer import (
         HistogramObserver,
@@ -61,10 +65,10 @@ def _diagnose(observer: nn.Module) -> tuple[str, str] | None:
             f"{bad} of {low.numel()} min_val/max_val entries are NaN or inf "
             f"(min_val={low.min().item()}, max_val={high.max().item()})"
         )
+    if is_weight:
+        return None
     if isinstance(observer, PerChannelMinMaxObserver):
-        # An all-zero channel (a pruned filter) quantizes exactly; any other constant does not.
-        flat = (low == high) & ~((low == 0) & (high == 0))
-        channels = flat.nonzero().flatten().tolist()
+        channels = (low == high).nonzero().flatten().tolist()
         if not channels:
             return None
         shown = ", ".join(
@@ -86,6 +90,8 @@ def assert_calibrated(model: nn.Module) -> None:
 
     Names each observer by its qualified name (fake-quant observers as
     ``conv.activation_post_process.activation_post_process``) with its min/max.
+    Weight observers (inside ``weight_fake_quant``) are only checked for having run and
+    for finite ranges: they see the whole weight, so a zero-width range there is exact.
     """
     __tracebackhide__ = True
     require_torch()
@@ -98,7 +104,7 @@ def assert_calibrated(model: nn.Module) -> None:
         )
     found: dict[str, list[str]] = {kind: [] for kind in _FIXES}
     for name, observer in observers:
-        diagnosis = _diagnose(observer)
+        diagnosis = _diagnose(observer, is_weight="weight_fake_quant" in name.split("."))
         if diagnosis is not None:
             kind, detail = diagnosis
             found[kind].append(f"      `{name}` ({type(observer).__name__}): {detail}")

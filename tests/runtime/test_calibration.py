@@ -97,19 +97,32 @@ def test_qat_observers_inside_fake_quant_are_checked():
     )
 
 
-def test_per_channel_constant_channels_are_counted_and_zero_channels_allowed():
+def test_constant_weight_channels_are_exact_not_degenerate():
     model = ConvBnReluNet().train()
     with torch.no_grad():
-        model.conv2.weight[1].fill_(0.25)
-        model.conv2.weight[2].zero_()
+        model.conv2.weight[1].fill_(0.25)  # a 1x1 conv with 4 inputs: 4 equal values
     prepared = prepared_qat(fused_qat(model, CONV_BN_RELU_GROUPS), tq.get_default_qat_qconfig("x86"))
     calibrated(prepared, example_input())
+    observer = prepared.conv2.weight_fake_quant.activation_post_process
+    assert observer.min_val[1] == observer.max_val[1]
+    assert_calibrated(prepared)
+
+
+def test_per_channel_activation_observer_counts_constant_channels():
+    qconfig = tq.QConfig(
+        activation=tq.PerChannelMinMaxObserver.with_args(ch_axis=1), weight=tq.default_weight_observer
+    )
+    model = prepared_ptq(fused(ConvBnReluNet(), CONV_BN_RELU_GROUPS), qconfig)
+    batch = example_input()
+    batch[:, 2] = 0.5
+    calibrated(model, batch)
     with pytest.raises(AssertionError) as failure:
-        assert_calibrated(prepared)
+        assert_calibrated(model)
     message = str(failure.value)
-    assert "1 of 4 channels (axis 0) have min_val == max_val (channel 1: 0.25)" in message
-    assert "conv2.weight_fake_quant.activation_post_process" in message
-    assert "channel 2" not in message
+    assert (
+        "`quant.activation_post_process` (PerChannelMinMaxObserver): 1 of 3 channels (axis 1) "
+        "have min_val == max_val (channel 2: 0.5)" in message
+    )
 
 
 def test_non_finite_calibration_data_is_reported():
