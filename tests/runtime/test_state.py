@@ -104,6 +104,17 @@ def test_learnable_qparam_learning_flags(learnable_model):
     assert_quant_state(learnable_model, observers=False, fake_quant=True, qparam_learning=True)
 
 
+def test_reading_learnable_qparams_does_not_clamp_them(learnable_model):
+    # _LearnableFakeQuantize.calculate_qparams() clamps scale in place; the table must not.
+    with torch.no_grad():
+        learnable_model.conv1.weight_fake_quant.scale.fill_(0.0)
+    before = snapshot(learnable_model)
+    assert "scale=0 zp=0" in str(quant_state(learnable_model))
+    with pytest.raises(AssertionError):
+        assert_quant_state(learnable_model, observers=False, qparam_learning=True)
+    assert_unchanged(learnable_model, before)
+
+
 def test_learning_requested_without_learnable_modules_fails(qat_model):
     with pytest.raises(AssertionError, match="none of the .* quant modules has that switch"):
         assert_quant_state(qat_model, qparam_learning=True)
