@@ -201,7 +201,7 @@ class FileModel:
         self.module_name = module_name_for(path) or path.stem
         self.package = self.module_name if path.stem == "__init__" else self.module_name.rpartition(".")[0]
         self.globals: dict[str, str] = {}  # name -> qualified name
-        self.imports: list[tuple[cst.CSTNode, str]] = []  # (alias node, raw qualified name)
+        self.imported: dict[str, str] = {}  # module-level import bindings (re-exports)
         self.classes: dict[str, ClassModel] = {}
         self.functions: dict[str, cst.FunctionDef] = {}
         self.constants: set[str] = set()  # module-level names bound to plain values
@@ -246,7 +246,7 @@ class FileModel:
                         for local, qname, alias in import_bindings(small, self.package):
                             if qname:
                                 self.globals[local] = qname
-                                self.imports.append((alias, qname))
+                                self.imported[local] = qname
                     elif isinstance(small, cst.Assign) and len(small.targets) == 1:
                         target = small.targets[0].target
                         if isinstance(target, cst.Name):
@@ -290,10 +290,8 @@ class FileModel:
 
     # ----- summaries and project queries ------------------------------------------------
     def summary(self) -> FileSummary:
-        exports = {name: q for name, q in self.globals.items()
-                   if not q.startswith(self.module_name + ".")}
         return FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
-                           self.function_returns, exports)
+                           self.function_returns, dict(self.imported))
 
     def module_classes(self) -> Iterator[ClassModel]:
         """The classes of this file that are nn.Modules, directly or through any base."""
