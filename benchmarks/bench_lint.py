@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from qlint.engine import _start_method  # the same process start-up as qlint's workers
+
 
 def _parse_share(paths: list[str]) -> int:
     import libcst
@@ -36,7 +38,7 @@ def bare_parse(files: list[Path], jobs: int) -> float:
     if jobs == 1:
         _parse_share(shares[0])
     else:
-        with multiprocessing.get_context("forkserver").Pool(jobs) as pool:
+        with multiprocessing.get_context(_start_method()).Pool(jobs) as pool:
             pool.map(_parse_share, shares)
     return time.perf_counter() - start
 

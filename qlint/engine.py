@@ -12,6 +12,7 @@ import ast
 import multiprocessing
 import os
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -164,7 +165,7 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
         i = loads.index(min(loads))
         shares[i].append(task)
         loads[i] += _size(task[0])
-    context = multiprocessing.get_context("forkserver" if os.name != "nt" else "spawn")
+    context = multiprocessing.get_context(_start_method())
     pipes, processes = [], []
     for share in shares:
         parent, child = context.Pipe()
@@ -182,6 +183,14 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
         for process in processes:
             process.join(timeout=5)
     return findings
+
+
+def _start_method() -> str:
+    """fork when it is safe (one thread): workers inherit libcst already imported."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 def _size(path: Path) -> int:
