@@ -81,7 +81,9 @@ def _diagnose(observer: nn.Module, is_weight: bool) -> tuple[str, str] | None:
             f"min_val == max_val ({shown}{more})"
         )
     if bool((low == high).all()):
-        return "degenerate range", f"min_val = max_val = {low.item():.4g}: every value seen was equal"
+        return "degenerate range", (
+            f"min_val = max_val = {low.item():.4g}: every value seen was equal"
+        )
     return None
 
 

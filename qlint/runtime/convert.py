@@ -74,7 +74,9 @@ def assert_converted(model: nn.Module) -> None:
     def in_region(name: str) -> bool:
         if knows_qconfig:
             return qconfigs[name] is not None
-        return name in has_quantized_child or (bool(name) and parent_name(name) in has_quantized_child)
+        return name in has_quantized_child or (
+            bool(name) and parent_name(name) in has_quantized_child
+        )
 
     swappable = swappable_float_types()
     float_modules: list[tuple[str, nn.Module]] = []

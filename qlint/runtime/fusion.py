@@ -37,20 +37,18 @@ FUSED_OUTPUT_RTOL = 1e-4
 
 @dataclass(frozen=True)
 class _Call:
-    """One execution of a unit: its position, name, module and input's producer."""
+    """One execution of a unit.
+
+    ``source``: index of the call whose output is this call's first input (None: no
+    unit produced it); ``previous``: index of the last non-Identity call before it.
+    """
 
     index: int
     name: str
     module: nn.Module
+    is_identity: bool
     source: int | None
     previous: int | None
-
-    @property
-    def is_identity(self) -> bool:
-        require_torch()
-        from torch import nn
-
-        return type(self.module) is nn.Identity
 
     @property
     def follows_source(self) -> bool:
@@ -198,7 +196,14 @@ def _trace(model: nn.Module, args: tuple[Any, ...]) -> tuple[list[_Call], Any]:
 
     def after_hook(name: str):
         def after(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            call = _Call(len(calls), name, module, pending_sources.pop(), last_non_identity[0])
+            call = _Call(
+                index=len(calls),
+                name=name,
+                module=module,
+                is_identity=type(module) is torch.nn.Identity,
+                source=pending_sources.pop(),
+                previous=last_non_identity[0],
+            )
             calls.append(call)
             produced = call.source if call.is_identity else call.index
             if not call.is_identity:

@@ -126,7 +126,8 @@ def test_qat_prepared_without_fusion_is_reported():
 
 
 def test_qat_conv_bn_fused_but_relu_left_out_is_reported():
-    prepared = prepared_qat(fused_qat(ConvBnReluNet(), [["conv1", "bn1"], ["conv2", "bn2", "relu2"]]))
+    groups = [["conv1", "bn1"], ["conv2", "bn2", "relu2"]]
+    prepared = prepared_qat(fused_qat(ConvBnReluNet(), groups))
     with pytest.raises(AssertionError) as failure:
         assert_fused(prepared, example_input())
     assert "`conv1` (ConvBn2d) -> `relu1` (ReLU)" in str(failure.value)

@@ -65,8 +65,13 @@ def test_prepare_qat_copy_leaves_the_optimizer_on_stale_weights():
 def test_separate_param_groups_and_frozen_parameters():
     model = prepared_qat(_float_model(), learnable_qconfig())
     model.conv2.bias.requires_grad_(False)
-    qparams = [p for m in model.modules() if isinstance(m, _LearnableFakeQuantize) for p in m.parameters()]
-    weights = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in qparams)]
+    learnable = [m for m in model.modules() if isinstance(m, _LearnableFakeQuantize)]
+    qparams = [parameter for module in learnable for parameter in module.parameters()]
+    weights = [
+        parameter
+        for parameter in model.parameters()
+        if parameter.requires_grad and all(parameter is not qparam for qparam in qparams)
+    ]
     optimizer = torch.optim.SGD([{"params": weights}, {"params": qparams, "lr": 1e-3}], lr=0.1)
     assert_qparams_in_optimizer(model, optimizer)
 

@@ -67,6 +67,12 @@ def _with_root_qconfig(model_class: type) -> Callable[[str], nn.Module]:
 
 
 cq = common_quantization
+RESNET_GROUP = ["module.conv1", "module.bn1", "module.relu1"]
+SEQUENTIAL_FUSION_GROUPS = (
+    [["conv1", "relu1"]]
+    + [[f"features.{block}.{layer}" for layer in range(3)] for block in range(3)]
+    + [["classifier.0", "classifier.1"]]
+)
 PTQ_CASES = [
     Case(
         "AnnotatedConvBnReLUModel",
@@ -74,7 +80,7 @@ PTQ_CASES = [
         (2, 3, 5, 5),
         [["conv", "bn", "relu"]],
     ),
-    Case("ResNetBase", _wrapped(cq.ResNetBase), (2, 3, 6, 6), [["module.conv1", "module.bn1", "module.relu1"]]),
+    Case("ResNetBase", _wrapped(cq.ResNetBase), (2, 3, 6, 6), [RESNET_GROUP]),
     Case(
         "ModelMultipleOps",
         _wrapped(cq.ModelMultipleOps),
@@ -105,9 +111,7 @@ PTQ_CASES = [
         "ModelWithSequentialFusion",
         _with_root_qconfig(cq.ModelWithSequentialFusion),
         (2, 3, 10, 10),
-        [["conv1", "relu1"]]
-        + [[f"features.{block}.{layer}" for layer in range(3)] for block in range(3)]
-        + [["classifier.0", "classifier.1"]],
+        SEQUENTIAL_FUSION_GROUPS,
     ),
     Case(
         "AnnotatedSkipQuantModel",
@@ -116,21 +120,32 @@ PTQ_CASES = [
         [["sub.module.fc1", "sub.module.relu1"], ["sub.module.fc2", "sub.module.relu2"]],
         keep_qconfig=True,
     ),
-    Case("AnnotatedNestedModel", lambda engine: cq.AnnotatedNestedModel(engine), (4, 5), [], keep_qconfig=True),
+    Case(
+        "AnnotatedNestedModel",
+        lambda engine: cq.AnnotatedNestedModel(engine),
+        (4, 5),
+        [],
+        keep_qconfig=True,
+    ),
 ]
 
 QAT_CASES = [
-    Case("AnnotatedConvBnReLUModel", lambda engine: cq.AnnotatedConvBnReLUModel(engine), (2, 3, 5, 5), [["conv", "bn", "relu"]]),
-    Case("ResNetBase", _wrapped(cq.ResNetBase), (4, 3, 6, 6), [["module.conv1", "module.bn1", "module.relu1"]]),
+    Case(
+        "AnnotatedConvBnReLUModel",
+        lambda engine: cq.AnnotatedConvBnReLUModel(engine),
+        (2, 3, 5, 5),
+        [["conv", "bn", "relu"]],
+    ),
+    Case("ResNetBase", _wrapped(cq.ResNetBase), (4, 3, 6, 6), [RESNET_GROUP]),
     Case(
         "ModelWithSequentialFusion",
         _with_root_qconfig(cq.ModelWithSequentialFusion),
         (2, 3, 10, 10),
-        [["conv1", "relu1"]]
-        + [[f"features.{block}.{layer}" for layer in range(3)] for block in range(3)]
-        + [["classifier.0", "classifier.1"]],
+        SEQUENTIAL_FUSION_GROUPS,
     ),
-    Case("ManualConvLinearQATModel", lambda engine: cq.ManualConvLinearQATModel(), (2, 3, 10, 10), []),
+    Case(
+        "ManualConvLinearQATModel", lambda engine: cq.ManualConvLinearQATModel(), (2, 3, 10, 10), []
+    ),
     Case("ManualLinearQATModel", lambda engine: cq.ManualLinearQATModel(engine), (4, 5), []),
 ]
 
@@ -153,7 +168,9 @@ def test_post_training_quantization_flow(case, engine):
     with quantized_engine(engine):
         float_model = case.build(engine).eval()
         example = _batch(case, 0)
-        fused_model = tq.fuse_modules(copy.deepcopy(float_model), case.groups) if case.groups else copy.deepcopy(float_model)
+        fused_model = copy.deepcopy(float_model)
+        if case.groups:
+            tq.fuse_modules(fused_model, case.groups, inplace=True)
         assert_fused(fused_model, example, reference=float_model)
 
         prepared = tq.prepare(fused_model)
@@ -205,7 +222,9 @@ def _reported_groups(message: str) -> list[list[str]]:
     ]
 
 
-@pytest.mark.parametrize("case", [case for case in PTQ_CASES if case.groups], ids=lambda case: case.name)
+@pytest.mark.parametrize(
+    "case", [case for case in PTQ_CASES if case.groups], ids=lambda case: case.name
+)
 def test_unfused_models_report_the_groups_torch_fuses(case):
     torch.manual_seed(0)
     model = case.build("x86").eval()
