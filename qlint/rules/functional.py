@@ -66,13 +66,18 @@ class FunctionalNeedsModule(Rule):
         "        return F.hardswish(x)  # expect: QL102\n",
         "import torch\nfrom torch import nn\nfrom torch.nn import functional as Fn\n\n\n"
         "class Attn(nn.Module):\n    def forward(self, q, k):\n"
-        "        return Fn.softmax(q, dim=-1)  # expect: QL102\n",
+        "        a = q.softmax(dim=-1)  # expect: QL102\n"
+        "        return Fn.softmax(a, dim=-1)  # expect: QL102\n",
     )
 
     def check(self, model):
         needs_module = api.functional_needs_module()
-        for op in forward_ops(model, "call"):
-            module = needs_module.get(op.name)
+        for op in forward_ops(model, "call", "method"):
+            if op.kind == "method":
+                functional = api.functional_for_method(op.name) if op.operands[0].is_act() else None
+                module = needs_module.get(functional) if functional else None
+            else:
+                module = needs_module.get(op.name)
             if not module:
                 continue
             if api.module_converts().get(module):
@@ -80,8 +85,8 @@ class FunctionalNeedsModule(Rule):
             else:
                 advice = (f"use a {short(module)} submodule with qconfig = None, between a DeQuantStub "
                           f"and a QuantStub (convert() has no quantized {short(module)}).")
-            yield Report(op.node, f"{short(op.name)} has no quantized kernel and raises after convert(); "
-                         + advice)
+            what = f"Tensor.{op.name}" if op.kind == "method" else short(op.name)
+            yield Report(op.node, f"{what} has no quantized kernel and raises after convert(); " + advice)
 
 
 @register
@@ -111,6 +116,11 @@ class FunctionalWeightedLayer(Rule):
             if module:
                 yield Report(op.node, f"{short(op.name)} applies weights directly; convert() never "
                              f"swaps or quantizes it. Use a {module} submodule.")
+
+
+# Crashing ops that another rule reports (QL302/QL303), or that are conversions.
+_OTHER_RULES_FUNCTIONS = frozenset(api.ARITHMETIC_FUNCTIONS) | api.DIVISION_FUNCTIONS
+_OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS | api.NOT_VALUE_OPS
 
 
 @register
@@ -146,10 +156,12 @@ class NoQuantizedKernel(Rule):
         needs_module = api.functional_needs_module()
         for op in forward_ops(model, "call", "method", "binop", "unary", "compare"):
             if op.kind == "call":
-                hit = op.name in functions and op.name not in needs_module
+                hit = (op.name in functions and op.name not in needs_module
+                       and op.name not in _OTHER_RULES_FUNCTIONS and not op.name.endswith("_like"))
                 what = short(op.name)
             elif op.kind == "method":
-                hit = op.name in methods and op.operands[0].is_act()
+                hit = (op.name in methods and op.operands[0].is_act() and op.name not in _OTHER_RULES_METHODS
+                       and api.functional_for_method(op.name) is None)
                 what = f"Tensor.{op.name}"
             else:
                 hit = op.name in operators

@@ -695,7 +695,8 @@ class _Evaluator:
             values.append(right)
         if identity:
             return NUM_V
-        return ACT_V if any(v.is_act() for v in values) else NUM_V
+        # A comparison of quantized tensors runs and gives a bool mask, not an activation.
+        return TENSOR_V if any(v.kind in (ACT, TENSOR) or v.is_act() for v in values) else NUM_V
 
     def _boolean(self, expr: cst.BooleanOperation) -> V:
         return join(self._expr(expr.left), self._expr(expr.right))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import Optional
 
 F = "torch.nn.functional."
 NN = "torch.nn."
@@ -95,6 +96,11 @@ SHAPE_FUNCTIONS = frozenset({"torch.numel", "torch.is_tensor", "torch.is_floatin
                              "torch.empty_like", "torch.rand_like", "torch.randn_like",
                              "torch.randint_like", "torch.finfo", "torch.iinfo",
                              "torch.fx._symbolic_trace.is_fx_tracing", "torch.is_autocast_enabled"})
+# Calls that crash on a quantized tensor but are conversions or constructors, not ops on the
+# activation's values; QL104 leaves them out (their results are not activations).
+NOT_VALUE_OPS = frozenset({"float", "double", "half", "bfloat16", "numpy", "tolist", "new_full",
+                           "new_zeros", "new_ones", "new_empty", "new_tensor"})
+
 # Builtins whose result is a Python value.
 PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinstance", "hasattr",
                                    "getattr", "range", "enumerate", "zip", "math", "round",
@@ -159,6 +165,15 @@ def op_table() -> dict:
 @lru_cache(maxsize=None)
 def functional_needs_module() -> dict[str, str]:
     return dict(op_table()["functional_needs_module"])
+
+
+def functional_for_method(method: str) -> Optional[str]:
+    """The functional a Tensor method spells (x.softmax -> torch.softmax) if QL102 lists it."""
+    needs = functional_needs_module()
+    for name in ("torch." + method, F + method):
+        if name in needs:
+            return name
+    return None
 
 
 @lru_cache(maxsize=None)

@@ -219,3 +219,37 @@ def test_unknown_modules_are_not_judged_for_reuse():
                 return self.drop(self.act(self.block(x)))
     """
     assert codes_by_line(source) == {}
+
+
+def test_masks_conversions_and_constructors_are_not_value_ops():
+    source = """
+        import torch
+        import torch.nn as nn
+
+
+        class M(nn.Module):
+            def forward(self, x, y):
+                mask = (x > 0) & (y < 1)
+                noise = torch.zeros_like(x)
+                values = x.tolist()
+                z = x.masked_fill(~mask, 0.0)
+                return z, noise, values
+    """
+    assert codes_by_line(source) == {}
+
+
+def test_method_and_function_spellings_of_one_op_get_one_code():
+    source = """
+        import torch
+        import torch.nn as nn
+
+
+        class M(nn.Module):
+            def forward(self, x, y):
+                a = x.softmax(dim=-1)
+                b = torch.softmax(x, -1)
+                c = x.exp()
+                d = torch.multiply(x, y)
+                return a, b, c, d
+    """
+    assert codes_by_line(source) == {9: {"QL102"}, 10: {"QL102"}, 11: {"QL104"}, 12: {"QL302"}}
