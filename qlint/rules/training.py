@@ -27,9 +27,12 @@ def _parameters_owner(expr) -> Optional[str]:
     """`model` in an argument built from `model.parameters()` (or named_parameters)."""
     for node in iter_nodes(expr):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
-                and node.func.attr.value in ("parameters", "named_parameters") \
-                and isinstance(node.func.value, cst.Name):
-            return node.func.value.value
+                and node.func.attr.value in ("parameters", "named_parameters"):
+            owner = node.func.value  # model, or model.backbone in a param group
+            while isinstance(owner, cst.Attribute):
+                owner = owner.value
+            if isinstance(owner, cst.Name):
+                return owner.value
     return None
 
 
@@ -130,6 +133,11 @@ class OptimizerBeforePrepareQat(Rule):
         "    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)  # expect: QL601\n"
         "    qat_model = copy.deepcopy(model)\n    prepare_qat(qat_model, inplace=True)\n"
         "    return qat_model, optimizer\n",
+        _HEADER + "def train(net):\n"
+        "    groups = [{'params': net.backbone.parameters(), 'lr': 1e-4}]\n"
+        "    opt = torch.optim.AdamW(groups)\n"
+        "    opt = torch.optim.AdamW([{'params': net.head.parameters()}])  # expect: QL601\n"
+        "    net.train()\n    torch.ao.quantization.prepare_qat(net, inplace=True)\n    return opt\n",
     )
 
     def check(self, model):
