@@ -258,7 +258,7 @@ class _Evaluator:
         if isinstance(stmt, cst.For):
             iterated = self._expr(stmt.iter)
             self.frame.loop_depth += 1
-            self._assign(stmt.target, self._element_of(iterated, stmt.iter))
+            self._assign(stmt.target, self._element_of(iterated))
             self._block(stmt.body)
             self.frame.loop_depth -= 1
             if stmt.orelse is not None:
@@ -391,7 +391,7 @@ class _Evaluator:
                 for element, item in zip(elements, value.items):
                     self._assign(element.value, item)
                 return
-            element_value = self._element_of(value, None)
+            element_value = self._element_of(value)
             for element in elements:
                 if isinstance(element, cst.StarredElement):
                     self._assign(element.value, V(SEQ, items=[element_value]))
@@ -407,7 +407,7 @@ class _Evaluator:
             if not (isinstance(target.value, cst.Name) and target.value.value == "self"):
                 self._expr(target.value, reading_for_write=True)
 
-    def _element_of(self, value: V, node) -> V:
+    def _element_of(self, value: V) -> V:
         """The value of one element when iterating or unpacking `value`."""
         if value.kind == MOD:
             if value.container == "dict":
@@ -549,9 +549,9 @@ class _Evaluator:
                     invocation=self.frame.invocation, input=None, order=self._next()))
                 return ACT_V
             if method in ("items",):
-                return V(SEQ, items=[V(SEQ, items=[NUM_V, self._element_of(receiver, None)])])
+                return V(SEQ, items=[V(SEQ, items=[NUM_V, self._element_of(receiver)])])
             if method in ("values", "children", "modules"):
-                return V(SEQ, items=[self._element_of(receiver, None)])
+                return V(SEQ, items=[self._element_of(receiver)])
             if method in ("parameters", "named_parameters", "buffers", "keys"):
                 return UNKNOWN_V
             return ACT_V if any(a.is_act() for a in args) else UNKNOWN_V
@@ -561,11 +561,11 @@ class _Evaluator:
             elif method == "extend" and args:
                 receiver.items.extend(args[-1].items if args[-1].kind == SEQ else [args[-1]])
             elif method in ("pop", "copy"):
-                return self._element_of(receiver, None) if method == "pop" else receiver
+                return self._element_of(receiver) if method == "pop" else receiver
             elif method in ("items", "values"):
-                return V(SEQ, items=[self._element_of(receiver, None)])
+                return V(SEQ, items=[self._element_of(receiver)])
             elif method == "get":
-                return self._element_of(receiver, None)
+                return self._element_of(receiver)
             return UNKNOWN_V
         if receiver.kind in (ACT, TENSOR):
             self._op(call, "method", method, [receiver, *args], call)
@@ -648,14 +648,14 @@ class _Evaluator:
             self._op(call, "method", "abs", positional, call)
             return ACT_V
         if name == "super":
-            return V(FUNC, qname="builtins.super()")
+            return UNKNOWN_V  # super().forward(x): an unknown call, activation in, activation out
         if name == "enumerate" and positional:
-            return V(SEQ, items=[V(SEQ, items=[NUM_V, self._element_of(positional[0], None)])])
+            return V(SEQ, items=[V(SEQ, items=[NUM_V, self._element_of(positional[0])])])
         if name == "zip":
-            return V(SEQ, items=[V(SEQ, items=[self._element_of(a, None) for a in positional])])
+            return V(SEQ, items=[V(SEQ, items=[self._element_of(a) for a in positional])])
         if name in ("reversed", "sorted", "list", "tuple", "iter", "set", "frozenset") and positional:
             source = positional[0]
-            return source if source.kind in (SEQ, MOD) else V(SEQ, items=[self._element_of(source, None)])
+            return source if source.kind in (SEQ, MOD) else V(SEQ, items=[self._element_of(source)])
         if name in ("getattr",) and positional and positional[0].kind == SELF:
             return V(MOD, key=None, cls=None)
         if name in ("min", "max", "sum", "next", "map", "filter", "any", "all", "pow"):
@@ -741,7 +741,7 @@ class _Evaluator:
                     return value.items[position]
             if isinstance(expr.slice[0].slice, cst.Slice):
                 return value
-            return self._element_of(value, None)
+            return self._element_of(value)
         if value.kind in (ACT, TENSOR):
             return value
         if value.kind == NUM:
@@ -763,7 +763,7 @@ class _Evaluator:
         for element in expr.elements:
             if isinstance(element, cst.StarredElement):
                 inner = self._expr(element.value)
-                items.extend(inner.items if inner.kind == SEQ else [self._element_of(inner, None)])
+                items.extend(inner.items if inner.kind == SEQ else [self._element_of(inner)])
             else:
                 items.append(self._expr(element.value))
         return V(SEQ, items=items)
@@ -785,7 +785,7 @@ class _Evaluator:
         node = expr.for_in
         while node is not None:
             iterated = self._expr(node.iter)
-            self._assign(node.target, self._element_of(iterated, node.iter))
+            self._assign(node.target, self._element_of(iterated))
             for condition in node.ifs:
                 self._expr(condition.test)
             node = node.inner_for_in
