@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
-from qlint.semantic.forward import exclusive
+from qlint.semantic.model import exclusive
 from qlint.semantic.fusion import fusible_chains, fuse_calls
 from qlint.semantic.model import CONTAINER, MODULE
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from qlint.registry import WARNING, Rule, register
 from qlint.rules.base import Report, forward_traces, short
 from qlint.semantic import torch_api as api
-from qlint.semantic.forward import exclusive
+from qlint.semantic.model import exclusive
 
 _HEADER = ("import torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n"
            "from torch.ao.quantization import DeQuantStub, QuantStub\n\n\n")
@@ -99,7 +99,9 @@ class ModuleAliased(Rule):
     valid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.relu1 = nn.ReLU()\n        self.relu2 = nn.ReLU()\n"
-        "        act = nn.SiLU()\n        self.body = nn.Sequential(nn.Conv2d(3, 3, 1), act)\n",
+        "        act = nn.SiLU()\n        if self.relu1 is not None:\n"
+        "            self.body = nn.Sequential(nn.Conv2d(3, 3, 1), act)\n"
+        "        else:\n            self.body = nn.Sequential(nn.Conv2d(3, 3, 3), act)\n",
     )
     invalid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"

@@ -17,7 +17,8 @@ from typing import Optional
 import libcst as cst
 
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import BUFFER, CONTAINER, MODULE, PARAM, VALUE, ClassModel, FileModel
+from qlint.semantic.model import (BUFFER, CONTAINER, MODULE, PARAM, VALUE, ClassModel, FileModel,
+                                   exclusive)
 from qlint.semantic.names import canonical, import_bindings
 
 ACT, TENSOR, NUM, NONE, MOD, SELF, FUNC, SEQ, UNKNOWN, METHOD = (
@@ -105,12 +106,6 @@ class Trace:
     ops: list = field(default_factory=list)
     param_reads: list = field(default_factory=list)
     found: bool = False  # a forward method was found and evaluated
-
-
-def exclusive(a: tuple, b: tuple) -> bool:
-    """Whether two branch paths can never both run in one forward pass."""
-    arms = dict(a)
-    return any(k in arms and arms[k] != arm for k, arm in b)
 
 
 def trace_forward(model: FileModel, cls: ClassModel) -> Trace:

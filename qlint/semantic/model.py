@@ -345,7 +345,7 @@ class _Instance:
         self.node = node
         self.kind = kind  # PARAM, BUFFER or None (decided by the class later)
         self.members = members  # list of (name, value) for literal containers
-        self.bound: list[str] = []
+        self.bound: list[tuple[str, tuple]] = []  # (binding, if-arms it was made under)
         self.loop_depth = loop_depth
 
 
@@ -377,6 +377,7 @@ class InitEvaluator:
         self.attrs: dict[str, object] = {}
         self.loop_depth = 0
         self.depth = 0
+        self.arms: tuple = ()  # the if-arms the current statement runs under
 
     def run(self) -> None:
         init = self.cls.methods.get("__init__")
@@ -409,12 +410,16 @@ class InitEvaluator:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
                     self._small(small, env)
-            elif isinstance(stmt, (cst.If,)):
+            elif isinstance(stmt, cst.If):
                 self._expr(stmt.test, env)
+                outer = self.arms
+                self.arms = outer + ((id(stmt), 0),)
                 self._body(stmt.body.body, env)
                 if stmt.orelse is not None:
                     orelse = stmt.orelse
+                    self.arms = outer + ((id(stmt), 1),)
                     self._body(orelse.body.body if isinstance(orelse, cst.Else) else [orelse], env)
+                self.arms = outer
             elif isinstance(stmt, (cst.For, cst.While)):
                 if isinstance(stmt, cst.For):
                     self._expr(stmt.iter, env)
@@ -466,10 +471,11 @@ class InitEvaluator:
     def _note_binding(self, value, name: str, node) -> None:
         if not isinstance(value, _Instance) or value.kind is not None:
             return
-        if value.bound or value.loop_depth < self.loop_depth:
-            first = value.bound[0] if value.bound else f"{name} in an earlier loop iteration"
+        earlier = next((label for label, arms in value.bound if not exclusive(arms, self.arms)), None)
+        if earlier is not None or value.loop_depth < self.loop_depth:
+            first = earlier or f"{name} in an earlier loop iteration"
             self.cls.aliases.append(Alias(node, name, first, value.cls))
-        value.bound.append(name)
+        value.bound.append((name, self.arms))
 
     def _extend(self, seq: _Seq, value) -> None:
         if isinstance(value, _Seq):
@@ -554,7 +560,7 @@ class InitEvaluator:
                     else:
                         holder.items.append(value)
                 elif isinstance(holder, _Instance) and holder.members is not None:
-                    label = f"a member of {holder.bound[0] if holder.bound else 'a container'}"
+                    label = f"a member of {holder.bound[0][0] if holder.bound else 'a container'}"
                     self._note_binding(value, label, call.args[-1].value)
                     holder.members = None
                 return None
@@ -605,6 +611,12 @@ class InitEvaluator:
         if any(arg.star for arg in call.args):
             return None
         return [(str(i), m, arg.value) for i, (m, arg) in enumerate(zip(args, call.args))]
+
+
+def exclusive(a: tuple, b: tuple) -> bool:
+    """Whether two paths of if-arms ((if id, arm), ...) can never both run."""
+    arms = dict(a)
+    return any(key in arms and arms[key] != arm for key, arm in b)
 
 
 def _is_self(expr) -> bool:
