@@ -1,0 +1,386 @@
+"""False positives found by linting real code: torch 2.13's `ao`, `nn` and
+`testing/_internal/common_quantization.py`, and timm's `models` and `layers`.
+
+Each pattern is reduced to a few lines and checked both ways: the negative case must not
+get the code, and its nearest true-positive twin must get it on the line marked `# <-`,
+so that a fix cannot simply silence the rule.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from qlint.engine import lint_source
+
+MARK = "# <-"
+
+_DCT = '''
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class Dct(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.register_buffer("weights", torch.eye(n))
+            self.register_parameter("bias", {bias})
+
+        def forward(self, x):
+            return F.linear(x, self.weights, self.bias){mark}
+'''
+_DCT_2D = _DCT.format(bias="{bias}", mark="") + '''
+
+    class Dct2d(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.transform = Dct(n)
+
+        def forward(self, x):
+            return self.transform(self.transform(x).transpose(-1, -2))  # <-
+'''
+
+NOT_REPORTED = [
+    # timm/models/dpn.py:101-103 (found before befe20a): one projection bound to s1 or s2, not both.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Projection(nn.Module):
+            def __init__(self, stride):
+                super().__init__()
+                proj = nn.Conv2d(8, 8, 1, stride=stride)
+                if stride == 2:
+                    self.proj_s2 = proj
+                else:
+                    self.proj_s1 = proj  # <-
+
+            def forward(self, x):
+                return x
+    ''', "QL402", id="alias-in-exclusive-if-else-arms"),
+    # timm/models/hgnet.py:434-438: the same conv and act go into one of two Sequentials.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Head(nn.Module):
+            def __init__(self, use_scale):
+                super().__init__()
+                conv = nn.Conv2d(8, 8, 1)
+                act = nn.ReLU()
+                if use_scale:
+                    self.last = nn.Sequential(conv, act, nn.BatchNorm2d(8))
+                else:
+                    self.last = nn.Sequential(conv, act)  # <-
+
+            def forward(self, x):
+                return self.last(x)
+    ''', "QL402", id="sequential-members-in-exclusive-if-else-arms"),
+    # timm/models/csatv2.py:175,178 and torch/ao/nn/quantized/dynamic/modules/rnn.py:975,1253:
+    # register_parameter(name, None) registers no parameter.
+    pytest.param(_DCT.format(bias="None", mark="  # <-"), "QL504",
+                 id="register-parameter-none-is-no-parameter"),
+    # timm/models/csatv2.py:197: a module holding only a buffer (its "bias" is None) reused.
+    pytest.param(_DCT_2D.format(bias="None"), "QL401",
+                 id="register-parameter-none-makes-no-state"),
+    # torch/ao/nn/quantizable/modules/activation.py:558-561: "Leaving the quantized zone here".
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+        from torch.ao.quantization import DeQuantStub
+
+
+        class Scores(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.q_proj = nn.Linear(8, 8)
+                self.k_proj = nn.Linear(8, 8)
+                self.dequant_q = DeQuantStub()
+                self.dequant_k = DeQuantStub()
+
+            def forward(self, x):
+                q = self.dequant_q(self.q_proj(x))
+                k = self.dequant_k(self.k_proj(x))
+                return torch.bmm(q, k.transpose(1, 2))  # <-
+    ''', "QL302", id="dequantstub-output-is-float"),
+    # torch/ao/nn/quantizable/modules/activation.py:587, and QL102's own advice (a float op
+    # after a DeQuantStub).
+    pytest.param('''
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from torch.ao.quantization import DeQuantStub
+
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+                self.dequant = DeQuantStub()
+
+            def forward(self, x):
+                return F.softmax(self.dequant(self.fc(x)), dim=-1)  # <-
+    ''', "QL102", id="float-op-after-dequantstub"),
+    # torch/ao/nn/quantizable/modules/activation.py:579-587: masked_fill of a float tensor
+    # with a mask argument gives a float tensor; the mask supplies no values.
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class MaskedBias(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("bias", torch.zeros(4, 4))
+
+            def forward(self, x, mask):
+                scores = self.bias.masked_fill(mask, float("-inf"))
+                return x, torch.softmax(scores, dim=-1)  # <-
+    ''', "QL102", id="mask-argument-gives-no-activation"),
+    # torch/ao/nn/intrinsic/qat/modules/conv_fused.py:149, linear_fused.py:123: only the
+    # parameter's shape and dtype are read.
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class BiasFree(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 3, 1, bias=False)
+                self.bias = nn.Parameter(torch.zeros(3))
+
+            def forward(self, x):
+                zero_bias = torch.zeros_like(self.bias, dtype=x.dtype)  # <-
+                return self.conv(x), zero_bias
+    ''', "QL504", id="parameter-read-for-shape-by-zeros-like"),
+    # timm/models/gemma4_vit.py:283: `.to(param)` reads only the parameter's dtype and device.
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class PositionTable(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.table = nn.Parameter(torch.zeros(16, 8))
+
+            def forward(self, one_hot):
+                return one_hot.to(self.table)  # <-
+    ''', "QL504", id="parameter-read-for-dtype-by-to"),
+    # timm/models/mvitv2.py:321-346: a helper of the file returns (tensor, List[int]);
+    # the size list is shape arithmetic.
+    pytest.param('''
+        from typing import List, Tuple
+
+        import torch
+        import torch.nn as nn
+
+
+        def flatten_with_size(x: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:
+            size = [x.shape[2], x.shape[3]]
+            return x.flatten(2), size
+
+
+        class Pool(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pool = nn.MaxPool2d(2)
+
+            def forward(self, x):
+                x, size = flatten_with_size(self.pool(x))
+                tokens = size[0] * size[1] + 1  # <-
+                return x, tokens
+    ''', "QL301", id="size-list-unpacked-from-helper-result"),
+    # timm/layers/median_pool.py:47, halo_attn.py:228: Tensor.unfold(dim, size, step) is a
+    # sliding-window view that runs on quantized tensors; it is not F.unfold (im2col).
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class MedianPool(nn.Module):
+            def forward(self, x):
+                windows = x.unfold(2, 3, 1).unfold(3, 3, 1)  # <-
+                return windows.flatten(-2)
+    ''', "QL102", id="tensor-unfold-is-not-functional-unfold"),
+    # timm/models/gemma4_vit.py:345,611; torch/nn/modules/adaptive.py:228-229 (found before
+    # c4ada19 made comparisons masks): a comparison of activations is a bool mask.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Sentinel(nn.Module):
+            def forward(self, coords):
+                return (coords == -1).all(dim=-1)  # <-
+    ''', "QL104", id="comparison-result-is-a-mask"),
+]
+
+REPORTED = [
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Projection(nn.Module):
+            def __init__(self, stride):
+                super().__init__()
+                proj = nn.Conv2d(8, 8, 1, stride=stride)
+                self.proj_s2 = proj
+                self.proj_s1 = proj  # <-
+
+            def forward(self, x):
+                return x
+    ''', "QL402", id="alias-bound-unconditionally"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                conv = nn.Conv2d(8, 8, 1)
+                act = nn.ReLU()
+                self.first = nn.Sequential(conv, act, nn.BatchNorm2d(8))
+                self.last = nn.Sequential(conv, act)  # <-
+
+            def forward(self, x):
+                return self.last(self.first(x))
+    ''', "QL402", id="sequential-members-bound-twice"),
+    pytest.param(_DCT.format(bias="nn.Parameter(torch.zeros(n))", mark="  # <-"), "QL504",
+                 id="register-parameter-with-a-parameter"),
+    pytest.param(_DCT_2D.format(bias="nn.Parameter(torch.zeros(n))"), "QL401",
+                 id="module-with-a-registered-parameter-reused"),
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class Scores(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.q_proj = nn.Linear(8, 8)
+                self.k_proj = nn.Linear(8, 8)
+
+            def forward(self, x):
+                q = self.q_proj(x)
+                k = self.k_proj(x)
+                return torch.bmm(q, k.transpose(1, 2))  # <-
+    ''', "QL302", id="bmm-inside-the-quantized-zone"),
+    pytest.param('''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=-1)  # <-
+    ''', "QL102", id="float-op-inside-the-quantized-zone"),
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class MaskedScores(nn.Module):
+            def forward(self, x, mask):
+                scores = x.masked_fill(mask, float("-inf"))
+                return torch.softmax(scores, dim=-1)  # <-
+    ''', "QL102", id="masked-fill-of-an-activation"),
+    # torch/ao/nn/intrinsic/qat/modules/conv_fused.py:157.
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class BiasFree(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 3, 1, bias=False)
+                self.bias = nn.Parameter(torch.zeros(3))
+
+            def forward(self, x):
+                return self.conv(x) + self.bias.reshape(1, -1, 1, 1)  # <-
+    ''', "QL504", id="parameter-values-added-to-an-activation"),
+    # timm/models/gemma4_vit.py:285.
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class PositionTable(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.table = nn.Parameter(torch.zeros(16, 8))
+
+            def forward(self, one_hot):
+                return one_hot @ self.table  # <-
+    ''', "QL504", id="parameter-values-multiplied-with-an-activation"),
+    pytest.param('''
+        from typing import Tuple
+
+        import torch
+        import torch.nn as nn
+
+
+        def split_halves(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            return x[:, :4], x[:, 4:]
+
+
+        class Gate(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pool = nn.MaxPool2d(2)
+
+            def forward(self, x):
+                a, b = split_halves(self.pool(x))
+                return a * b  # <-
+    ''', "QL301", id="tensors-unpacked-from-helper-result"),
+    pytest.param('''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class Patches(nn.Module):
+            def forward(self, x):
+                return F.unfold(x, kernel_size=3)  # <-
+    ''', "QL102", id="functional-unfold"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class AllPositive(nn.Module):
+            def forward(self, x):
+                return x.all(dim=-1)  # <-
+    ''', "QL104", id="reduction-of-an-activation"),
+]
+
+
+def _lint(source: str):
+    source = textwrap.dedent(source)
+    lines = source.splitlines()
+    marked = [number for number, line in enumerate(lines, 1) if line.rstrip().endswith(MARK)]
+    assert len(marked) == 1, f"a case marks exactly one line with {MARK!r}; found lines {marked}"
+    return lint_source(source, "case.py"), marked[0]
+
+
+def _describe(findings) -> str:
+    described = [f"line {f.line}:{f.column} {f.code} {f.message}" for f in findings]
+    return "; ".join(described) or "nothing"
+
+
+@pytest.mark.parametrize("source, code", NOT_REPORTED)
+def test_false_positive_pattern_is_not_reported(source, code):
+    findings, line = _lint(source)
+    wrong = [f for f in findings if f.code == code]
+    assert not wrong, (f"expected no {code} (the pattern at line {line} is not a hazard under the "
+                       f"rule's semantics); found {_describe(wrong)}")
+
+
+@pytest.mark.parametrize("source, code", REPORTED)
+def test_true_positive_twin_is_reported(source, code):
+    findings, line = _lint(source)
+    assert any(f.code == code and f.line == line for f in findings), (
+        f"expected {code} at line {line} (the true-positive twin of a false-positive pattern); "
+        f"found {_describe(findings)}")
