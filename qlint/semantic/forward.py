@@ -503,7 +503,9 @@ class _Evaluator:
         # Shape queries on parameters are not uses of them: self.pos_embed.shape / .size()
         quiet_receiver = isinstance(func, cst.Attribute) and func.attr.value in api.SHAPE_METHODS
         callee = self._attribute(func, quiet=quiet_receiver) if isinstance(func, cst.Attribute) else self._expr(func)
-        args = [self._expr(arg.value) for arg in call.args]
+        layout_only = (callee.kind == METHOD and callee.qname in api.LAYOUT_ARGUMENT_METHODS) or (
+            callee.kind == FUNC and callee.qname in api.SHAPE_FUNCTIONS)
+        args = [self._expr(arg.value, reading_for_write=layout_only) for arg in call.args]
         positional = [v for v, arg in zip(args, call.args) if arg.keyword is None]
         kind = callee.kind
         if kind == MOD:
@@ -526,6 +528,8 @@ class _Evaluator:
             input=first.producer if first is not None and first.kind == ACT else None,
             order=self._next())
         self.trace.calls.append(record)
+        if self.index.resolve(module.cls) == api.DEQUANT_STUB:
+            return TENSOR_V  # leaving the quantized region: a float tensor
         return V(ACT, producer=record)
 
     def _next(self) -> int:
@@ -568,7 +572,8 @@ class _Evaluator:
                 return TENSOR_V if method.startswith("new_") else NUM_V
             if method in ("unbind", "chunk", "split", "tensor_split", "unsafe_chunk"):
                 return V(SEQ, items=[receiver])
-            if receiver.kind == TENSOR and any(a.is_act() for a in args):
+            if receiver.kind == TENSOR and method not in api.LAYOUT_ARGUMENT_METHODS and any(
+                    a.is_act() for a in args):
                 return ACT_V
             return receiver if receiver.kind == TENSOR else ACT_V
         if receiver.kind == NUM:
@@ -633,7 +638,25 @@ class _Evaluator:
             return NUM_V
         if qname.startswith("typing.") or qname.startswith("warnings.") or qname.startswith("logging."):
             return UNKNOWN_V
+        helper = self.model.functions.get(qname[len(self.model.module_name) + 1:]) \
+            if qname.startswith(self.model.module_name + ".") else None
+        if helper is not None and helper.returns is not None and any(a.is_act() for a in args):
+            annotated = self._annotated_value(helper.returns.annotation)
+            if annotated is not None:
+                return annotated
         return ACT_V if any(a.is_act() for a in args) else UNKNOWN_V
+
+    def _annotated_value(self, ann) -> Optional[V]:
+        """The value a same-file helper returns, from its annotation (None when it does not say):
+        `Tuple[Tensor, List[int]]` unpacks into an activation and a Python value."""
+        if isinstance(ann, cst.Subscript):
+            outer = (self.model.qname(ann.value) or "").rsplit(".", 1)[-1]
+            elements = [e.slice.value for e in ann.slice if isinstance(e.slice, cst.Index)]
+            if outer in ("Tuple", "tuple") and elements and not any(
+                    isinstance(e, cst.Ellipsis) for e in elements):
+                values = [self._annotated_value(e) for e in elements]
+                return None if any(v is None for v in values) else V(SEQ, items=values)
+        return ACT_V if self._annotation_may_hold_tensor(ann) else NUM_V
 
     def _builtin_call(self, call, name: str, args, positional) -> V:
         if name in ("range", "len", "int", "float", "bool", "str", "isinstance", "hasattr",

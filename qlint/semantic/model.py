@@ -531,7 +531,10 @@ class InitEvaluator:
                                                  "register_parameter"):
                 name = _literal_str(call.args[0].value) if call.args else None
                 value = self._expr(call.args[1].value, env) if len(call.args) > 1 else None
-                if method == "register_buffer":
+                given = call.args[1].value if len(call.args) > 1 else None
+                if _is_none(given):
+                    value = None  # register_parameter("bias", None): no parameter at all
+                elif method == "register_buffer":
                     value = _Instance(None, call, BUFFER)
                 elif method == "register_parameter":
                     value = _Instance(None, call, PARAM)
@@ -617,6 +620,10 @@ def exclusive(a: tuple, b: tuple) -> bool:
     """Whether two paths of if-arms ((if id, arm), ...) can never both run."""
     arms = dict(a)
     return any(key in arms and arms[key] != arm for key, arm in b)
+
+
+def _is_none(expr) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
 
 
 def _is_self(expr) -> bool:

@@ -101,6 +101,13 @@ SHAPE_FUNCTIONS = frozenset({"torch.numel", "torch.is_tensor", "torch.is_floatin
 NOT_VALUE_OPS = frozenset({"float", "double", "half", "bfloat16", "numpy", "tolist", "new_full",
                            "new_zeros", "new_ones", "new_empty", "new_tensor"})
 
+# Methods whose tensor arguments give only an index, a mask, a shape or a dtype: the result
+# is as much an activation as the receiver is, and a parameter passed to them is not used.
+LAYOUT_ARGUMENT_METHODS = frozenset({"masked_fill", "index_select", "index_fill", "expand_as",
+                                     "view_as", "reshape_as", "type_as", "to", "new_zeros",
+                                     "new_ones", "new_full", "new_empty"})
+DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
+
 # Builtins whose result is a Python value.
 PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinstance", "hasattr",
                                    "getattr", "range", "enumerate", "zip", "math", "round",
@@ -168,12 +175,10 @@ def functional_needs_module() -> dict[str, str]:
 
 
 def functional_for_method(method: str) -> Optional[str]:
-    """The functional a Tensor method spells (x.softmax -> torch.softmax) if QL102 lists it."""
-    needs = functional_needs_module()
-    for name in ("torch." + method, F + method):
-        if name in needs:
-            return name
-    return None
+    """The function a Tensor method spells (x.softmax -> torch.softmax) if QL102 lists it.
+    Only torch.* twins are the same op: Tensor.unfold is a sliding view, F.unfold im2col."""
+    name = "torch." + method
+    return name if name in functional_needs_module() else None
 
 
 @lru_cache(maxsize=None)
