@@ -118,9 +118,9 @@ class FunctionalWeightedLayer(Rule):
                              f"swaps or quantizes it. Use a {module} submodule.")
 
 
-# Crashing ops that another rule reports (QL302/QL303), or that are conversions.
+# Crashing ops that another rule reports (QL302/QL303), or that construct new tensors.
 _OTHER_RULES_FUNCTIONS = frozenset(api.ARITHMETIC_FUNCTIONS) | api.DIVISION_FUNCTIONS
-_OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS | api.NOT_VALUE_OPS
+_OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS | api.CONSTRUCTOR_METHODS
 
 
 @register

@@ -96,10 +96,9 @@ SHAPE_FUNCTIONS = frozenset({"torch.numel", "torch.is_tensor", "torch.is_floatin
                              "torch.empty_like", "torch.rand_like", "torch.randn_like",
                              "torch.randint_like", "torch.finfo", "torch.iinfo",
                              "torch.fx._symbolic_trace.is_fx_tracing", "torch.is_autocast_enabled"})
-# Calls that crash on a quantized tensor but are conversions or constructors, not ops on the
-# activation's values; QL104 leaves them out (their results are not activations).
-NOT_VALUE_OPS = frozenset({"float", "double", "half", "bfloat16", "numpy", "tolist", "new_full",
-                           "new_zeros", "new_ones", "new_empty", "new_tensor"})
+# Constructors that take an activation only for its shape, dtype and device: they crash on a
+# quantized tensor too, but build new tensors that are not activations; QL104 leaves them out.
+CONSTRUCTOR_METHODS = frozenset({"new_full", "new_zeros", "new_ones", "new_empty", "new_tensor"})
 
 # Methods whose tensor arguments give only an index, a mask, a shape or a dtype: the result
 # is as much an activation as the receiver is, and a parameter passed to them is not used.
