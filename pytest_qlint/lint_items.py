@@ -1,9 +1,9 @@
 """``pytest --qlint``: one ``path::qlint`` item per Python file, failing with qlint's findings.
 
-A file that linted clean is remembered in pytest's cache with its mtime_ns and size, under
-the qlint version and the settings' fingerprint; while those match, the next run passes it
-without linting it again. The cache is written once, by the controlling process: under
-xdist, workers send each item's result to it as the report attribute ``qlint``.
+Each file's findings are kept in pytest's cache with the file's mtime_ns and size, under
+the qlint version and the settings' fingerprint; while those match, the next run reports
+them without linting the file again. The cache is written once, by the controlling process:
+under xdist, workers send each item's result to it as the report attribute ``qlint``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import pytest
 from qlint import __version__, engine
 from qlint.config import ConfigError, load_config
 from qlint.discovery import discover
+from qlint.finding import Finding
 from qlint.output.text import render_text, summary_line
 from pytest_qlint.plugin import PATHS_INI
 
-CACHE_KEY = "qlint/clean-files"
+CACHE_KEY = "qlint/results"
 MARKER = "qlint"
 LINT_SESSION = pytest.StashKey["LintSession"]()
 RESULT = pytest.StashKey[dict]()
@@ -51,12 +52,16 @@ class QlintItem(pytest.Item):
         lint = self.config.stash[LINT_SESSION]
         stat = self.path.stat()  # before reading: an edit during the lint is seen next run
         signature = [stat.st_mtime_ns, stat.st_size]
-        cached = lint.clean_files.get(str(self.path)) == signature
-        findings = [] if cached else engine.lint_paths([self.path], lint.settings)
+        stored = lint.stored.get(str(self.path))
+        cached = stored is not None and stored["signature"] == signature
+        if cached:
+            findings = [Finding(**finding) for finding in stored["findings"]]
+        else:
+            findings = engine.lint_paths([self.path], lint.settings)
         self.stash[RESULT] = {
             "path": str(self.path),
             "signature": signature,
-            "clean": not findings,
+            "findings": [finding.to_dict() for finding in findings],
             "cached": cached,
         }
         if findings:
@@ -87,7 +92,7 @@ class LintSession:
             raise pytest.UsageError(f"qlint: {error}") from None
         self.cache_key = f"{__version__}:{self.settings.fingerprint()}"
         self.cache = None
-        self.clean_files: dict[str, list[int]] = {}  # path -> [mtime_ns, size], from the cache
+        self.stored: dict[str, dict] = {}  # path -> {"signature", "findings"}, from the cache
         self.results: dict[str, dict] = {}  # path -> this run's result, from the reports
 
     def pytest_report_header(self) -> str:
@@ -98,12 +103,19 @@ class LintSession:
         self.cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
         stored = self.cache.get(CACHE_KEY, {}) if self.cache is not None else {}
         if stored.get("key") == self.cache_key:
-            self.clean_files = stored["files"]
+            self.stored = stored["files"]
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> QlintFile | None:
         if file_path.suffix == ".py" and not self.settings.is_excluded(file_path):
-            return QlintFile.from_parent(parent, path=file_path)
+            # A child of the session, not of its package: running the item must not
+            # import the package's __init__.py (Package.setup does), nor tear it down.
+            return QlintFile.from_parent(parent.session, path=file_path)
         return None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Lint items first, so that packages are set up once for the tests that follow."""
+        items.sort(key=lambda item: not isinstance(item, QlintItem))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector):
@@ -144,12 +156,9 @@ class LintSession:
     def pytest_sessionfinish(self) -> None:
         if self.cache is None or hasattr(self.config, "workerinput") or not self.results:
             return
-        files = dict(self.clean_files)
+        files = dict(self.stored)
         for path, result in self.results.items():
-            if result["clean"]:
-                files[path] = result["signature"]
-            else:
-                files.pop(path, None)
+            files[path] = {"signature": result["signature"], "findings": result["findings"]}
         self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
@@ -157,10 +166,10 @@ class LintSession:
             return
         results = self.results.values()
         cached = sum(result["cached"] for result in results)
-        failed = sum(not result["clean"] for result in results)
+        failed = sum(bool(result["findings"]) for result in results)
         terminalreporter.write_line(
             f"qlint: {len(self.results)} files checked: {len(self.results) - cached} linted, "
-            f"{cached} unchanged since a clean lint (cached), {failed} with findings"
+            f"{cached} unchanged (findings from the cache), {failed} with findings"
         )
 
 

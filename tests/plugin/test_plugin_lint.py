@@ -89,30 +89,33 @@ def test_findings_fail_the_file_item_with_qlint_text(pytester, bad_example, xdis
     assert "Traceback" not in output and "lint_items.py" not in output, output
 
 
-def test_clean_cached_files_are_not_linted_again_and_cache_is_written_once(pytester, bad_example):
-    make_project(pytester, bad_example[1])
+def test_unchanged_files_are_not_linted_again_and_cache_is_written_once(pytester, bad_example):
+    code, source = bad_example
+    make_project(pytester, source)
     pytester.makeconftest(CALL_LOG_CONFTEST)
     run = ("-p", "xdist", "-n", "2", "--qlint")
 
     first = pytester.runpytest_subprocess(*PLUGIN, *run)
     first.assert_outcomes(passed=4, failed=1)
-    first.stdout.fnmatch_lines(["qlint: 4 files checked: 4 linted, 0 unchanged since a clean lint (cached), 1 with findings"])
+    first.stdout.fnmatch_lines(["qlint: 4 files checked: 4 linted, 0 unchanged (findings from the cache), 1 with findings"])
     log = read_log(pytester)
     assert [line for line in log if line.startswith("lint")] == [
         "lint bad.py", "lint conftest.py", "lint good.py", "lint test_ok.py"
     ]
-    assert [line.split(" pid")[0] for line in log if line.startswith("cache-set")] == ["cache-set qlint/clean-files"]
+    assert [line.split(" pid")[0] for line in log if line.startswith("cache-set")] == ["cache-set qlint/results"]
 
     second = pytester.runpytest_subprocess(*PLUGIN, *run)
     second.assert_outcomes(passed=4, failed=1)
-    second.stdout.fnmatch_lines(["qlint: 4 files checked: 1 linted, 3 unchanged since a clean lint (cached), 1 with findings"])
-    assert [line for line in read_log(pytester) if line.startswith("lint")] == ["lint bad.py"]
+    second.stdout.fnmatch_lines(
+        [f"models/bad.py:*:*: {code} *", "qlint: 4 files checked: 0 linted, 4 unchanged (findings from the cache), 1 with findings"]
+    )
+    assert [line for line in read_log(pytester) if line.startswith("lint")] == []
 
     with open(pytester.path / "models" / "good.py", "a") as good:
         good.write("HEIGHT = 2\n")
     third = pytester.runpytest_subprocess(*PLUGIN, "--qlint")
     third.assert_outcomes(passed=4, failed=1)
-    assert [line for line in read_log(pytester) if line.startswith("lint")] == ["lint bad.py", "lint good.py"]
+    assert [line for line in read_log(pytester) if line.startswith("lint")] == ["lint good.py"]
 
 
 def test_changed_settings_invalidate_the_cache(pytester, bad_example, monkeypatch):
@@ -130,7 +133,7 @@ def test_changed_settings_invalidate_the_cache(pytester, bad_example, monkeypatc
     monkeypatch.setattr(qlint.engine, "lint_paths", counting_lint_paths)
     pytester.runpytest(*PLUGIN, "--qlint").assert_outcomes(passed=3, failed=1)
     pytester.runpytest(*PLUGIN, "--qlint").assert_outcomes(passed=3, failed=1)
-    assert [path.name for path in linted] == ["bad.py", "good.py", "test_ok.py", "bad.py"]
+    assert [path.name for path in linted] == ["bad.py", "good.py", "test_ok.py"]
 
     linted.clear()
     pytester.makepyprojecttoml(f'[tool.pytest.ini_options]\n[tool.qlint]\nignore = ["{code}"]\n')
@@ -143,7 +146,7 @@ def test_works_without_the_cache_plugin_also_under_xdist(pytester, bad_example):
     for _ in range(2):
         result = pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", "--qlint")
         result.assert_outcomes(passed=3, failed=1)
-        result.stdout.fnmatch_lines(["qlint: 3 files checked: 3 linted, 0 unchanged since a clean lint (cached), 1 with findings"])
+        result.stdout.fnmatch_lines(["qlint: 3 files checked: 3 linted, 0 unchanged (findings from the cache), 1 with findings"])
     result = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:cacheprovider", "-p", "xdist", "-n", "2", "--qlint")
     result.assert_outcomes(passed=3, failed=1)
 
@@ -241,3 +244,25 @@ def test_missing_qlint_path_is_a_usage_error(pytester):
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: qlint_paths ini option: */missing: no such file or directory"])
+
+
+def test_lint_items_neither_import_packages_nor_split_their_setup(pytester):
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
+    pytester.mkpydir("model_pkg")
+    (pytester.path / "model_pkg" / "__init__.py").write_text("import dependency_not_installed\n")
+    (pytester.path / "model_pkg" / "layers.py").write_text("WIDTH = 4\n")
+    tests = pytester.mkpydir("tests_pkg")
+    (tests / "conftest.py").write_text(
+        "import pytest\n\n"
+        "@pytest.fixture(scope='package')\n"
+        "def resource():\n"
+        "    with open('package-setups.log', 'a') as log:\n"
+        "        log.write('setup\\n')\n"
+    )
+    for name in ("test_a.py", "test_b.py"):
+        (tests / name).write_text("def test_uses_resource(resource):\n    pass\n")
+
+    result = pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", "--qlint")
+
+    result.assert_outcomes(passed=8)
+    assert (pytester.path / "package-setups.log").read_text() == "setup\n"
