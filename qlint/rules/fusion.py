@@ -5,7 +5,7 @@ from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.model import exclusive
 from qlint.semantic.fusion import fusible_chains, fuse_calls
-from qlint.semantic.model import CONTAINER, MODULE
+from qlint.semantic.model import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
 _BLOCK = (_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -63,7 +63,7 @@ class FuseUnknownName(Rule):
                         if _defines(model, cls.qname, name) is False:
                             if known is None:
                                 known = ", ".join(sorted(n for n, a in model.index.attrs(cls.qname).items()
-                                                         if a.kind in (MODULE, CONTAINER)))
+                                                         if a.kind in (MODULE, CONTAINER, UNKNOWN)))
                             yield Report(node, f"'{name}' is not a submodule of {cls.node.name.value}; "
                                          f"fuse_modules raises AttributeError. Its submodules: {known or 'none'}.")
 

@@ -72,9 +72,33 @@ def _groups(expr, prefix: str, call: cst.Call) -> Optional[list[FuseGroup]]:
     return groups
 
 
-def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
-    """Every fuse_modules / fuse_modules_qat call in the class that fuses its own submodules."""
+def find_fuse_wrappers(model: FileModel) -> dict[str, tuple[int, int]]:
+    """Module-level functions that pass two of their parameters on as the model and the groups
+    of fuse_modules / fuse_modules_qat (torchvision's `_fuse_modules(model, groups, is_qat)`):
+    {qualified name: (model parameter index, groups parameter index)}."""
+    wrappers = {}
     if "fuse_modules" not in model.source:
+        return wrappers
+    for name, func in model.functions.items():
+        params = [p.name.value for p in func.params.params]
+        aliases: dict[str, set[str]] = {}
+        for node in iter_nodes(func.body, into_functions=False):
+            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                found = _fuse_function(model, node.value, aliases)
+                if found:
+                    aliases[node.targets[0].target.value] = found
+            elif isinstance(node, cst.Call) and _fuse_function(model, node.func, aliases):
+                positional = [a.value for a in node.args if a.keyword is None and not a.star]
+                if len(positional) >= 2 and all(isinstance(v, cst.Name) and v.value in params for v in positional[:2]):
+                    wrappers[f"{model.module_name}.{name}"] = (params.index(positional[0].value),
+                                                               params.index(positional[1].value))
+    return wrappers
+
+
+def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
+    """Every fuse_modules / fuse_modules_qat call in the class that fuses its own submodules,
+    directly or through a wrapper function of the run."""
+    if "fuse_modules" not in model.source and not model.index.fuse_wrappers:
         return []
     cached = model.cache.get(("fuse_calls", cls.qname))
     if cached is None:
@@ -94,12 +118,17 @@ def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
             if not isinstance(node, cst.Call):
                 continue
             functions = _fuse_function(model, node.func, aliases)
-            if not functions:
-                continue
             positional = [a for a in node.args if a.keyword is None]
             named = {a.keyword.value: a for a in node.args if a.keyword is not None}
-            target = positional[0] if positional else named.get("model")
-            groups_arg = positional[1] if len(positional) > 1 else named.get("modules_to_fuse")
+            if functions:
+                target = positional[0] if positional else named.get("model")
+                groups_arg = positional[1] if len(positional) > 1 else named.get("modules_to_fuse")
+            else:
+                wrapper = model.index.fuse_wrappers.get(model.index.resolve(model.qname(node.func)))
+                if wrapper is None or len(positional) <= max(wrapper):
+                    continue
+                target, groups_arg = positional[wrapper[0]], positional[wrapper[1]]
+                functions = set(api.FUSE_FUNCTIONS)
             if target is None or groups_arg is None:
                 continue
             prefix = _self_path(target.value)

@@ -52,6 +52,7 @@ class FileSummary:
     classes: dict[str, ClassSummary]
     function_returns: dict[str, str]  # function qname -> qualified class it returns
     exports: dict[str, str]  # module-level import bindings, for re-exports
+    fuse_wrappers: dict[str, tuple[int, int]]  # function qname -> (model, groups) parameter indices
 
 
 class ProjectIndex:
@@ -61,9 +62,11 @@ class ProjectIndex:
         self.classes: dict[str, ClassSummary] = {}
         self.function_returns: dict[str, str] = {}
         self.exports: dict[str, str] = {}
+        self.fuse_wrappers: dict[str, tuple[int, int]] = {}
         for summary in summaries:
             self.classes.update(summary.classes)
             self.function_returns.update(summary.function_returns)
+            self.fuse_wrappers.update(summary.fuse_wrappers)
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
         self._module_memo: dict[str, bool] = {}
@@ -290,8 +293,10 @@ class FileModel:
 
     # ----- summaries and project queries ------------------------------------------------
     def summary(self) -> FileSummary:
+        from qlint.semantic.fusion import find_fuse_wrappers
+
         return FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
-                           self.function_returns, dict(self.imported))
+                           self.function_returns, dict(self.imported), find_fuse_wrappers(self))
 
     def module_classes(self) -> Iterator[ClassModel]:
         """The classes of this file that are nn.Modules, directly or through any base."""

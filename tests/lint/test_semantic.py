@@ -252,3 +252,40 @@ def test_method_and_function_spellings_of_one_op_get_one_code():
                 return a, b, c, d
     """
     assert codes_by_line(source) == {8: {"QL102"}, 9: {"QL102"}, 10: {"QL104"}, 11: {"QL302"}}
+
+
+def test_fuse_groups_through_a_wrapper_function_in_another_file(tmp_path: Path):
+    """torchvision fuses through `_fuse_modules(model, groups, is_qat)`; the groups still count."""
+    package = tmp_path / "zoo"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "utils.py").write_text(textwrap.dedent("""
+        import torch
+
+
+        def _fuse_modules(model, modules_to_fuse, is_qat, **kwargs):
+            method = torch.ao.quantization.fuse_modules_qat if is_qat else torch.ao.quantization.fuse_modules
+            return method(model, modules_to_fuse, **kwargs)
+    """))
+    (package / "block.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        from .utils import _fuse_modules
+
+
+        class Block(nn.Module):
+            def __init__(self, norm_layer=nn.BatchNorm2d):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 3, 1)
+                self.bn = norm_layer(3)
+                self.relu = nn.ReLU()
+
+            def forward(self, x):
+                return self.relu(self.bn(self.conv(x)))
+
+            def fuse_model(self, is_qat=None):
+                _fuse_modules(self, [["conv", "bn", "relu"], ["conv", "norm"]], is_qat, inplace=True)
+    """))
+    findings = lint_paths(sorted(package.glob("*.py")), load_config(start=tmp_path), jobs=1)
+    assert [(Path(f.path).name, f.line, f.code) for f in findings] == [("block.py", 17, "QL501")]
+    assert "'norm' is not a submodule of Block" in findings[0].message
+    assert "Its submodules: bn, conv, relu." in findings[0].message
