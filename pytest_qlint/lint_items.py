@@ -9,6 +9,7 @@ under xdist, workers send each item's result to it as the report attribute ``qli
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,7 @@ class LintSession:
     def pytest_sessionfinish(self) -> None:
         if self.cache is None or hasattr(self.config, "workerinput") or not self.results:
             return
-        files = dict(self.stored)
+        files = {path: entry for path, entry in self.stored.items() if os.path.exists(path)}
         for path, result in self.results.items():
             files[path] = {"signature": result["signature"], "findings": result["findings"]}
         self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
