@@ -61,6 +61,9 @@ def _check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--statistics", action="store_true",
                         help="print the number of findings per rule instead of the findings (text or json)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    parser.add_argument("--fix", action="store_true",
+                        help="rewrite the files to fix what can be fixed (`qlint rule --all` says which "
+                        "rules), then report what remains")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                         help="worker processes (default: one per core, as needed)")
     parser.add_argument("--version", action="version", version=f"qlint {__version__}")
@@ -122,8 +125,11 @@ def _check_command(argv: list[str]) -> int:
     if not files:
         print("qlint: warning: no Python files found under the given paths", file=sys.stderr)
 
-    from qlint.engine import lint_paths
+    from qlint.engine import fix_paths, lint_paths
 
+    if args.fix:
+        for path, count in sorted(fix_paths(files, config).items()):
+            print(f"qlint: fixed {count} in {path}", file=sys.stderr)
     findings = lint_paths(files, config, jobs=args.jobs)
     if args.statistics:
         from qlint.output.statistics import render_statistics

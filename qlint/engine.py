@@ -43,6 +43,32 @@ def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = No
     return sorted(findings)
 
 
+def fix_paths(files: Sequence[Path], config: "Config") -> dict[Path, int]:
+    """Apply the fixes of fixable findings (not those under `# noqa`) and rewrite the files;
+    return how many fixes each changed file got."""
+    units = [_Unit(Path(f), config.enabled_codes(Path(f))) for f in files]
+    index = ProjectIndex([s for s in (unit.parse() for unit in units) if s is not None])
+    changed = {}
+    for unit in units:
+        unit.check(index)
+        if unit.fixes:
+            fixed = unit.model.module.visit(_Replace(unit.fixes))
+            unit.path.write_bytes(fixed.bytes)
+            changed[unit.path] = len(unit.fixes)
+    return changed
+
+
+class _Replace(cst.CSTTransformer):
+    """Replaces nodes by identity (the nodes the rules reported on)."""
+
+    def __init__(self, replacements: dict[int, cst.CSTNode]):
+        super().__init__()
+        self.replacements = replacements
+
+    def on_leave(self, original_node, updated_node):
+        return self.replacements.get(id(original_node), updated_node)
+
+
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
     """Lint one file's source on its own (no other file's classes are known)."""
     codes = frozenset(all_rules()) if codes is None else codes
@@ -60,6 +86,7 @@ class _Unit:
         self.codes = codes
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
+        self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
 
     def parse(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         try:
@@ -122,6 +149,8 @@ class _Unit:
             if (line, column, rule.code) in seen or _suppressed(lines, line, rule.code):
                 continue
             seen.add((line, column, rule.code))
+            if rule.fixable and report.fix is not None:
+                self.fixes[id(report.fix[0])] = report.fix[1]
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))

@@ -18,6 +18,7 @@ class Report:
     message: str
     severity: Optional[str] = None  # None: the rule's own severity
     lines: Optional[dict] = None  # {"first": node}: "{first}" in the message becomes its line
+    fix: Optional[tuple] = None  # (node, replacement node): what `qlint --fix` rewrites
 
 
 def forward_traces(model: FileModel) -> Iterator[tuple[ClassModel, Trace]]:

@@ -24,7 +24,7 @@ class InplaceModule(Rule):
         "modules ignore the flag, so float and quantized models differ in what they compute "
         "where the input is reused (residual connections).")
     fix = "Drop `inplace=True` (the memory saved is small next to a wrong model)."
-    fixable = False
+    fixable = True
     valid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.relu = nn.ReLU()\n        self.act = nn.LeakyReLU(0.1)\n",
@@ -51,7 +51,17 @@ class InplaceModule(Rule):
                 if arg is not None:
                     yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
                                  "input, which observers and fake-quant saved. Use the default "
-                                 "inplace=False.")
+                                 "inplace=False.", fix=(node, _without_inplace(node, arg)))
+
+
+def _without_inplace(call: cst.Call, arg: cst.Arg) -> cst.Call:
+    """The call without its inplace=True (a positional True before other arguments becomes False)."""
+    if arg is not call.args[-1] and arg.keyword is None:
+        return call.with_deep_changes(arg, value=cst.Name("False"))
+    args = [a for a in call.args if a is not arg]
+    if args:
+        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return call.with_changes(args=args)
 
 
 @register

@@ -31,6 +31,7 @@ class DeprecatedNamespace(Rule):
         "documentation use the torch.ao names; the aliases may go first when the eager "
         "quantization API is retired.")
     fix = "Write the torch.ao name: torch.quantization -> torch.ao.quantization, and so on."
+    fixable = True
     valid = (
         "import torch\nfrom torch.ao.quantization import QuantStub, prepare\n"
         "import torch.ao.nn.quantized as nnq\n\n\ndef go(m):\n    return torch.ao.quantization.convert(m)\n",
@@ -52,22 +53,46 @@ class DeprecatedNamespace(Rule):
             elif isinstance(node, cst.Attribute) and id(node) not in in_imports:
                 qname = model.raw_qname(node)
                 if qname in DEPRECATED_NAMESPACES:
-                    yield self._report(node, qname)
+                    yield self._report(node, qname, self._attribute_fix(model, node))
 
     def _check_import(self, model, node, in_imports):
         for part in iter_nodes(node):
             in_imports.add(id(part))
         if isinstance(node, cst.ImportFrom) and node.module is not None and not node.relative:
-            old = _deprecated(dotted(node.module) or "")
+            module = dotted(node.module) or ""
+            old = _deprecated(module)
             if old:
-                yield self._report(node.module, old)
+                yield self._report(node.module, old, (node.module, _renamed(module, old)))
                 return
         for _, qname, alias in import_bindings(node, model.package):
             full = dotted(alias.name) if isinstance(node, cst.Import) else qname
             old = _deprecated(full or "")
-            if old:
-                yield self._report(alias, old)
+            if not old:
+                continue
+            if isinstance(node, cst.Import):
+                fix = (alias.name, _renamed(full, old))
+            elif len(node.names) == 1:  # from torch import quantization -> from torch.ao import ...
+                fix = (node.module, _renamed(full, old).value)
+            else:
+                fix = None
+            yield self._report(alias, old, fix)
 
     @staticmethod
-    def _report(node, old):
-        return Report(node, f"{old} is a legacy alias; use {DEPRECATED_NAMESPACES[old]}.")
+    def _attribute_fix(model, node):
+        """`torch.quantization` -> `torch.ao.quantization`, keeping how `torch` is spelled;
+        None when no part of the expression is `torch` itself (`nn.quantized`)."""
+        part = node
+        while isinstance(part, cst.Attribute):
+            if model.raw_qname(part.value) == "torch":
+                return part.value, cst.Attribute(value=part.value, attr=cst.Name("ao"))
+            part = part.value
+        return None
+
+    @staticmethod
+    def _report(node, old, fix=None):
+        return Report(node, f"{old} is a legacy alias; use {DEPRECATED_NAMESPACES[old]}.", fix=fix)
+
+
+def _renamed(name: str, old: str) -> cst.BaseExpression:
+    """The dotted expression for `name` with its legacy namespace `old` moved under torch.ao."""
+    return cst.parse_expression(DEPRECATED_NAMESPACES[old] + name[len(old):])
