@@ -202,7 +202,7 @@ def test_settings_errors_exit_2_naming_file_and_key(project, capsys, pyproject, 
         (["--output-format", "xml"], "invalid choice: 'xml'"),
         (["--jobs", "0"], "expected a positive integer, found 0"),
         (["--statistics", "--output-format", "sarif"], "--statistics works with --output-format text or json"),
-        (["--fix"], "unrecognized arguments: --fix"),
+        (["--unsafe-fixes"], "unrecognized arguments: --unsafe-fixes"),
     ],
 )
 def test_usage_errors_exit_2(project, capsys, argv, expected_error):
