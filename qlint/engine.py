@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from qlint.config import Config
 
 PARSE_ERROR = "QL000"
+# How many files outside the run may be read for base classes.
+MAX_DEPENDENCIES = 64
+# Qualified names never looked for in the project's files.
+_EXTERNAL = ("torch.", "builtins.", "typing.", "abc.", "collections.", "enum.")
 # Below this many files, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 16
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
@@ -34,20 +38,28 @@ _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+
 
 def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = None) -> list[Finding]:
     """Lint files (already discovered) with the rules the config enables for each."""
+    return lint_with_dependencies(files, config, jobs)[0]
+
+
+def lint_with_dependencies(files: Sequence[Path], config: "Config",
+                           jobs: Optional[int] = None) -> tuple[list[Finding], list[Path]]:
+    """Lint files, and say which other files of the project were read for base classes
+    defined outside the run (what the findings depend on besides the files themselves)."""
     tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-        findings = _lint_serial(tasks)
+        findings, dependencies = _lint_serial(tasks)
     else:
-        findings = _lint_parallel(tasks, jobs)
-    return sorted(findings)
+        findings, dependencies = _lint_parallel(tasks, jobs)
+    return sorted(findings), dependencies
 
 
 def fix_paths(files: Sequence[Path], config: "Config") -> dict[Path, int]:
     """Apply the fixes of fixable findings (not those under `# noqa`) and rewrite the files;
     return how many fixes each changed file got."""
     units = [_Unit(Path(f), config.enabled_codes(Path(f))) for f in files]
-    index = ProjectIndex([s for s in (unit.parse() for unit in units) if s is not None])
+    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
+    index = ProjectIndex(_with_dependencies([s for s, _ in parsed], [p for _, p in parsed])[0])
     changed = {}
     for unit in units:
         unit.check(index)
@@ -73,8 +85,8 @@ def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] 
     """Lint one file's source on its own (no other file's classes are known)."""
     codes = frozenset(all_rules()) if codes is None else codes
     unit = _Unit(Path(path), codes)
-    unit.parse(source.encode("utf-8"))
-    index = ProjectIndex([unit.model.summary()] if unit.model else [])
+    summary = unit.parse(source.encode("utf-8"))
+    index = ProjectIndex([summary] if summary else [])
     return sorted(unit.check(index))
 
 
@@ -171,16 +183,61 @@ def _suppressed(lines: list[str], line: int, code: str) -> bool:
     return codes is None or code in {c.strip().upper() for c in codes.split(",")}
 
 
-def _lint_serial(tasks) -> list[Finding]:
+def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple[list[FileSummary], list[Path]]:
+    """Add the summaries of project files that define base classes the run does not.
+
+    A file is looked for under each import root of the run (the folder above a file's top
+    package), by the longest module prefix of the base's qualified name; re-exports
+    (`from .base import Base` in a package's __init__.py) are followed the same way.
+    """
+    roots = []
+    for summary, path in zip(summaries, paths):
+        parts = summary.module_name.split(".")
+        levels = len(parts) - (0 if path.stem == "__init__" else 1)
+        root = path.resolve().parent
+        root = root.parents[levels - 1] if levels > 0 else root
+        if root not in roots:
+            roots.append(root)
+    seen = {path.resolve() for path in paths}
+    dependencies: list[Path] = []
+    summaries = list(summaries)
+    for _ in range(MAX_DEPENDENCIES):
+        index = ProjectIndex(summaries)
+        missing = {index.resolve(base) for s in summaries for c in s.classes.values() for base in c.bases}
+        missing = {q for q in missing if q and q not in index.classes and not q.startswith(_EXTERNAL)}
+        found = next((f for q in sorted(missing) for f in _module_files(q, roots) if f not in seen), None)
+        if found is None:
+            break
+        seen.add(found)
+        summary = _Unit(found, frozenset()).parse()
+        if summary is not None:
+            summaries.append(summary)
+            dependencies.append(found)
+    return summaries, dependencies
+
+
+def _module_files(qname: str, roots: list[Path]):
+    """Files that may define `qname`, longest module prefix first."""
+    parts = qname.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        for root in roots:
+            base = root.joinpath(*parts[:k])
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    yield candidate.resolve()
+
+
+def _lint_serial(tasks) -> tuple[list[Finding], list[Path]]:
     units = [_Unit(path, codes) for path, codes in tasks]
-    summaries = [s for s in (unit.parse() for unit in units) if s is not None]
+    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
+    summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
     index = ProjectIndex(summaries)
-    return [finding for unit in units for finding in unit.check(index)]
+    return [finding for unit in units for finding in unit.check(index)], dependencies
 
 
 def _worker(conn, tasks) -> None:
     units = [_Unit(path, codes) for path, codes in tasks]
-    conn.send([s for s in (unit.parse() for unit in units) if s is not None])
+    conn.send([(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None])
     index = ProjectIndex(conn.recv())
     conn.send([finding for unit in units for finding in unit.check(index)])
     conn.close()
@@ -204,14 +261,15 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
         pipes.append(parent)
         processes.append(process)
     try:
-        summaries = [s for pipe in pipes for s in pipe.recv()]
+        parsed = [item for pipe in pipes for item in pipe.recv()]
+        summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
         for pipe in pipes:
             pipe.send(summaries)
         findings = [f for pipe in pipes for f in pipe.recv()]
     finally:
         for process in processes:
             process.join(timeout=5)
-    return findings
+    return findings, dependencies
 
 
 def _start_method() -> str:

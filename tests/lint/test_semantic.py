@@ -289,3 +289,22 @@ def test_fuse_groups_through_a_wrapper_function_in_another_file(tmp_path: Path):
     assert [(Path(f.path).name, f.line, f.code) for f in findings] == [("block.py", 17, "QL501")]
     assert "'norm' is not a submodule of Block" in findings[0].message
     assert "Its submodules: bn, conv, relu." in findings[0].message
+
+
+def test_a_file_linted_alone_finds_its_base_class_in_the_project(tmp_path: Path):
+    """pre-commit and `pytest --qlint` hand over one file: its base class in another file of
+    the project (through a package re-export) is read on demand, and reported as a dependency."""
+    from qlint.engine import lint_with_dependencies
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .base import Base\n")
+    (package / "base.py").write_text(
+        "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.relu = nn.ReLU()\n")
+    child = package / "child.py"
+    child.write_text("from pkg import Base\n\n\nclass Child(Base):\n    def forward(self, x):\n"
+                     "        return self.relu(self.relu(x)) + x\n")
+    findings, dependencies = lint_with_dependencies([child], load_config(start=tmp_path), jobs=1)
+    assert {(f.line, f.code) for f in findings} == {(6, "QL401"), (6, "QL301")}
+    assert sorted(p.name for p in dependencies) == ["__init__.py", "base.py"]
