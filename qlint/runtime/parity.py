@@ -3,16 +3,16 @@
 The prepared model (fake quantization from ``prepare_qat``, or observers from ``prepare``)
 is what a user trains and evaluates; ``torch.ao.quantization.convert`` turns it into the
 model that ships. ``assert_parity`` checks that both compute the same thing, up to the
-rounding that quantized kernels are allowed, and names the module where they part ways.
+rounding quantized kernels are allowed, and names the module where they part ways.
 
-Differences are counted in output quantization steps: the scale of the quantized tensor
-that the final ``DeQuantize`` turns back into float. Defaults are calibrated in
+Differences are counted in output quantization steps (the scale of the quantized tensor the
+final ``DeQuantize`` turns back into float) and judged as a distribution: the share of
+elements beyond ``steps`` steps, and the SQNR. Defaults and their measurements:
 docs/parity.md.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import traceback
@@ -20,90 +20,84 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
+from qlint.runtime._modules import as_args, eval_copy, iter_quant_modules, parent_name, tensors_in
 from qlint.runtime._torch import require_torch
 
-# Two tensors on one quantization grid differ by whole steps; the margin absorbs float32
-# rounding in the dequantized values, so that exactly one step is not counted as "beyond".
-_ONE_STEP = 1.0 + 1e-3
 _ERROR_TEXT_LIMIT = 300
 
 
 @dataclass(frozen=True)
 class _Tolerances:
-    max_share_beyond_one_step: float
-    max_steps: float
+    steps: float
+    max_share_beyond_steps: float
     min_sqnr_db: float
 
 
 @dataclass(frozen=True)
 class _Comparison:
-    """How far the converted tensor is from the fake-quantized one."""
+    """How far a converted tensor is from its fake-quantized counterpart."""
 
     elements: int
     sqnr_db: float
-    step: float | None  # None when the converted tensor is float with no known step
+    step: float | None  # None when the converted tensor is float: only the SQNR applies
+    share_beyond_steps: float = 0.0
     share_beyond_one_step: float = 0.0
     max_steps: float = 0.0
 
     def violations(self, tolerances: _Tolerances) -> list[str]:
         found = []
-        if self.step is not None:
-            if self.share_beyond_one_step > tolerances.max_share_beyond_one_step:
-                found.append(
-                    f"{self.share_beyond_one_step:.2%} of {self.elements} elements differ by "
-                    f"more than one step (allowed {tolerances.max_share_beyond_one_step:.2%})"
-                )
-            if self.max_steps > tolerances.max_steps:
-                found.append(
-                    f"max difference {self.max_steps:.1f} steps (allowed {tolerances.max_steps:g})"
-                )
-        if self.sqnr_db < tolerances.min_sqnr_db:
+        if self.step is not None and self.share_beyond_steps > tolerances.max_share_beyond_steps:
             found.append(
-                f"SQNR {self.sqnr_db:.1f} dB (required {tolerances.min_sqnr_db:g} dB or more)"
+                f"{self.share_beyond_steps:.1%} of {self.elements} elements differ by more than "
+                f"{tolerances.steps:g} steps (allowed {tolerances.max_share_beyond_steps:.1%})"
             )
+        if self.sqnr_db < tolerances.min_sqnr_db:
+            found.append(f"SQNR {self.sqnr_db:.1f} dB (required {tolerances.min_sqnr_db:g} dB)")
         return found
 
     def summary(self) -> str:
-        text = f"SQNR {self.sqnr_db:.1f} dB"
-        if self.step is not None:
-            text += (
-                f", {self.share_beyond_one_step:.2%} of {self.elements} elements beyond one step,"
-                f" max {self.max_steps:.1f} steps of {self.step:.4g}"
-            )
-        return text
+        if self.step is None:
+            return f"SQNR {self.sqnr_db:.1f} dB over {self.elements} elements"
+        return (
+            f"SQNR {self.sqnr_db:.1f} dB, max {_steps_text(self.max_steps)}, "
+            f"{self.share_beyond_one_step:.1%} of {self.elements} elements beyond one step "
+            f"of {self.step:.4g}"
+        )
+
+
+def _steps_text(count: float) -> str:
+    return f"{count:.0f} step" if round(count) == 1 else f"{count:.0f} steps"
 
 
 def assert_parity(
     model,
     example_inputs,
     *,
-    max_share_beyond_one_step: float = 0.05,
-    max_steps: float = 16,
-    min_sqnr_db: float = 30.0,
+    steps: float = 8,
+    max_share_beyond_steps: float = 0.01,
+    min_sqnr_db: float = 15.0,
 ) -> None:
     """Assert that ``torch.ao.quantization.convert(model)`` computes what ``model`` computes.
 
     ``model`` is prepared and calibrated (``prepare_qat`` or ``prepare``); ``example_inputs``
-    is a tensor or a tuple of positional arguments. Deep copies are compared in eval mode on
-    the current quantized engine: the prepared copy with its observers frozen (fake-quant
-    switches as the model has them; ``prepare`` observers fake-quantize with their qparams and
-    weights are the ones convert quantizes) against a converted copy. ``model`` is not changed.
+    is a tensor or a tuple of positional inputs. Deep copies run in eval mode on the current
+    quantized engine: a converted copy, and a reference copy of the prepared model whose
+    quantization is frozen (fake-quant switches kept as the model has them; ``prepare``
+    observers fake-quantize with their qparams). ``model`` itself is not changed.
 
-    Each output passes when at most ``max_share_beyond_one_step`` of its elements differ by
-    more than one output quantization step, none by more than ``max_steps`` steps, and its
-    SQNR (converted against fake-quant) is at least ``min_sqnr_db``. On failure the message
-    names the first module whose output diverges; a crash of the converted model names the
-    module whose forward raised.
+    Each output passes when at most ``max_share_beyond_steps`` of its elements differ by more
+    than ``steps`` output quantization steps and its SQNR (fake-quant output over the
+    difference) is at least ``min_sqnr_db``. A failure names the first module whose input or
+    output diverges; a crash of the converted model names the module whose forward raised.
     """
     __tracebackhide__ = True
-    tolerances = _validated_tolerances(max_share_beyond_one_step, max_steps, min_sqnr_db)
+    tolerances = _validated_tolerances(steps, max_share_beyond_steps, min_sqnr_db)
     torch = require_torch()
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = as_args(example_inputs)
 
-    converted = torch.ao.quantization.convert(copy.deepcopy(model).eval(), inplace=False)
+    converted = torch.ao.quantization.convert(eval_copy(model), inplace=True)
     with torch.no_grad():
-        reference = _frozen_reference(model, inputs, torch)
-        _load_converted_weights(reference, converted, torch)
+        reference = _frozen_reference(model, converted, torch)
         try:
             found, run = _run_converted(converted, reference, inputs, torch)
         except Exception as error:  # noqa: BLE001 - any crash is reported with its module
@@ -111,143 +105,160 @@ def assert_parity(
         with run.averages_rounded_in(reference):
             expected = reference(*inputs)
 
-    expected_leaves = dict(_tensor_leaves(expected, "output", torch))
-    found_leaves = dict(_tensor_leaves(found, "output", torch))
-    if expected_leaves.keys() != found_leaves.keys():
+    expected_tensors, found_tensors = tensors_in(expected), tensors_in(found)
+    if len(expected_tensors) != len(found_tensors):
         raise AssertionError(
-            f"the converted model returns tensors at {sorted(found_leaves)}, the prepared model "
-            f"at {sorted(expected_leaves)}; expected the same output structure"
+            f"the converted model returns {len(found_tensors)} tensors, the prepared model "
+            f"{len(expected_tensors)}; expected the same outputs"
         )
-
     failures = []
-    for where, expected_tensor in expected_leaves.items():
-        if not (expected_tensor.is_floating_point() or expected_tensor.is_quantized):
+    for index, (expected_tensor, found_tensor) in enumerate(zip(expected_tensors, found_tensors)):
+        if not expected_tensor.is_floating_point():
             continue
-        found_tensor = found_leaves[where]
+        where = "output" if len(expected_tensors) == 1 else f"output tensor {index}"
         step, step_source = run.output_step(found_tensor)
         if step is None:
             raise AssertionError(
                 f"{where} of the converted model is float and no DeQuantize ran: nothing was "
-                "quantized, so there is no output step to compare in; expected a model prepared "
-                "with a qconfig and QuantStub/DeQuantStub around the quantized part"
+                "quantized; expected a model prepared with a qconfig and QuantStub/DeQuantStub "
+                "around its quantized part"
             )
-        comparison = _compare(expected_tensor, found_tensor, step, torch)
+        comparison = _compare(expected_tensor, found_tensor, step, tolerances)
         problems = comparison.violations(tolerances)
         if problems:
             failures.append((where, comparison, problems, step_source))
 
     if failures:
-        layer_report = _localize(reference, converted, run, inputs, tolerances, torch)
-        raise AssertionError(
-            _divergence_message(failures, layer_report, _disabled_fake_quants(model, torch), torch)
-        )
+        divergence = _first_divergence(reference, converted, run, inputs, tolerances, torch)
+        disabled = [
+            name
+            for name, module in iter_quant_modules(model)
+            if isinstance(module, torch.ao.quantization.FakeQuantizeBase)
+            and not bool(module.fake_quant_enabled)
+        ]
+        raise AssertionError(_divergence_message(failures, divergence, disabled, model, torch))
 
 
-def _validated_tolerances(
-    max_share_beyond_one_step: float, max_steps: float, min_sqnr_db: float
-) -> _Tolerances:
-    if not 0.0 <= max_share_beyond_one_step <= 1.0:
+def _validated_tolerances(steps, max_share_beyond_steps, min_sqnr_db) -> _Tolerances:
+    if not steps >= 1:
+        raise ValueError(f"steps must be at least 1 (one rounding step), got {steps!r}")
+    if not 0.0 <= max_share_beyond_steps <= 1.0:
         raise ValueError(
-            f"max_share_beyond_one_step must be a share between 0 and 1, got "
-            f"{max_share_beyond_one_step!r}"
+            "max_share_beyond_steps must be a share between 0 and 1, "
+            f"got {max_share_beyond_steps!r}"
         )
-    if not max_steps >= 1:
-        raise ValueError(f"max_steps must be at least 1 (one rounding step), got {max_steps!r}")
     if math.isnan(min_sqnr_db):
         raise ValueError("min_sqnr_db must be a number of decibels, got nan")
-    return _Tolerances(float(max_share_beyond_one_step), float(max_steps), float(min_sqnr_db))
+    return _Tolerances(float(steps), float(max_share_beyond_steps), float(min_sqnr_db))
 
 
-def _frozen_reference(model, inputs, torch):
+def _frozen_reference(model, converted, torch):
     """Deep copy in eval mode whose quantization no longer learns from the data it sees.
 
-    Two differences are by design of eager-mode kernels, not of the model, and the reference
-    takes them over: ``convert`` runs each weight fake-quant once on the weights it quantizes
-    (one forward with only those observers on gives the reference the same weight qparams),
-    and quantized kernels saturate at the dtype's range even where the qconfig reduces the
-    range (x86/fbgemm ``reduce_range``: fake-quant clamps at 127). Then every observer is
-    frozen.
+    Every activation quantization point (fake-quant, or ``prepare`` observer) fake-quantizes
+    with its current qparams, and weights are quantized as ``convert`` quantized them. Where
+    the two models differ by design of eager-mode kernels rather than of the model, the
+    reference follows the kernels: they saturate at the dtype's range even where the qconfig
+    reduces it (x86/fbgemm ``reduce_range`` fake-quant clamps at 127), and ``convert``
+    re-observes weights and computes their qparams with the observer's formula (the fused
+    fake-quant kernel's symmetric scale differs by 1/255).
     """
-    reference = copy.deepcopy(model).eval()
+    reference = eval_copy(model)
     fake_quant_type = torch.ao.quantization.FakeQuantizeBase
     weight_fake_quants = {
         id(module.weight_fake_quant)
         for module in reference.modules()
         if isinstance(getattr(module, "weight_fake_quant", None), fake_quant_type)
     }
-    for module in reference.modules():
-        if isinstance(module, fake_quant_type) and id(module) not in weight_fake_quants:
-            module.disable_observer()
-            dtype_range = _dtype_range(getattr(module, "dtype", None), torch)
-            if dtype_range is not None:
-                # The fused fake-quant reads the range from its observer.
-                for holder in (module, getattr(module, "activation_post_process", None)):
-                    if hasattr(holder, "quant_max"):
-                        holder.quant_min, holder.quant_max = dtype_range
-    _freeze_observers_as_fake_quant(reference, torch)
-    if weight_fake_quants:
-        reference(*inputs)
+    for _, point in iter_quant_modules(reference):
+        if not isinstance(point, fake_quant_type):
+            _freeze_activation(point, point.calculate_qparams, True, torch)
+        elif id(point) not in weight_fake_quants:
+            qparams = lambda point=point: (point.scale, point.zero_point)  # noqa: E731
+            _freeze_activation(point, qparams, bool(point.fake_quant_enabled), torch)
+    _quantize_weights_as_converted(reference, converted, torch)
     reference.apply(torch.ao.quantization.disable_observer)
     return reference
 
 
-def _freeze_observers_as_fake_quant(reference, torch):
-    """Plain observers (``prepare``) pass values through: make them fake-quantize instead."""
-    observer_type = torch.ao.quantization.observer.UniformQuantizationObserverBase
-    fake_quant_type = torch.ao.quantization.FakeQuantizeBase
-    for parent in reference.modules():
-        if isinstance(parent, fake_quant_type):
-            continue  # the observer inside a fake-quant only feeds it
-        for observer in parent.children():
-            dtype_range = _dtype_range(getattr(observer, "dtype", None), torch)
-            if (
-                isinstance(observer, observer_type)
-                and observer.qscheme in (torch.per_tensor_affine, torch.per_tensor_symmetric)
-                and dtype_range is not None
-            ):
-                scale, zero_point = observer.calculate_qparams()
-                observer.register_forward_hook(
-                    partial(
-                        _fake_quantize_output,
-                        torch=torch,
-                        scale=float(scale),
-                        zero_point=int(zero_point),
-                        quant_min=dtype_range[0],
-                        quant_max=dtype_range[1],
-                    )
-                )
+def _freeze_activation(point, qparams, enabled, torch):
+    """Make an 8-bit per-tensor activation quantization point fake-quantize with fixed
+    qparams (``qparams()`` gives scale and zero point), or pass through when switched off."""
+    dtype_range = _dtype_range(getattr(point, "dtype", None), torch)
+    per_tensor = getattr(point, "qscheme", None) in (
+        torch.per_tensor_affine,
+        torch.per_tensor_symmetric,
+    )
+    if dtype_range is None or not per_tensor:
+        return
+    if not enabled:
+        point.forward = _unchanged
+        return
+    scale, zero_point = qparams()
+    point.forward = partial(
+        torch.fake_quantize_per_tensor_affine,
+        scale=float(scale),
+        zero_point=int(zero_point),
+        quant_min=dtype_range[0],
+        quant_max=dtype_range[1],
+    )
+
+
+def _quantize_weights_as_converted(reference, converted, torch):
+    """QAT weight fake-quants take convert's qparams; ``prepare`` weights its int8 values."""
+    reference_modules = dict(reference.named_modules())
+    for name, quantized_module in converted.named_modules():
+        weight = getattr(quantized_module, "weight", None)
+        float_module = reference_modules.get(name)
+        if not callable(weight) or isinstance(weight, torch.nn.Module) or float_module is None:
+            continue
+        quantized_weight = weight()
+        if not (isinstance(quantized_weight, torch.Tensor) and quantized_weight.is_quantized):
+            continue
+        fake_quant = getattr(float_module, "weight_fake_quant", None)
+        if fake_quant is not None:
+            _freeze_weight(fake_quant, quantized_weight, torch)
+            continue
+        if isinstance(float_module, torch.ao.nn.intrinsic.modules.fused._FusedModule):
+            float_module = float_module[0]
+        float_weight = getattr(float_module, "weight", None)
+        if isinstance(float_weight, torch.Tensor) and float_weight.shape == quantized_weight.shape:
+            float_weight.copy_(quantized_weight.dequantize())
+
+
+def _freeze_weight(fake_quant, quantized_weight, torch):
+    dtype_range = _dtype_range(quantized_weight.dtype, torch)
+    qscheme = quantized_weight.qscheme()
+    if not bool(fake_quant.fake_quant_enabled):
+        fake_quant.forward = _unchanged
+    elif dtype_range is None:
+        return
+    elif qscheme in (torch.per_channel_affine, torch.per_channel_symmetric):
+        fake_quant.forward = partial(
+            torch.fake_quantize_per_channel_affine,
+            scale=quantized_weight.q_per_channel_scales().float(),
+            zero_point=quantized_weight.q_per_channel_zero_points().int(),
+            axis=quantized_weight.q_per_channel_axis(),
+            quant_min=dtype_range[0],
+            quant_max=dtype_range[1],
+        )
+    elif qscheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        fake_quant.forward = partial(
+            torch.fake_quantize_per_tensor_affine,
+            scale=quantized_weight.q_scale(),
+            zero_point=quantized_weight.q_zero_point(),
+            quant_min=dtype_range[0],
+            quant_max=dtype_range[1],
+        )
+
+
+def _unchanged(tensor):
+    return tensor
 
 
 def _dtype_range(dtype, torch):
-    """The integer range quantized kernels saturate at, for 8-bit activation dtypes."""
+    """The integer range quantized kernels saturate at, for 8-bit dtypes."""
     return {torch.quint8: (0, 255), torch.qint8: (-128, 127)}.get(dtype)
-
-
-def _fake_quantize_output(module, args, output, *, torch, scale, zero_point, quant_min, quant_max):
-    return torch.fake_quantize_per_tensor_affine(output, scale, zero_point, quant_min, quant_max)
-
-
-def _load_converted_weights(reference, converted, torch):
-    """Give weights that only convert quantizes (``prepare`` models) their quantized values."""
-    reference_modules = dict(reference.named_modules())
-    for name, quantized in converted.named_modules():
-        weight = getattr(quantized, "weight", None)
-        if not callable(weight) or isinstance(weight, torch.nn.Module):
-            continue
-        float_module = reference_modules.get(name)
-        if float_module is None or hasattr(float_module, "weight_fake_quant"):
-            continue  # QAT modules fake-quantize their weights themselves
-        if isinstance(float_module, torch.ao.nn.intrinsic.modules.fused._FusedModule):
-            float_module = float_module[0]
-        quantized_weight = weight()
-        float_weight = getattr(float_module, "weight", None)
-        if (
-            isinstance(float_weight, torch.Tensor)
-            and quantized_weight.is_quantized
-            and float_weight.shape == quantized_weight.shape
-        ):
-            with torch.no_grad():
-                float_weight.copy_(quantized_weight.dequantize())
 
 
 # Modules whose quantized kernels round their result to the input's grid while the
@@ -266,12 +277,12 @@ _AVERAGING_MODULES = (
 
 
 class _ConvertedRun:
-    """What a run of the converted model tells about quantization steps."""
+    """What a run of the converted model tells about quantization grids."""
 
     def __init__(self, torch):
         self._torch = torch
         self.dequantized = []  # (output tensor, input scale, module name) per DeQuantize call
-        self.averaged = {}  # module name -> (scale, zero_point, dtype) per call
+        self.averaged = {}  # module name -> [(scale, zero_point, dtype) per call]
 
     def record_dequantize(self, name, module, args, output):
         if args and isinstance(args[0], self._torch.Tensor) and args[0].is_quantized:
@@ -283,7 +294,7 @@ class _ConvertedRun:
             self.averaged.setdefault(name, []).append(grid)
 
     def output_step(self, found):
-        """The quantization step of an output, and where it comes from."""
+        """The quantization step of a converted output, and where it comes from."""
         if found.is_quantized:
             return found.q_scale(), "the output's own scale"
         for output, scale, name in self.dequantized:
@@ -298,10 +309,9 @@ class _ConvertedRun:
     def averages_rounded_in(self, reference):
         """Round the reference's averaging modules to the grids the converted ones used."""
         modules = dict(reference.named_modules())
-        calls = {name: iter(grids) for name, grids in self.averaged.items()}
         handles = [
-            modules[name].register_forward_hook(partial(self._round_to_grid, grids))
-            for name, grids in calls.items()
+            modules[name].register_forward_hook(partial(self._round_to_grid, iter(grids)))
+            for name, grids in self.averaged.items()
         ]
         try:
             yield
@@ -314,14 +324,13 @@ class _ConvertedRun:
         dtype_range = _dtype_range(dtype, self._torch)
         if dtype_range is None:
             return None
-        quant_min, quant_max = dtype_range
         return self._torch.fake_quantize_per_tensor_affine(
-            output, scale, zero_point, quant_min, quant_max
+            output, scale, zero_point, dtype_range[0], dtype_range[1]
         )
 
 
 def _run_converted(converted, reference, inputs, torch):
-    """Run ``converted`` and record the grids of its DeQuantize inputs and averaging outputs."""
+    """Run ``converted``, recording the grids of its DeQuantize inputs and averaging outputs."""
     run = _ConvertedRun(torch)
     reference_types = {name: type(module) for name, module in reference.named_modules()}
     handles = []
@@ -341,190 +350,202 @@ def _run_converted(converted, reference, inputs, torch):
             handle.remove()
 
 
-def _tensor_leaves(value, where, torch):
-    if isinstance(value, torch.Tensor):
-        yield where, value
-    elif isinstance(value, (tuple, list)):
-        for index, item in enumerate(value):
-            yield from _tensor_leaves(item, f"{where}[{index}]", torch)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _tensor_leaves(item, f"{where}[{key!r}]", torch)
-
-
-def _compare(expected, found, step, torch) -> _Comparison:
-    expected = _as_float(expected).double().flatten()
-    found = _as_float(found).double().flatten()
+def _compare(expected, found, step, tolerances) -> _Comparison:
+    expected = expected.detach().double().flatten()
+    found = (found.dequantize() if found.is_quantized else found.detach()).double().flatten()
     error = found - expected
     noise = float((error * error).sum())
     signal = float((expected * expected).sum())
-    sqnr_db = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal else -math.inf
-    if step is None:
-        return _Comparison(elements=expected.numel(), sqnr_db=sqnr_db, step=None)
+    if noise == 0:
+        sqnr_db = math.inf
+    else:
+        sqnr_db = 10 * math.log10(signal / noise) if signal else -math.inf
+    if step is None or not error.numel():
+        return _Comparison(elements=expected.numel(), sqnr_db=sqnr_db, step=step)
+    # Tensors on one grid differ by whole steps; the margin absorbs float32 rounding.
     steps = error.abs() / step
     return _Comparison(
         elements=expected.numel(),
         sqnr_db=sqnr_db,
         step=step,
-        share_beyond_one_step=float((steps > _ONE_STEP).double().mean()) if steps.numel() else 0.0,
-        max_steps=float(steps.max()) if steps.numel() else 0.0,
+        share_beyond_steps=float((steps > tolerances.steps + 1e-3).double().mean()),
+        share_beyond_one_step=float((steps > 1 + 1e-3).double().mean()),
+        max_steps=float(steps.max()),
     )
 
 
-def _as_float(tensor):
-    return tensor.dequantize() if tensor.is_quantized else tensor.detach()
-
-
 @dataclass(frozen=True)
-class _LayerReport:
-    diverging: tuple[str, str, _Comparison, list[str]] | None  # name, types, comparison, problems
-    last_agreeing: tuple[str, _Comparison] | None
+class _Divergence:
+    """The first module boundary where the converted model leaves the reference."""
+
+    name: str  # qualified module name
+    kind: str  # "input" or "output"
+    types: str
+    comparison: _Comparison
+    problems: list[str]
 
 
-def _localize(reference, converted, run, inputs, tolerances, torch) -> _LayerReport:
-    """Compare per-module outputs of both copies; find the first that diverges."""
+def _first_divergence(reference, converted, run, inputs, tolerances, torch):
+    """Compare the inputs and outputs of every module both models share, in call order."""
     reference_modules = dict(reference.named_modules())
     converted_modules = dict(converted.named_modules())
     shared = [name for name in reference_modules if name and name in converted_modules]
     with torch.no_grad():
         with run.averages_rounded_in(reference):
-            expected_calls = _module_outputs(reference, reference_modules, shared, inputs, torch)
-        found_calls = _module_outputs(converted, converted_modules, shared, inputs, torch)
+            expected_events = _boundary_events(reference, reference_modules, shared, inputs, torch)
+        found_events = _boundary_events(converted, converted_modules, shared, inputs, torch)
 
-    found_by_call = {}
-    for name, output in found_calls:
-        found_by_call.setdefault(name, []).append(output)
-    calls_seen = {}
-    last_agreeing = None
-    for name, expected in expected_calls:
-        index = calls_seen.get(name, 0)
-        calls_seen[name] = index + 1
-        found_outputs = found_by_call.get(name, [])
-        if index >= len(found_outputs) or found_outputs[index].shape != expected.shape:
+    found_by_key = dict(_keyed(found_events))
+    for key, expected in _keyed(expected_events):
+        found = found_by_key.get(key)
+        if found is None or found.shape != expected.shape:
             continue
-        found = found_outputs[index]
         step = found.q_scale() if found.is_quantized else None
-        comparison = _compare(expected, found, step, torch)
+        comparison = _compare(expected, found, step, tolerances)
         problems = comparison.violations(tolerances)
         if problems:
+            kind, name, _ = key
             types = (
                 f"{type(reference_modules[name]).__name__} -> "
                 f"{type(converted_modules[name]).__name__}"
             )
-            return _LayerReport((name, types, comparison, problems), last_agreeing)
-        last_agreeing = (name, comparison)
-    return _LayerReport(None, last_agreeing)
+            return _Divergence(name, kind, types, comparison, problems)
+    return None
 
 
-def _module_outputs(model, modules, names, inputs, torch):
-    """(name, output) of every call of the named modules, in the order the calls finished."""
-    calls = []
+def _keyed(events):
+    """((kind, name, call number), tensor) for each event."""
+    calls = {}
+    for kind, name, tensor in events:
+        calls[kind, name] = calls.get((kind, name), -1) + 1
+        yield (kind, name, calls[kind, name]), tensor
 
-    def record(name, module, args, output):
-        if isinstance(output, torch.Tensor) and (output.is_floating_point() or output.is_quantized):
-            calls.append((name, output))
 
-    handles = [modules[name].register_forward_hook(partial(record, name)) for name in names]
+def _boundary_events(model, modules, names, inputs, torch):
+    """(kind, name, tensor): each named module's first tensor input and its output, in order."""
+    events = []
+
+    def usable(value):
+        return isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_quantized)
+
+    def on_input(name, module, args):
+        tensor = next((arg for arg in args if isinstance(arg, torch.Tensor)), None)
+        if usable(tensor):
+            events.append(("input", name, tensor))
+
+    def on_output(name, module, args, output):
+        if usable(output):
+            events.append(("output", name, output))
+
+    handles = []
+    for name in names:
+        handles.append(modules[name].register_forward_pre_hook(partial(on_input, name)))
+        handles.append(modules[name].register_forward_hook(partial(on_output, name)))
     try:
         model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return calls
+    return events
 
 
 def _display_name(name: str) -> str:
-    """FloatFunctional ops are only visible through their activation_post_process child."""
+    """FloatFunctional ops show only through their activation_post_process child."""
     suffix = ".activation_post_process"
     return name[: -len(suffix)] if name.endswith(suffix) else name
 
 
-def _disabled_fake_quants(model, torch) -> list[str]:
-    return [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, torch.ao.quantization.FakeQuantizeBase)
-        and not bool(module.fake_quant_enabled)
-    ]
-
-
-def _divergence_message(failures, layer_report, disabled_fake_quants, torch) -> str:
+def _divergence_message(failures, divergence, disabled_fake_quants, model, torch) -> str:
     lines = [
         "the converted model diverges from the prepared (fake-quant) model "
         f"(quantized engine {torch.backends.quantized.engine}):"
     ]
     for where, comparison, problems, step_source in failures:
+        lines.append(f"  {where}: {'; '.join(problems)}")
+        lines.append(f"    measured: {comparison.summary()} ({step_source})")
+    if divergence is None:
         lines.append(
-            f"  {where}: {'; '.join(problems)}; "
-            f"max {comparison.max_steps:.1f} steps, SQNR {comparison.sqnr_db:.1f} dB over "
-            f"{comparison.elements} elements (one step = {comparison.step:.4g}, {step_source})"
+            "no module input or output diverges by itself: the difference builds up over "
+            "several modules; loosen steps=, max_share_beyond_steps= or min_sqnr_db= if expected"
         )
-    if layer_report.diverging is not None:
-        name, types, comparison, problems = layer_report.diverging
+    elif divergence.kind == "output":
+        name = _display_name(divergence.name)
         lines.append(
-            f"first diverging module: `{_display_name(name)}` ({types}): {'; '.join(problems)} "
-            f"[{comparison.summary()}]"
+            f"first divergence: the output of `{name}` ({divergence.types}): "
+            f"{'; '.join(divergence.problems)}"
+        )
+        lines.append(f"    measured: {divergence.comparison.summary()}")
+        lines.append(
+            f"how to fix: `{name}` computes differently once converted. Check that its "
+            "fake-quant is enabled and calibrated (a fake-quant switched off trains and "
+            "evaluates without quantization there, while convert quantizes it with whatever "
+            "qparams it holds), and that the module is not called at two places with "
+            "different inputs."
         )
     else:
+        name = _display_name(divergence.name)
+        owner = parent_name(divergence.name)
+        owner_type = type(model.get_submodule(owner)).__name__
+        owner_text = f"{owner_type}.forward (`{owner}`)" if owner else f"{owner_type}.forward"
         lines.append(
-            "no submodule output diverges by itself: the difference arises in operations "
-            "written in a forward between submodules"
+            f"first divergence: the input of `{name}` ({divergence.types}), while every module "
+            f"output before it agrees: {'; '.join(divergence.problems)}"
         )
-    if layer_report.last_agreeing is not None:
-        name, comparison = layer_report.last_agreeing
+        lines.append(f"    measured: {divergence.comparison.summary()}")
         lines.append(
-            f"last module that agrees before it: `{_display_name(name)}` [{comparison.summary()}]"
+            f"how to fix: the difference comes from code in {owner_text} that runs between "
+            f"modules, just before `{name}`. torch.cat/torch.stack on quantized tensors "
+            "requantize every input to the first one's scale (use a FloatFunctional.cat with "
+            "its own observer); FloatFunctional.add_scalar/mul_scalar are not fake-quantized "
+            "but their converted kernels derive new qparams."
         )
     if disabled_fake_quants:
         lines.append(
-            "fake quantization is disabled in: "
+            "fake quantization is switched off in: "
             + ", ".join(f"`{name}`" for name in disabled_fake_quants)
             + " (the prepared model skips quantization there, the converted model does not)"
         )
-    lines.append(
-        "how to fix: make the prepared model compute what convert produces at that module: "
-        "FloatFunctional.add_scalar/mul_scalar are not fake-quantized but the converted kernels "
-        "derive new qparams (fold the constant into a neighbouring layer, or add a tensor with "
-        "FloatFunctional.add); a module called at two places shares one observer (give each "
-        "call its own module); re-enable fake quantization and run calibration again after "
-        "changing weights. If the difference is expected, pass looser max_share_beyond_one_step="
-        ", max_steps= or min_sqnr_db= to assert_parity."
-    )
     return "\n".join(lines)
 
 
 def _crash_message(converted, inputs, error, torch) -> str:
     name, module_type = _module_that_raised(converted, inputs, torch)
-    where = f"`{name}` ({module_type}.forward)" if name else f"the model's own forward ({module_type}.forward)"
+    where = f"`{name}` ({module_type}.forward)" if name else f"{module_type}.forward (the model)"
     frame = _last_frame_outside_torch(error, torch)
     at = f" at {frame.filename}:{frame.lineno} `{frame.line}`" if frame is not None else ""
-    first_line = (str(error).strip().splitlines() or [""])[0][:_ERROR_TEXT_LIMIT]
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
     return (
-        f"the converted model crashed in {where}{at}: {type(error).__name__}: {first_line}\n"
+        f"the converted model crashed in {where}{at}: {type(error).__name__}: {first_sentence}\n"
         "expected the converted copy (torch.ao.quantization.convert) to run on the example "
         "inputs like the prepared model does\n"
         "how to fix: quantized tensors support few operations. Write tensor arithmetic "
-        "(+, *, torch.add, cat) with a torch.ao.nn.quantized.FloatFunctional created in "
-        "__init__ (self.add = FloatFunctional(); self.add.add(a, b)); a float tensor or "
+        "(+, *, torch.add, torch.cat) with a torch.ao.nn.quantized.FloatFunctional created in "
+        "__init__ (self.add = FloatFunctional(); self.add.add(a, b)). A float tensor or "
         "parameter cannot meet a quantized activation: dequantize first (DeQuantStub), compute "
-        "in float, and quantize again (QuantStub), or move the parameter into a quantizable "
-        "module"
+        "in float and quantize again (QuantStub), or move the parameter into a quantizable "
+        "module."
     )
 
 
 def _module_that_raised(converted, inputs, torch) -> tuple[str, str]:
-    """Run ``converted`` again, tracking entered modules; the innermost still open raised."""
+    """Run ``converted`` again, tracking entered modules: the innermost still open raised."""
     open_modules = []
+
+    def enter(name, module, args):
+        open_modules.append(name)
+
+    def leave(module, args, output):
+        open_modules.pop()
+
     handles = []
     for name, module in converted.named_modules():
-        handles.append(
-            module.register_forward_pre_hook(lambda module, args, name=name: open_modules.append(name))
-        )
-        handles.append(module.register_forward_hook(lambda module, args, output: open_modules.pop()))
+        handles.append(module.register_forward_pre_hook(partial(enter, name)))
+        handles.append(module.register_forward_hook(leave))
     try:
         with torch.no_grad():
             converted(*inputs)
-    except Exception:  # noqa: BLE001 - the same crash again, now with the module stack
+    except Exception:  # noqa: BLE001, S110 - the same crash again, now with the module stack
         pass
     finally:
         for handle in handles:
