@@ -1,9 +1,10 @@
 """``pytest --qlint``: one ``path::qlint`` item per Python file, failing with qlint's findings.
 
-Each file's findings are kept in pytest's cache with the file's mtime_ns and size, under
-the qlint version and the settings' fingerprint; while those match, the next run reports
-them without linting the file again. The cache is written once, by the controlling process:
-under xdist, workers send each item's result to it as the report attribute ``qlint``.
+Each file's findings are kept in pytest's cache with the file's mtime_ns and size (and
+those of the project files it took base classes from), under the qlint version and the
+settings' fingerprint; while those match, the next run reports them without linting again.
+The cache is written once, by the controlling process: under xdist, workers send each
+item's result to it as the report attribute ``qlint``.
 """
 
 from __future__ import annotations
@@ -51,17 +52,23 @@ class QlintItem(pytest.Item):
 
     def runtest(self) -> None:
         lint = self.config.stash[LINT_SESSION]
-        stat = self.path.stat()  # before reading: an edit during the lint is seen next run
-        signature = [stat.st_mtime_ns, stat.st_size]
+        signature = _signature(self.path)  # before reading: an edit during the lint is seen next run
         stored = lint.stored.get(str(self.path))
-        cached = stored is not None and stored["signature"] == signature
+        cached = (
+            stored is not None
+            and stored["signature"] == signature
+            and all(_signature(Path(p)) == s for p, s in stored.get("dependencies", {}).items())
+        )
         if cached:
             findings = [Finding(**finding) for finding in stored["findings"]]
+            dependencies = stored.get("dependencies", {})
         else:
-            findings = engine.lint_paths([self.path], lint.settings)
+            findings, read = engine.lint_with_dependencies([self.path], lint.settings)
+            dependencies = {str(p): _signature(p) for p in read}
         self.stash[RESULT] = {
             "path": str(self.path),
             "signature": signature,
+            "dependencies": dependencies,
             "findings": [finding.to_dict() for finding in findings],
             "cached": cached,
         }
@@ -80,6 +87,15 @@ class QlintItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, "qlint"
+
+
+def _signature(path: Path) -> list[int] | None:
+    """What says a file is unchanged: its mtime_ns and size (None once it is gone)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_mtime_ns, stat.st_size]
 
 
 class LintSession:
@@ -159,7 +175,7 @@ class LintSession:
             return
         files = {path: entry for path, entry in self.stored.items() if os.path.exists(path)}
         for path, result in self.results.items():
-            files[path] = {"signature": result["signature"], "findings": result["findings"]}
+            files[path] = {key: result[key] for key in ("signature", "dependencies", "findings")}
         self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -28,16 +28,16 @@ def _log(line):
         log.write(line + "\\n")
 
 
-_lint_paths = qlint.engine.lint_paths
+_lint_with_dependencies = qlint.engine.lint_with_dependencies
 
 
-def lint_paths(files, config, jobs=None):
+def lint_with_dependencies(files, config, jobs=None):
     for file in files:
         _log("lint " + Path(file).name)
-    return _lint_paths(files, config, jobs)
+    return _lint_with_dependencies(files, config, jobs)
 
 
-qlint.engine.lint_paths = lint_paths
+qlint.engine.lint_with_dependencies = lint_with_dependencies
 _cache_set = _pytest.cacheprovider.Cache.set
 
 
@@ -124,13 +124,13 @@ def test_changed_settings_invalidate_the_cache(pytester, bad_example, monkeypatc
     code, source = bad_example
     make_project(pytester, source)
     linted = []
-    lint_paths = qlint.engine.lint_paths
+    lint = qlint.engine.lint_with_dependencies
 
-    def counting_lint_paths(files, *args, **kwargs):
+    def counting_lint(files, *args, **kwargs):
         linted.extend(files)
-        return lint_paths(files, *args, **kwargs)
+        return lint(files, *args, **kwargs)
 
-    monkeypatch.setattr(qlint.engine, "lint_paths", counting_lint_paths)
+    monkeypatch.setattr(qlint.engine, "lint_with_dependencies", counting_lint)
     pytester.runpytest(*PLUGIN, "--qlint").assert_outcomes(passed=3, failed=1)
     pytester.runpytest(*PLUGIN, "--qlint").assert_outcomes(passed=3, failed=1)
     assert [path.name for path in linted] == ["bad.py", "good.py", "test_ok.py"]
@@ -266,3 +266,26 @@ def test_lint_items_neither_import_packages_nor_split_their_setup(pytester):
 
     result.assert_outcomes(passed=8)
     assert (pytester.path / "package-setups.log").read_text() == "setup\n"
+
+
+def test_a_file_is_linted_again_when_its_base_class_file_changes(pytester):
+    """The findings of child.py depend on base.py (its base class); the cache knows it."""
+    models = pytester.mkpydir("models")
+    (models / "base.py").write_text(
+        "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.relu = nn.ReLU()\n")
+    (models / "child.py").write_text(
+        "from models.base import Base\n\n\nclass Child(Base):\n    def forward(self, x):\n"
+        "        return self.relu(self.relu(x))\n")
+    first = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "models/child.py")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["models/child.py:6:*: QL401 module-reused: *"])
+    second = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "models/child.py")
+    second.stdout.fnmatch_lines(["qlint: 1 files checked: 0 linted, 1 unchanged*"])
+
+    (models / "base.py").write_text(
+        "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.relu = nn.Identity()\n")
+    third = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "models/child.py")
+    third.assert_outcomes(passed=1)
+    third.stdout.fnmatch_lines(["qlint: 1 files checked: 1 linted, 0 unchanged*"])
