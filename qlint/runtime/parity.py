@@ -94,7 +94,34 @@ def assert_parity(
     tolerances = _validated_tolerances(steps, max_share_beyond_steps, min_sqnr_db)
     torch = require_torch()
     inputs = as_args(example_inputs)
+    outputs = _compared_outputs(model, inputs, tolerances, torch)
+    failures = []
+    for where, comparison, step_source in outputs.comparisons:
+        problems = comparison.violations(tolerances)
+        if problems:
+            failures.append((where, comparison, problems, step_source))
+    if failures:
+        divergence = _first_divergence(outputs, inputs, tolerances, torch)
+        disabled = [
+            name
+            for name, module in iter_quant_modules(model)
+            if isinstance(module, torch.ao.quantization.FakeQuantizeBase)
+            and not bool(module.fake_quant_enabled)
+        ]
+        raise AssertionError(_divergence_message(failures, divergence, disabled, model, torch))
 
+
+@dataclass(frozen=True)
+class _ComparedOutputs:
+    reference: object  # the frozen prepared copy
+    converted: object
+    run: _ConvertedRun
+    comparisons: list  # (where, _Comparison, where the step comes from) per float output
+
+
+def _compared_outputs(model, inputs, tolerances, torch) -> _ComparedOutputs:
+    """Convert a copy, run it and the frozen reference, compare every float output."""
+    __tracebackhide__ = True
     converted = torch.ao.quantization.convert(eval_copy(model), inplace=True)
     with torch.no_grad():
         reference = _frozen_reference(model, converted, torch)
@@ -111,7 +138,7 @@ def assert_parity(
             f"the converted model returns {len(found_tensors)} tensors, the prepared model "
             f"{len(expected_tensors)}; expected the same outputs"
         )
-    failures = []
+    comparisons = []
     for index, (expected_tensor, found_tensor) in enumerate(zip(expected_tensors, found_tensors)):
         if not expected_tensor.is_floating_point():
             continue
@@ -124,19 +151,8 @@ def assert_parity(
                 "around its quantized part"
             )
         comparison = _compare(expected_tensor, found_tensor, step, tolerances)
-        problems = comparison.violations(tolerances)
-        if problems:
-            failures.append((where, comparison, problems, step_source))
-
-    if failures:
-        divergence = _first_divergence(reference, converted, run, inputs, tolerances, torch)
-        disabled = [
-            name
-            for name, module in iter_quant_modules(model)
-            if isinstance(module, torch.ao.quantization.FakeQuantizeBase)
-            and not bool(module.fake_quant_enabled)
-        ]
-        raise AssertionError(_divergence_message(failures, divergence, disabled, model, torch))
+        comparisons.append((where, comparison, step_source))
+    return _ComparedOutputs(reference, converted, run, comparisons)
 
 
 def _validated_tolerances(steps, max_share_beyond_steps, min_sqnr_db) -> _Tolerances:
@@ -385,8 +401,9 @@ class _Divergence:
     problems: list[str]
 
 
-def _first_divergence(reference, converted, run, inputs, tolerances, torch):
+def _first_divergence(outputs, inputs, tolerances, torch):
     """Compare the inputs and outputs of every module both models share, in call order."""
+    reference, converted, run = outputs.reference, outputs.converted, outputs.run
     reference_modules = dict(reference.named_modules())
     converted_modules = dict(converted.named_modules())
     shared = [name for name in reference_modules if name and name in converted_modules]
