@@ -9,7 +9,7 @@ import libcst as cst
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import FileModel
+from qlint.semantic.model import RETURNS_SELF, FileModel
 from qlint.semantic.walk import iter_nodes
 
 _HEADER = ("import copy\nimport torch\nfrom torch.ao.quantization import (\n"
@@ -23,16 +23,25 @@ class _Step:
     node: cst.CSTNode
 
 
+def _model_variable(expr) -> Optional[str]:
+    """The variable holding the model in `model`, `model.backbone`, `model.train()`,
+    `model.to(device).eval()`: attributes and methods that return the module itself."""
+    while True:
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+                and expr.func.attr.value in RETURNS_SELF:
+            expr = expr.func.value
+        elif isinstance(expr, cst.Attribute):
+            expr = expr.value
+        else:
+            return expr.value if isinstance(expr, cst.Name) else None
+
+
 def _parameters_owner(expr) -> Optional[str]:
     """`model` in an argument built from `model.parameters()` (or named_parameters)."""
     for node in iter_nodes(expr):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and node.func.attr.value in ("parameters", "named_parameters"):
-            owner = node.func.value  # model, or model.backbone in a param group
-            while isinstance(owner, cst.Attribute):
-                owner = owner.value
-            if isinstance(owner, cst.Name):
-                return owner.value
+            return _model_variable(node.func.value)  # model, or model.backbone in a param group
     return None
 
 
@@ -71,10 +80,10 @@ def _steps(model: FileModel, body, builders) -> Iterator[_Step]:
             source = None
             if isinstance(value, cst.Name):
                 source = value.value
-            elif isinstance(value, cst.Call) and value.args and isinstance(value.args[0].value, cst.Name):
+            elif isinstance(value, cst.Call) and value.args:
                 called = model.qname(value.func)
                 if called in ("copy.deepcopy", "copy.copy") or called in api.PREPARE_QAT:
-                    source = value.args[0].value.value
+                    source = _model_variable(value.args[0].value)
             if source is not None and root(source) != target:
                 lineage[target] = root(source)
         if not isinstance(node, cst.Call) or not node.args:
@@ -86,13 +95,13 @@ def _steps(model: FileModel, body, builders) -> Iterator[_Step]:
             if owner:
                 yield _Step("optimizer", root(owner), node)
         elif qname in builders and len(node.args) > builders[qname]:
-            arg = node.args[builders[qname]].value
-            if isinstance(arg, cst.Name):
-                yield _Step("optimizer", root(arg.value), node)
-        elif qname in api.PREPARE_QAT and isinstance(first, cst.Name):
-            yield _Step("prepare_qat", root(first.value), node)
-        elif qname == api.FUSE_EVAL and isinstance(first, cst.Name):
-            yield _Step("fuse_eval", root(first.value), node)
+            owner = _model_variable(node.args[builders[qname]].value)
+            if owner:
+                yield _Step("optimizer", root(owner), node)
+        elif qname in api.PREPARE_QAT or qname == api.FUSE_EVAL:
+            owner = _model_variable(first)
+            if owner:
+                yield _Step("prepare_qat" if qname in api.PREPARE_QAT else "fuse_eval", root(owner), node)
 
 
 def _function_bodies(model: FileModel):

@@ -570,6 +570,9 @@ class _Evaluator:
             self._op(call, "method", method, [receiver, *args], call)
             if method in api.SHAPE_METHODS:
                 return TENSOR_V if method.startswith("new_") else NUM_V
+            indexed = _index_result(method, receiver, call, positional)
+            if indexed is not None:
+                return indexed
             if method in ("unbind", "chunk", "split", "tensor_split", "unsafe_chunk"):
                 return V(SEQ, items=[receiver])
             if receiver.kind == TENSOR and method not in api.LAYOUT_ARGUMENT_METHODS and any(
@@ -627,6 +630,10 @@ class _Evaluator:
             self._op(call, "call", qname, args, call)
             if qname in api.SHAPE_FUNCTIONS:
                 return TENSOR_V if qname.endswith("_like") else NUM_V
+            if qname.count(".") == 1 and positional:
+                indexed = _index_result(qname[6:], positional[0], call, positional[1:])
+                if indexed is not None:
+                    return indexed
             if qname in ("torch.split", "torch.chunk", "torch.unbind", "torch.tensor_split"):
                 return V(SEQ, items=[join(*args)]) if args else UNKNOWN_V
             if qname in ("torch.nn.Parameter", "torch.tensor", "torch.as_tensor"):
@@ -826,6 +833,19 @@ class _Evaluator:
 
     def _fstring(self, expr) -> V:
         return NUM_V
+
+
+def _index_result(name: str, source: V, call: cst.Call, rest: list) -> Optional[V]:
+    """What an index-returning op gives: indices alone (argmax), or values and indices
+    (topk; max along a dim); None for any other op."""
+    if name in api.INDEX_OPS:
+        return TENSOR_V
+    along_dim = (rest and rest[0].kind == NUM) or any(
+        a.keyword is not None and a.keyword.value == "dim" for a in call.args)
+    if name in api.VALUES_AND_INDICES_OPS and (name not in ("max", "min", "median", "nanmedian") or along_dim):
+        values = source if source.kind in (ACT, TENSOR) else UNKNOWN_V
+        return V(SEQ, items=[values, TENSOR_V])
+    return None
 
 
 def _literal_index(expr: cst.Subscript) -> Optional[str]:

@@ -355,7 +355,7 @@ class _Instance:
 
 
 # nn.Module methods that return the module itself: nn.Conv2d(...).to(dtype=torch.float)
-_RETURNS_SELF = frozenset({"to", "cpu", "cuda", "float", "double", "half", "bfloat16", "train",
+RETURNS_SELF = frozenset({"to", "cpu", "cuda", "float", "double", "half", "bfloat16", "train",
                            "eval", "requires_grad_", "apply", "type", "to_empty", "share_memory"})
 
 _UNKNOWN = object()  # a value __init__ cannot know, such as one of its own parameters
@@ -558,7 +558,7 @@ class InitEvaluator:
                 returned = self.model._returned_class(target, {})
                 return _Instance(canonical(returned), call, loop_depth=self.loop_depth) if returned else None
             holder = self._expr(receiver, env)
-            if method in _RETURNS_SELF and isinstance(holder, _Instance):
+            if method in RETURNS_SELF and isinstance(holder, _Instance):
                 return holder
             if method in ("append", "extend", "insert") and call.args:
                 value = self._expr(call.args[-1].value, env)

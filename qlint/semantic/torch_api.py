@@ -107,6 +107,13 @@ LAYOUT_ARGUMENT_METHODS = frozenset({"masked_fill", "index_select", "index_fill"
                                      "new_ones", "new_full", "new_empty"})
 DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
 
+# Ops that return indices: of an activation, they give an int64 tensor, not an activation.
+INDEX_OPS = frozenset({"argmax", "argmin", "argsort", "nonzero", "argwhere", "searchsorted",
+                       "bucketize", "multinomial"})
+# Ops that return (values, indices) when reducing along a dimension.
+VALUES_AND_INDICES_OPS = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin",
+                                    "max", "min", "median", "nanmedian", "aminmax"})
+
 # Builtins whose result is a Python value.
 PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinstance", "hasattr",
                                    "getattr", "range", "enumerate", "zip", "math", "round",

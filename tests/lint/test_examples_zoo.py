@@ -1,5 +1,6 @@
-"""The bundled examples/ zoo and the labeled corpus format: qlint reports exactly the
-labeled lines, nothing else (allow: labels may go either way)."""
+"""Labeled model files (the bundled examples/ zoo, and tests/lint/corpus/ written from the
+rule table alone by someone who had not read the linter): qlint reports exactly the labeled
+lines, nothing else (allow: labels may go either way)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,8 @@ from qlint.engine import lint_paths
 from tests.lint.labels import labels
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-FILES = sorted(EXAMPLES.glob("*.py"))
+CORPUS = Path(__file__).resolve().parent / "corpus"
+FILES = sorted(EXAMPLES.glob("*.py")) + sorted(CORPUS.glob("*.py"))
 
 
 @pytest.fixture(scope="module")
@@ -19,18 +21,18 @@ def findings_by_file():
     found = lint_paths(FILES, load_config(start=EXAMPLES), jobs=1)
     by_file = {}
     for finding in found:
-        by_file.setdefault(Path(finding.path).name, set()).add((finding.line, finding.code))
+        by_file.setdefault(Path(finding.path), set()).add((finding.line, finding.code))
     return by_file
 
 
-def test_examples_exist():
-    assert len(FILES) >= 5
+def test_labeled_files_exist():
+    assert len(list(EXAMPLES.glob("*.py"))) >= 5 and len(list(CORPUS.glob("*.py"))) >= 5
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_example_findings_match_labels(path, findings_by_file):
+@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.name}" for p in FILES])
+def test_findings_match_labels(path, findings_by_file):
     expected, allowed = labels(path.read_text())
-    found = findings_by_file.get(path.name, set())
+    found = findings_by_file.get(path, set())
     assert expected, f"{path.name} has no labeled hazard"
     assert found >= expected and not (found - expected - allowed), (
         f"{path.name}: missed {sorted(expected - found)}, unexpected {sorted(found - expected - allowed)}")

@@ -308,3 +308,20 @@ def test_a_file_linted_alone_finds_its_base_class_in_the_project(tmp_path: Path)
     findings, dependencies = lint_with_dependencies([child], load_config(start=tmp_path), jobs=1)
     assert {(f.line, f.code) for f in findings} == {(6, "QL401"), (6, "QL301")}
     assert sorted(p.name for p in dependencies) == ["__init__.py", "base.py"]
+
+
+def test_indices_are_not_activations_but_values_are():
+    source = """
+        import torch
+        import torch.nn as nn
+
+
+        class M(nn.Module):
+            def forward(self, x, y):
+                scores, inds = x.flatten(1).topk(5)
+                rows = inds // 7
+                best, where = torch.max(x, 1)
+                both = torch.max(x, y)
+                return scores * 2, rows, where % 3, best - 1, both + 1
+    """
+    assert codes_by_line(source) == {12: {"QL301"}}
