@@ -8,6 +8,8 @@ ranges, a fake-quant switched off during QAT.
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 
 import pytest
@@ -83,6 +85,21 @@ class CatOfDifferentRanges(nn.Module):
     def forward(self, x):
         x = self.quant(x)
         return self.dequant(self.head(torch.cat([self.small(x), self.large(x)], 1)))
+
+
+class PoolBetweenConvs(nn.Module):
+    """conv -> F.avg_pool2d -> conv: the functional pool is rounded by its kernel only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = nn.functional.avg_pool2d(self.conv1(self.quant(x)), 2)
+        return self.dequant(self.conv2(x))
 
 
 class RawAdd(nn.Module):
@@ -190,6 +207,24 @@ def test_inputs_beyond_the_calibrated_range_pass(engine):
         assert_parity(prepared, 3 * example_input(4, seed=10))
 
 
+def _sqnr_db(signal: torch.Tensor, other: torch.Tensor) -> float:
+    return 10 * math.log10(float(signal.pow(2).sum()) / float((other - signal).pow(2).sum()))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_low_resolution_outputs_are_judged_against_their_quantization_noise(engine):
+    """Calibrated on 30x larger inputs, the output spans a few steps: one-step rounding
+    differences bring the SQNR under 15 dB, yet no lower than quantization itself does."""
+    with quantized_engine(engine):
+        prepared = _qat(PoolBetweenConvs(), batches=[30 * batch for batch in _batches()])
+        example = example_input(4, seed=10)
+        fake_quant = copy.deepcopy(prepared).eval().apply(tq.disable_observer)
+        converted = tq.convert(copy.deepcopy(prepared).eval())
+        with torch.no_grad():
+            assert _sqnr_db(fake_quant(example), converted(example)) < 15
+        assert_parity(prepared, example)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_converted_model_crash_on_raw_add_names_the_forward_and_line(engine):
     with quantized_engine(engine):
@@ -217,7 +252,10 @@ def test_float_parameter_meeting_an_activation_names_the_deepest_module():
 
 
 def _numbers(pattern: str, message: str) -> list[float]:
-    return [float(value) for value in re.findall(pattern, message)]
+    """The groups of the first match of ``pattern``, as numbers."""
+    match = re.search(pattern, message)
+    assert match, f"{pattern!r} not in:\n{message}"
+    return [float(value) for value in match.groups()]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -232,8 +270,12 @@ def test_cat_of_different_ranges_fails_at_the_input_after_the_cat(engine, flow):
     assert "first divergence: the input of `head` (Conv2d -> Conv2d)" in message
     assert "code in CatOfDifferentRanges.forward that runs between modules" in message
     assert "torch.cat" in message and "FloatFunctional.cat" in message
-    (output_sqnr,) = _numbers(r"output: .*?SQNR (-?[\d.]+) dB \(required 15 dB\)", message)
-    assert output_sqnr < 15
+    sqnr, required, quantization = _numbers(
+        r"output: .*?SQNR (-?[\d.]+) dB \(required ([\d.]+) dB; quantization alone keeps "
+        r"([\d.]+) dB\)",
+        message,
+    )
+    assert sqnr < required == 15 < quantization
     (share,) = _numbers(r"output: ([\d.]+)% of 256 elements differ by more than 8 steps", message)
     assert share > 1
     assert re.search(r"measured: SQNR -?[\d.]+ dB, max \d+ steps, [\d.]+% of 256 elements", message)
