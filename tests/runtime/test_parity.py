@@ -29,6 +29,7 @@ from models import (  # noqa: E402
     example_input,
     fused,
     fused_qat,
+    learnable_qconfig,
     prepared_ptq,
     prepared_qat,
     quantized_engine,
@@ -170,6 +171,23 @@ class TwoHeads(nn.Module):
 def test_clean_models_pass(engine, model, groups, flow):
     with quantized_engine(engine):
         prepared = flow(randomized_bn(model()), groups)
+        assert_parity(prepared, example_input(4, seed=10))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_learnable_fake_quant_is_read_as_convert_reads_it(engine):
+    """_LearnableFakeQuantize: a learned scale that went negative is clamped to eps by the
+    prepared model and by convert alike; the raw parameter would diverge."""
+    with quantized_engine(engine):
+        torch.manual_seed(0)
+        model = fused_qat(randomized_bn(ConvBnReluNet()), CONV_BN_RELU_GROUPS)
+        prepared = prepared_qat(model, learnable_qconfig())
+        optimizer = torch.optim.SGD(prepared.parameters(), lr=0.01)
+        for batch in _batches():
+            optimizer.zero_grad()
+            prepared(batch).pow(2).mean().backward()
+            optimizer.step()
+        assert float(prepared.conv2.activation_post_process.scale.detach()) < 0
         assert_parity(prepared, example_input(4, seed=10))
 
 
