@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import statistics
 import time
 import warnings
@@ -166,10 +167,8 @@ def cost(repeat: int, size: int) -> None:
                 checked.append(time.perf_counter() - start)
             bare_s, checked_s = statistics.median(bare), statistics.median(checked)
             flow = "QAT" if qat else "PTQ"
-            print(
-                f"| {flow} | {engine} | {bare_s:.3f} | {checked_s:.3f} | {checked_s / bare_s:.2f}x |",
-                flush=True,
-            )
+            ratio = checked_s / bare_s
+            print(f"| {flow} | {engine} | {bare_s:.3f} | {checked_s:.3f} | {ratio:.2f}x |", flush=True)
 
 
 # ----------------------------------------------------------- calibrate
@@ -329,7 +328,10 @@ def _cases():
 
 
 def calibrate(seeds: int, steps: int) -> None:
-    defaults = parity_module._validated_tolerances(8, 0.01, 15.0)
+    signature = inspect.signature(assert_parity).parameters.values()
+    defaults = parity_module._validated_tolerances(
+        **{p.name: p.default for p in signature if p.kind is p.KEYWORD_ONLY}
+    )
     print(f"QAT: {steps} SGD steps; PTQ: {steps} calibration batches; {seeds} seeds; worst value")
     print("| model | engine | flow | elements | > 1 step | > 8 steps | max steps | min SQNR dB "
           "| its quantization's SQNR dB | seeds passing defaults |")
@@ -352,8 +354,8 @@ def calibrate(seeds: int, steps: int) -> None:
                 print(
                     f"| {name} | {engine} | {'QAT' if qat else 'PTQ'} | {rows[0].elements} "
                     f"| {max(r.share_beyond_one_step for r in rows):.1%} "
-                    f"| {max(r.share_beyond_steps for r in rows):.1%} "
-                    f"| {max(r.max_steps for r in rows):.0f} | {worst.sqnr_db:.1f} "
+                    f"| {max(r.outlier_share for r in rows):.1%} "
+                    f"| {max(r.largest_steps for r in rows):.0f} | {worst.sqnr_db:.1f} "
                     f"| {'-' if floor is None else f'{floor:.1f}'} | {passing}/{seeds} |",
                     flush=True,
                 )
