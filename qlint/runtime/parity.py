@@ -332,8 +332,8 @@ def _dtype_range(dtype, torch):
     return {torch.quint8: (0, 255), torch.qint8: (-128, 127)}.get(dtype)
 
 
-# Modules whose quantized kernels round their result to the input's grid while the
-# fake-quant model keeps the exact float result: the reference rounds them the same way.
+# torch.nn modules whose quantized kernels round their result to the input's grid while
+# the fake-quant model keeps the exact float result: the reference rounds them the same way.
 _AVERAGING_MODULES = (
     "AvgPool1d",
     "AvgPool2d",
@@ -403,16 +403,13 @@ class _ConvertedRun:
 def _run_converted(converted, reference, inputs, torch):
     """Run ``converted``, recording the grids of its DeQuantize inputs and averaging outputs."""
     run = _ConvertedRun(torch)
+    averaging_types = {getattr(torch.nn, name) for name in _AVERAGING_MODULES}
     reference_types = {name: type(module) for name, module in reference.named_modules()}
     handles = []
     for name, module in converted.named_modules():
         if isinstance(module, torch.ao.nn.quantized.DeQuantize):
             handles.append(module.register_forward_hook(partial(run.record_dequantize, name)))
-        elif (
-            type(module).__name__ in _AVERAGING_MODULES
-            and type(module).__module__.startswith("torch.nn.")
-            and reference_types.get(name) is type(module)
-        ):
+        elif type(module) in averaging_types and reference_types.get(name) is type(module):
             handles.append(module.register_forward_hook(partial(run.record_average, name)))
     try:
         return converted(*inputs), run
