@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{PARITY}(**tolerances): tolerances of the qparity fixture, "
-        "e.g. max_steps=4, min_sqnr_db=25, max_share_beyond_one_step=0.1",
+        "e.g. max_steps=4, min_sqnr_db=25, max_outlier_share=0.02",
     )
     configure_parity(config)
     if config.getoption("qlint"):

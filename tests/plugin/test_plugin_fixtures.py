@@ -159,7 +159,7 @@ def test_parity_tolerances_from_ini_then_markers_then_call(pytester):
 
 
 def test_marker_tolerance_decides_a_real_parity_check(pytester):
-    pytester.makepyfile(test_parity=PARITY_TEST)
+    pytester.makepyfile(test_marker_parity=PARITY_TEST)
 
     result = pytester.runpytest(*PLUGIN, "--quant-engines=x86", "-rf")
 
@@ -170,7 +170,7 @@ def test_marker_tolerance_decides_a_real_parity_check(pytester):
             "E *  output: SQNR * dB (required 80 dB or more)*",
         ]
     )
-    result.stdout.fnmatch_lines(["FAILED test_parity.py::test_strict_marker[[]x86[]] - AssertionError: *"])
+    result.stdout.fnmatch_lines(["FAILED test_marker_parity.py::test_strict_marker[[]x86[]] - AssertionError: *"])
 
 
 def test_unknown_tolerances_are_reported_where_they_are_written(pytester):
@@ -191,7 +191,7 @@ def test_unknown_tolerances_are_reported_where_they_are_written(pytester):
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.qlint_parity: unknown parity tolerance max_step; "
-            "expected one of max_share_beyond_one_step, max_steps, min_sqnr_db",
+            "expected one of max_steps, max_outlier_share, min_sqnr_db",
         ]
     )
     result.stdout.fnmatch_lines(["E * TypeError: qparity(): unknown parity tolerance sqnr; expected one of *"])
