@@ -58,7 +58,7 @@ class FuseUnknownName(Rule):
         for cls in model.module_classes():
             known = None
             for fuse in fuse_calls(model, cls):
-                for group in fuse.groups:
+                for group in fuse.groups or ():
                     for name, node in group.names:
                         if _defines(model, cls.qname, name) is False:
                             if known is None:
@@ -104,7 +104,7 @@ class FuseNotAdjacent(Rule):
                 if call.op is None and call.key is not None:
                     sites.setdefault(call.key, []).append(call)
             for fuse in calls:
-                for group in fuse.groups:
+                for group in fuse.groups or ():
                     problem = self._problem(group, sites)
                     if problem:
                         yield Report(group.node, problem)
@@ -150,8 +150,8 @@ class UnfusedSequence(Rule):
     def check(self, model):
         for cls in model.module_classes():
             calls = fuse_calls(model, cls)
-            if not calls:
-                continue
+            if not calls or any(call.groups is None for call in calls):
+                continue  # no fuse groups, or some that cannot be read: nothing certain to say
             trace = model.trace(cls)
             groups = [{name for name, _ in g.names} for call in calls for g in call.groups]
             for chain in fusible_chains(model, trace):

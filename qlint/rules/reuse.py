@@ -104,6 +104,10 @@ class ModuleAliased(Rule):
         "        else:\n            self.body = nn.Sequential(nn.Conv2d(3, 3, 3), act)\n",
     )
     invalid = (
+        _HEADER + "class Tower(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.query = nn.Linear(8, 8)\n\n\nclass Siamese(Tower):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.item = self.query  # expect: QL402\n"
+        "        self.query = self.query.to('cpu')\n",
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.relu1 = nn.ReLU()\n        self.relu2 = self.relu1  # expect: QL402\n"
         "        act = nn.SiLU()\n"

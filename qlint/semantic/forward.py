@@ -836,9 +836,9 @@ class _Evaluator:
 
 
 def _index_result(name: str, source: V, call: cst.Call, rest: list) -> Optional[V]:
-    """What an index-returning op gives: indices alone (argmax), or values and indices
-    (topk; max along a dim); None for any other op."""
-    if name in api.INDEX_OPS:
+    """What an op that returns no values of its input gives: a mask (x.ne(0)), indices
+    (argmax), or values and indices (topk; max along a dim); None for any other op."""
+    if name in api.INDEX_OPS or name in api.COMPARISON_OPS:
         return TENSOR_V
     along_dim = (rest and rest[0].kind == NUM) or any(
         a.keyword is not None and a.keyword.value == "dim" for a in call.args)

@@ -22,7 +22,7 @@ class FuseGroup:
 class FuseCall:
     node: cst.Call
     qat: Optional[bool]  # None when either function may be called
-    groups: list[FuseGroup]
+    groups: Optional[list[FuseGroup]]  # None when they are computed (a comprehension, a variable)
 
 
 def _fuse_function(model: FileModel, expr, aliases: dict) -> Optional[set[str]]:
@@ -134,10 +134,8 @@ def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
             prefix = _self_path(target.value)
             if prefix is None:
                 continue
-            groups = _groups(groups_arg.value, prefix, node)
-            if groups:
-                qat = None if len(functions) > 1 else api.FUSE_QAT in functions
-                calls.append(FuseCall(node, qat, groups))
+            qat = None if len(functions) > 1 else api.FUSE_QAT in functions
+            calls.append(FuseCall(node, qat, _groups(groups_arg.value, prefix, node)))
     return calls
 
 

@@ -466,6 +466,17 @@ class InitEvaluator:
             for element in target.elements:
                 self._bind(element.value, None, env, node)
 
+    def _inherited(self, name: str, node):
+        """A submodule a base class of this file binds in its __init__: already bound once."""
+        for base in self.cls.bases:
+            for other in self.model.classes.values():
+                attr = other.summary.attrs.get(name) if other.qname == base else None
+                if attr is not None and attr.kind == MODULE:
+                    inherited = _Instance(attr.cls, node)
+                    inherited.bound.append((f"self.{name}", ()))
+                    return inherited
+        return None
+
     def _set_attr(self, name: str, value, node) -> None:
         self._note_binding(value, f"self.{name}", node)
         previous = self.attrs.get(name)
@@ -476,6 +487,8 @@ class InitEvaluator:
     def _note_binding(self, value, name: str, node) -> None:
         if not isinstance(value, _Instance) or value.kind is not None:
             return
+        if name.startswith("self.") and any(label == name for label, _ in value.bound):
+            return  # bound again under the same name: self.layer = self.layer.to(device)
         earlier = next((label for label, arms in value.bound if not exclusive(arms, self.arms)), None)
         if earlier is not None or value.loop_depth < self.loop_depth:
             first = earlier or f"{name} in an earlier loop iteration"
@@ -497,7 +510,8 @@ class InitEvaluator:
             value = env.get(expr.value)
             return value if not isinstance(value, tuple) else None
         if isinstance(expr, cst.Attribute) and _is_self(expr.value):
-            return self.attrs.get(expr.attr.value)
+            name = expr.attr.value
+            return self.attrs[name] if name in self.attrs else self._inherited(name, expr)
         if isinstance(expr, (cst.List, cst.Tuple)):
             items, known = [], True
             for element in expr.elements:

@@ -107,6 +107,12 @@ LAYOUT_ARGUMENT_METHODS = frozenset({"masked_fill", "index_select", "index_fill"
                                      "new_ones", "new_full", "new_empty"})
 DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
 
+# Comparisons spelled as methods or functions: like `x != 0`, they give a bool mask.
+COMPARISON_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal",
+                            "less", "less_equal", "not_equal", "isnan", "isinf", "isfinite",
+                            "isneginf", "isposinf", "isclose", "isin", "logical_and",
+                            "logical_or", "logical_not", "logical_xor", "signbit"})
+
 # Ops that return indices: of an activation, they give an int64 tensor, not an activation.
 INDEX_OPS = frozenset({"argmax", "argmin", "argsort", "nonzero", "argwhere", "searchsorted",
                        "bucketize", "multinomial"})
