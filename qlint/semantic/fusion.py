@@ -36,13 +36,6 @@ def _fuse_function(model: FileModel, expr, aliases: dict) -> Optional[set[str]]:
     return {qname} if qname in api.FUSE_FUNCTIONS else None
 
 
-def _string(expr) -> Optional[str]:
-    if isinstance(expr, cst.SimpleString):
-        value = expr.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
 def _self_path(expr) -> Optional[str]:
     """'' for `self`, 'features' for `self.features`; None for anything else."""
     parts = []
@@ -54,22 +47,87 @@ def _self_path(expr) -> Optional[str]:
     return None
 
 
-def _groups(expr, prefix: str, call: cst.Call) -> Optional[list[FuseGroup]]:
-    if not isinstance(expr, (cst.List, cst.Tuple)) or not expr.elements:
+class _NotStatic(Exception):
+    pass
+
+
+def _static(expr, env: dict):
+    """The value of an expression built from literals, f-strings, range() and comprehensions
+    over them (`[[f"conv{i}", f"bn{i}"] for i in (1, 2)]`); _NotStatic otherwise."""
+    if isinstance(expr, (cst.SimpleString, cst.Integer)):
+        return expr.evaluated_value
+    if isinstance(expr, cst.Name) and expr.value in env:
+        return env[expr.value]
+    if isinstance(expr, cst.FormattedString):
+        parts = []
+        for part in expr.parts:
+            if isinstance(part, cst.FormattedStringText):
+                parts.append(part.value)
+            elif part.format_spec is None and part.conversion is None:
+                parts.append(str(_static(part.expression, env)))
+            else:
+                raise _NotStatic
+        return "".join(parts)
+    if isinstance(expr, (cst.List, cst.Tuple)) and not any(isinstance(e, cst.StarredElement) for e in expr.elements):
+        return [_static(e.value, env) for e in expr.elements]
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
+        left, right = _static(expr.left, env), _static(expr.right, env)
+        if isinstance(left, int) and isinstance(right, int):
+            return left + right if isinstance(expr.operator, cst.Add) else left - right
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and not any(a.keyword for a in expr.args):
+        args = [_static(a.value, env) for a in expr.args]
+        if expr.func.value == "str" and len(args) == 1:
+            return str(args[0])
+        if expr.func.value == "range" and all(isinstance(a, int) for a in args) and 1 <= len(args) <= 3:
+            return list(range(*args))
+    if isinstance(expr, cst.ListComp) and expr.for_in.inner_for_in is None and not expr.for_in.ifs \
+            and isinstance(expr.for_in.target, cst.Name):
+        values = _static(expr.for_in.iter, env)
+        if isinstance(values, list):
+            name = expr.for_in.target.value
+            return [_static(expr.elt, {**env, name: value}) for value in values]
+    raise _NotStatic
+
+
+def _groups(expr, prefix: str, env: dict) -> Optional[list[FuseGroup]]:
+    """The fuse groups of a groups argument: one flat list of names, or a list of them."""
+    try:
+        value = _static(expr, env)
+    except _NotStatic:
         return None
+    if not isinstance(value, list) or not value:
+        return None
+    literal = isinstance(expr, (cst.List, cst.Tuple))
     join = (lambda name: f"{prefix}.{name}") if prefix else (lambda name: name)
-    if all(_string(e.value) is not None for e in expr.elements):
-        return [FuseGroup(expr, [(join(_string(e.value)), e.value) for e in expr.elements])]
+    if all(isinstance(v, str) for v in value):
+        nodes = [e.value for e in expr.elements] if literal else [expr] * len(value)
+        return [FuseGroup(expr, [(join(v), n) for v, n in zip(value, nodes)])]
     groups = []
-    for element in expr.elements:
-        inner = element.value
-        if not isinstance(inner, (cst.List, cst.Tuple)):
+    for i, group in enumerate(value):
+        if not isinstance(group, list) or not all(isinstance(v, str) for v in group):
             return None
-        names = [(_string(e.value), e.value) for e in inner.elements]
-        if any(name is None for name, _ in names):
-            return None
-        groups.append(FuseGroup(inner, [(join(name), node) for name, node in names]))
+        inner = expr.elements[i].value if literal else expr
+        nodes = ([e.value for e in inner.elements] if isinstance(inner, (cst.List, cst.Tuple))
+                 and len(inner.elements) == len(group) else [inner] * len(group))
+        groups.append(FuseGroup(inner, [(join(v), n) for v, n in zip(group, nodes)]))
     return groups
+
+
+def _loop_bindings(body) -> dict[int, list[dict]]:
+    """For calls inside `for i in <static iterable>:` loops: the values the loop variable takes."""
+    bindings: dict[int, list[dict]] = {}
+    for node in iter_nodes(body):
+        if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
+            try:
+                values = _static(node.iter, {})
+            except _NotStatic:
+                continue
+            if isinstance(values, list):
+                envs = [{node.target.value: value} for value in values]
+                for inner in iter_nodes(node.body):
+                    if isinstance(inner, cst.Call):
+                        bindings.setdefault(id(inner), envs)
+    return bindings
 
 
 def find_fuse_wrappers(model: FileModel) -> dict[str, tuple[int, int]]:
@@ -110,6 +168,7 @@ def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
     calls = []
     for method in cls.methods.values():
         aliases: dict[str, set[str]] = {}
+        loops = _loop_bindings(method.body)
         for node in iter_nodes(method.body):
             if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                 found = _fuse_function(model, node.value, aliases)
@@ -135,7 +194,14 @@ def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
             if prefix is None:
                 continue
             qat = None if len(functions) > 1 else api.FUSE_QAT in functions
-            calls.append(FuseCall(node, qat, _groups(groups_arg.value, prefix, node)))
+            groups = []
+            for env in loops.get(id(node), [{}]):
+                found = _groups(groups_arg.value, prefix, env)
+                if found is None:
+                    groups = None
+                    break
+                groups.extend(found)
+            calls.append(FuseCall(node, qat, groups))
     return calls
 
 

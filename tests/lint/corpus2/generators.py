@@ -19,8 +19,8 @@ class SinusoidalTimeEmbedding(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         half = self.dim // 2
         freqs = torch.exp(-math.log(self.max_period) * torch.arange(half, dtype=torch.float32) / half)
-        args = t[:, None].float() * freqs[None].to(t.device)  # expect: QL301
-        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # expect: QL302
+        args = t[:, None].float() * freqs[None].to(t.device)  # expect: QL301, QL104
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # expect: QL302, QL104
         return F.pad(emb, (0, 1)) if self.dim % 2 else emb
 
 
@@ -77,11 +77,11 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z: Tensor, truncation: float = 1.0) -> Tensor:
-        x = z / z.norm(dim=1, keepdim=True).clamp_min(1e-8)  # expect: QL303
+        x = z / z.norm(dim=1, keepdim=True).clamp_min(1e-8)  # expect: QL303, QL104
         for fc in self.fcs:
             x = self.act(fc(x))  # expect: QL401
         if self.training:
-            self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))  # expect: QL104
         if truncation < 1.0:
             x = self.w_avg + (x - self.w_avg) * truncation  # expect: QL301
         return x

@@ -50,7 +50,7 @@ class BatchedSiamese(SiameseNet):
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         fa, fb = self.backbone(torch.cat([a, b], dim=0)).chunk(2, dim=0)  # expect: QL302
-        return F.pairwise_distance(fa, fb)
+        return F.pairwise_distance(fa, fb)  # expect: QL104
 
 
 class ClampedSiamese(SiameseNet):
@@ -66,7 +66,7 @@ class TripletEmbedder(nn.Module):
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Optional[Tensor] = None) -> Tensor:
         inputs = [anchor, positive] if negative is None else [anchor, positive, negative]
-        embs = [F.normalize(self.embed(x), dim=1) for x in inputs]  # expect: QL401
+        embs = [F.normalize(self.embed(x), dim=1) for x in inputs]  # expect: QL401, QL104
         d_ap = (embs[0] - embs[1]).pow(2).sum(1)  # expect: QL104, QL301
         if negative is None:
             return d_ap
@@ -84,11 +84,11 @@ class ContrastiveDualEncoder(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
-        img = F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)
-        txt = F.normalize(self.text_proj(self.text_encoder(tokens)), dim=-1)
+        img = F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)  # expect: QL104
+        txt = F.normalize(self.text_proj(self.text_encoder(tokens)), dim=-1)  # expect: QL104
         logits = self.logit_scale.exp() * img @ txt.t()  # expect: QL301, QL504
         labels = torch.arange(logits.size(0))
-        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2  # expect: QL301, QL303
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2  # expect: QL301, QL303, QL104
 
 
 class MultiTaskNet(nn.Module):

@@ -42,7 +42,7 @@ class WindowAttentionV2(nn.Module):
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         B_, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)  # expect: QL301
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)  # expect: QL301, QL104
         logit_scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()  # expect: QL504
         attn = attn * logit_scale  # expect: QL301
         bias_table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
@@ -126,7 +126,7 @@ class Affine(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.addcmul(self.beta, self.alpha, x)  # expect: QL504
+        return torch.addcmul(self.beta, self.alpha, x)  # expect: QL504, QL104
 
 
 class SpatialGatingUnit(nn.Module):

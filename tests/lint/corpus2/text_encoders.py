@@ -76,14 +76,14 @@ class BertForPreTraining(nn.Module):
         self.mlm_bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None, token_type_ids: Optional[Tensor] = None, labels: Optional[Tensor] = None):
-        extended = None if attention_mask is None else (1.0 - attention_mask[:, None, None, :].float()) * -10000.0  # expect: QL301
+        extended = None if attention_mask is None else (1.0 - attention_mask[:, None, None, :].float()) * -10000.0  # expect: QL301, QL104
         x = self.embeddings(input_ids, token_type_ids)
         for layer in self.layer:
             x = layer(x, extended)
         logits = F.linear(self.transform(x), self.embeddings.word_embeddings.weight, self.mlm_bias)  # expect: QL103, QL504
         if labels is None:
             return logits, self.pooler(x[:, 0])
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)  # expect: QL104
 
 
 class NewGELU(nn.Module):
@@ -105,7 +105,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # expect: QL104
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # expect: QL301
             att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
