@@ -17,8 +17,7 @@ from typing import Optional
 import libcst as cst
 
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import (BUFFER, CONTAINER, MODULE, PARAM, VALUE, ClassModel, FileModel,
-                                   exclusive)
+from qlint.semantic.model import BUFFER, CONTAINER, MODULE, PARAM, VALUE, ClassModel, FileModel
 from qlint.semantic.names import canonical, import_bindings
 
 ACT, TENSOR, NUM, NONE, MOD, SELF, FUNC, SEQ, UNKNOWN, METHOD = (
@@ -458,7 +457,7 @@ class _Evaluator:
         attr = expr.attr.value
         base = expr.value
         if isinstance(base, cst.Name) and base.value == "self" and "self" in self.frame.env:
-            return self._self_attr(expr, attr, quiet or False)
+            return self._self_attr(expr, attr, quiet)
         value = self._expr(base, reading_for_write=quiet or attr in api.SHAPE_ATTRIBUTES)
         if value.kind == FUNC:
             return V(FUNC, qname=canonical(f"{value.qname}.{attr}"))

@@ -246,7 +246,7 @@ class FileModel:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
                     if isinstance(small, (cst.Import, cst.ImportFrom)):
-                        for local, qname, alias in import_bindings(small, self.package):
+                        for local, qname, _ in import_bindings(small, self.package):
                             if qname:
                                 self.globals[local] = qname
                                 self.imported[local] = qname
