@@ -61,18 +61,19 @@ def keyword(call: cst.Call, name: str) -> Optional[cst.Arg]:
     return None
 
 
-def is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
+def is_true(expr: cst.BaseExpression, true_names=frozenset()) -> bool:
+    """`True`, or a module-level constant bound to True (`RELU_INPLACE = True`)."""
+    return isinstance(expr, cst.Name) and (expr.value == "True" or expr.value in true_names)
 
 
-def inplace_argument(call: cst.Call, position: int) -> Optional[cst.Arg]:
+def inplace_argument(call: cst.Call, position: int, true_names=frozenset()) -> Optional[cst.Arg]:
     """The argument that sets `inplace=True`, by keyword or at its position."""
     arg = keyword(call, "inplace")
     if arg is not None:
-        return arg if is_true(arg.value) else None
+        return arg if is_true(arg.value, true_names) else None
     positional = [a for a in call.args if a.keyword is None]
     if any(a.star for a in positional):
         return None
-    if len(positional) > position and is_true(positional[position].value):
+    if len(positional) > position and is_true(positional[position].value, true_names):
         return positional[position]
     return None

@@ -37,7 +37,7 @@ class InplaceModule(Rule):
     )
 
     def check(self, model):
-        if "True" not in model.source:
+        if "True" not in model.source:  # also where a constant holds it
             return
         for cls in model.module_classes():
             for node in iter_nodes(cls.node.body):
@@ -47,7 +47,7 @@ class InplaceModule(Rule):
                 position = api.INPLACE_MODULE_POSITION.get(qname)
                 if position is None:
                     continue
-                arg = inplace_argument(node, position)
+                arg = inplace_argument(node, position, model.true_constants)
                 if arg is not None:
                     yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
                                  "input, which observers and fake-quant saved. Use the default "
@@ -95,7 +95,8 @@ class InplaceCall(Rule):
                            and op.name not in api.INPLACE_METHOD_EXCEPTIONS and op.operands[0].is_act())
             else:
                 position = api.INPLACE_FUNCTION_POSITION.get(op.name)
-                inplace = (position is not None and inplace_argument(op.call, position) is not None) or (
+                inplace = (position is not None and inplace_argument(
+                    op.call, position, model.true_constants) is not None) or (
                     op.name.startswith("torch.") and op.name.endswith("_") and not op.name.endswith("__")
                     and op.name.count(".") == 1)
             if inplace:

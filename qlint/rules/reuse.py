@@ -117,8 +117,10 @@ class ModuleAliased(Rule):
     def check(self, model):
         for cls in model.module_classes():
             for alias in cls.aliases:
-                if model.index.is_module_class(alias.cls) and model.index.is_stateful(alias.cls):
-                    yield Report(alias.node, f"this {_class_name(alias.cls)} instance is already bound "
+                # An instance of unknown class bound twice ([layer] * n) is still one module twice.
+                if alias.cls is None or (model.index.is_module_class(alias.cls)
+                                         and model.index.is_stateful(alias.cls)):
+                    yield Report(alias.node, f"this {_class_name(alias.cls) if alias.cls else 'module'} instance is already bound "
                                  f"as {alias.first}; binding it again as {alias.name} shares one "
                                  f"module (and one observer) between two places. Construct a new one.")
 

@@ -226,7 +226,7 @@ class _Evaluator:
             pass
         finally:
             self.frames.pop()
-        return join(*frame.returns) if frame.returns else NONE_V
+        return _returned(frame.returns)
 
     @property
     def frame(self) -> _Frame:
@@ -599,7 +599,9 @@ class _Evaluator:
             env["self"] = V(SELF)
         for i, param in enumerate([*bound, *params.kwonly_params]):
             pname = param.name.value
-            if i < len(positional) and param in bound:
+            if param.annotation is not None and not self._may_hold_tensor(param):
+                env[pname] = NUM_V  # `n: int` holds no activation, whatever is passed
+            elif i < len(positional) and param in bound:
                 env[pname] = positional[i]
             elif pname in keywords:
                 env[pname] = keywords[pname]
@@ -832,6 +834,17 @@ class _Evaluator:
 
     def _fstring(self, expr) -> V:
         return NUM_V
+
+
+def _returned(returns: list) -> V:
+    """What a method gives back: its one return's value, tuples element by element."""
+    if not returns:
+        return NONE_V
+    if len(returns) == 1:
+        return returns[0]
+    if all(r.kind == SEQ for r in returns) and len({len(r.items) for r in returns}) == 1:
+        return V(SEQ, items=[join(*column) for column in zip(*(r.items for r in returns))])
+    return join(*returns)
 
 
 def _index_result(name: str, source: V, call: cst.Call, rest: list) -> Optional[V]:

@@ -208,6 +208,7 @@ class FileModel:
         self.classes: dict[str, ClassModel] = {}
         self.functions: dict[str, cst.FunctionDef] = {}
         self.constants: set[str] = set()  # module-level names bound to plain values
+        self.true_constants: set[str] = set()  # module-level names bound to True
         self.function_returns: dict[str, str] = {}
         self.index: Optional[ProjectIndex] = None
         self._traces: dict[str, object] = {}
@@ -259,6 +260,8 @@ class FileModel:
                             else:
                                 self.globals.pop(target.value, None)
                                 self.constants.add(target.value)
+                                if isinstance(small.value, cst.Name) and small.value.value == "True":
+                                    self.true_constants.add(target.value)
             elif isinstance(stmt, cst.ClassDef):
                 qname = f"{self.module_name}.{stmt.name.value}"
                 self.globals[stmt.name.value] = qname
@@ -362,13 +365,15 @@ _UNKNOWN = object()  # a value __init__ cannot know, such as one of its own para
 
 
 class _Seq:
-    """A local Python list of values built in `__init__` (layers = []; layers.append(...))."""
+    """A local Python list of values built in `__init__` (layers = []; layers.append(...)).
+    `known` is False once its members depend on a loop or an if-arm (or are not literal)."""
 
-    __slots__ = ("items", "known")
+    __slots__ = ("items", "known", "where")
 
-    def __init__(self, items=None, known=True):
+    def __init__(self, items=None, known=True, where=None):
         self.items = list(items or [])
         self.known = known
+        self.where = where  # (loop depth, if-arms) where it was built
 
 
 class InitEvaluator:
@@ -463,8 +468,11 @@ class InitEvaluator:
         elif isinstance(target, cst.Attribute) and _is_self(target.value):
             self._set_attr(target.attr.value, value, node)
         elif isinstance(target, (cst.Tuple, cst.List)):
-            for element in target.elements:
-                self._bind(element.value, None, env, node)
+            items = value.items if isinstance(value, _Seq) and len(value.items) == len(target.elements) else None
+            values = node.elements if items is not None and isinstance(node, (cst.Tuple, cst.List)) else None
+            for i, element in enumerate(target.elements):
+                item_node = values[i].value if values is not None else node
+                self._bind(element.value, items[i] if items is not None else None, env, item_node)
 
     def _inherited(self, name: str, node):
         """A submodule a base class of this file binds in its __init__: already bound once."""
@@ -495,7 +503,13 @@ class InitEvaluator:
             self.cls.aliases.append(Alias(node, name, first, value.cls))
         value.bound.append((name, self.arms))
 
+    def _grow(self, seq: _Seq) -> None:
+        """Note that `seq` grows here: in a loop or an if-arm of its own, its members vary."""
+        if seq.where != (self.loop_depth, self.arms):
+            seq.known = False
+
     def _extend(self, seq: _Seq, value) -> None:
+        self._grow(seq)
         if isinstance(value, _Seq):
             seq.items.extend(value.items)
             seq.known = seq.known and value.known
@@ -524,7 +538,7 @@ class InitEvaluator:
                         known = False
                 else:
                     items.append(self._expr(element.value, env))
-            return _Seq(items, known)
+            return _Seq(items, known, (self.loop_depth, self.arms))
         if isinstance(expr, cst.IfExp):
             body, orelse = self._expr(expr.body, env), self._expr(expr.orelse, env)
             return body if isinstance(body, _Instance) else orelse
@@ -537,6 +551,10 @@ class InitEvaluator:
             left, right = self._expr(expr.left, env), self._expr(expr.right, env)
             if isinstance(left, _Seq) and isinstance(right, _Seq):
                 return _Seq(left.items + right.items, left.known and right.known)
+            if isinstance(expr.operator, cst.Multiply) and isinstance(left, _Seq) and left.items:
+                # [layer] * n: the same instance n times, whatever its class
+                items = [i if isinstance(i, _Instance) else _Instance(None, expr) for i in left.items]
+                return _Seq(items * 2, known=True)
             return None
         return None
 
@@ -580,6 +598,7 @@ class InitEvaluator:
                     if method == "extend":
                         self._extend(holder, value)
                     else:
+                        self._grow(holder)
                         holder.items.append(value)
                 elif isinstance(holder, _Instance) and holder.members is not None:
                     label = f"a member of {holder.bound[0][0] if holder.bound else 'a container'}"
