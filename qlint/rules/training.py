@@ -36,15 +36,6 @@ def _model_variable(expr) -> Optional[str]:
             return expr.value if isinstance(expr, cst.Name) else None
 
 
-def _parameters_owner(expr) -> Optional[str]:
-    """`model` in an argument built from `model.parameters()` (or named_parameters)."""
-    for node in iter_nodes(expr):
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
-                and node.func.attr.value in ("parameters", "named_parameters"):
-            return _model_variable(node.func.value)  # model, or model.backbone in a param group
-    return None
-
-
 def _is_optimizer(qname: Optional[str]) -> bool:
     if not qname or not qname.startswith("torch.optim."):
         return False
@@ -52,20 +43,84 @@ def _is_optimizer(qname: Optional[str]) -> bool:
     return last[:1].isupper() and ".lr_scheduler." not in qname and ".swa_utils." not in qname
 
 
-def _optimizer_builders(model: FileModel) -> dict[str, int]:
-    """Module-level functions that build an optimizer from one of their parameters' .parameters()."""
-    builders = {}
+@dataclass
+class _Helpers:
+    """What a file's own functions (and module-level lambdas and partials) do for QAT."""
+
+    optimizers: set  # qualified names that build an optimizer: torch.optim.X, partial(X, ...)
+    parameter_sources: dict  # function -> index of the model argument whose parameters it returns
+    builders: dict  # function -> index of the model argument it builds an optimizer for
+    preparers: dict  # function -> index of the model argument it gives to prepare_qat
+
+
+def _callables(model: FileModel):
+    """(qualified name, parameter names, body) of module-level functions and lambdas."""
     for name, func in model.functions.items():
-        params = [p.name.value for p in func.params.params]
-        for node in iter_nodes(func.body, into_functions=False):
-            if isinstance(node, cst.Call) and node.args and _is_optimizer(model.qname(node.func)):
-                owner = _parameters_owner(node.args[0].value)
+        yield f"{model.module_name}.{name}", [p.name.value for p in func.params.params], func.body
+    for stmt in model.module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1 \
+                        and isinstance(small.targets[0].target, cst.Name) and isinstance(small.value, cst.Lambda):
+                    params = [p.name.value for p in small.value.params.params]
+                    yield f"{model.module_name}.{small.targets[0].target.value}", params, small.value.body
+
+
+def _helpers(model: FileModel) -> _Helpers:
+    helpers = _Helpers(set(), {}, {}, {})
+    for stmt in model.module.body:  # AdamW = functools.partial(torch.optim.AdamW, lr=1e-3)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1 \
+                        and isinstance(small.targets[0].target, cst.Name) and isinstance(small.value, cst.Call) \
+                        and model.qname(small.value.func) == "functools.partial" and small.value.args \
+                        and _is_optimizer(model.qname(small.value.args[0].value)):
+                    helpers.optimizers.add(f"{model.module_name}.{small.targets[0].target.value}")
+    callables = list(_callables(model))
+    for qname, params, body in callables:  # parameter sources first: builders may use them
+        for node in iter_nodes(body, into_functions=False):
+            owner = _direct_parameters_owner(node)
+            if owner in params:
+                helpers.parameter_sources[qname] = params.index(owner)
+                break
+    for qname, params, body in callables:
+        for node in iter_nodes(body, into_functions=False):
+            if not isinstance(node, cst.Call) or not node.args:
+                continue
+            called = model.qname(node.func)
+            owner = _model_variable(node.args[0].value)
+            if _is_optimizer(called) or called in helpers.optimizers:
+                owner = _parameters_owner(node.args[0].value, model, helpers)
                 if owner in params:
-                    builders[f"{model.module_name}.{name}"] = params.index(owner)
-    return builders
+                    helpers.builders[qname] = params.index(owner)
+            elif called in api.PREPARE_QAT and owner in params:
+                helpers.preparers[qname] = params.index(owner)
+    return helpers
 
 
-def _steps(model: FileModel, body, builders) -> Iterator[_Step]:
+def _direct_parameters_owner(node) -> Optional[str]:
+    """`model` for a `model.parameters()` / `model.backbone.named_parameters()` call."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+            and node.func.attr.value in ("parameters", "named_parameters"):
+        return _model_variable(node.func.value)
+    return None
+
+
+def _parameters_owner(expr, model: FileModel, helpers: _Helpers) -> Optional[str]:
+    """The model whose parameters an optimizer argument holds: `model.parameters()`, param
+    groups over `model.backbone.parameters()`, or a helper of this file (`param_groups(model)`)."""
+    for node in iter_nodes(expr):
+        owner = _direct_parameters_owner(node)
+        if owner:
+            return owner
+        if isinstance(node, cst.Call):
+            index = helpers.parameter_sources.get(model.qname(node.func))
+            if index is not None and len(node.args) > index:
+                return _model_variable(node.args[index].value)
+    return None
+
+
+def _steps(model: FileModel, body, helpers: _Helpers) -> Iterator[_Step]:
     """The QAT-relevant steps of a function body in source order, with copies as aliases."""
     lineage: dict[str, str] = {}
 
@@ -84,24 +139,28 @@ def _steps(model: FileModel, body, builders) -> Iterator[_Step]:
                 called = model.qname(value.func)
                 if called in ("copy.deepcopy", "copy.copy") or called in api.PREPARE_QAT:
                     source = _model_variable(value.args[0].value)
+                elif called in helpers.preparers and len(value.args) > helpers.preparers[called]:
+                    source = _model_variable(value.args[helpers.preparers[called]].value)
             if source is not None and root(source) != target:
                 lineage[target] = root(source)
         if not isinstance(node, cst.Call) or not node.args:
             continue
         qname = model.qname(node.func)
         first = node.args[0].value
-        if _is_optimizer(qname):
-            owner = _parameters_owner(first)
-            if owner:
-                yield _Step("optimizer", root(owner), node)
-        elif qname in builders and len(node.args) > builders[qname]:
-            owner = _model_variable(node.args[builders[qname]].value)
-            if owner:
-                yield _Step("optimizer", root(owner), node)
+        if _is_optimizer(qname) or qname in helpers.optimizers:
+            owner = _parameters_owner(first, model, helpers)
+            kind = "optimizer"
+        elif qname in helpers.builders or qname in helpers.preparers:
+            index = helpers.builders.get(qname, helpers.preparers.get(qname))
+            owner = _model_variable(node.args[index].value) if len(node.args) > index else None
+            kind = "optimizer" if qname in helpers.builders else "prepare_qat"
         elif qname in api.PREPARE_QAT or qname == api.FUSE_EVAL:
             owner = _model_variable(first)
-            if owner:
-                yield _Step("prepare_qat" if qname in api.PREPARE_QAT else "fuse_eval", root(owner), node)
+            kind = "prepare_qat" if qname in api.PREPARE_QAT else "fuse_eval"
+        else:
+            continue
+        if owner:
+            yield _Step(kind, root(owner), node)
 
 
 def _function_bodies(model: FileModel):
@@ -114,9 +173,9 @@ def _function_bodies(model: FileModel):
 def _sequences(model: FileModel):
     if "prepare_qat" not in model.source:
         return
-    builders = _optimizer_builders(model)
+    helpers = _helpers(model)
     for body in _function_bodies(model):
-        steps = list(_steps(model, body, builders))
+        steps = list(_steps(model, body, helpers))
         if any(step.kind == "prepare_qat" for step in steps):
             yield steps
 
@@ -147,6 +206,13 @@ class OptimizerBeforePrepareQat(Rule):
         "    opt = torch.optim.AdamW(groups)\n"
         "    opt = torch.optim.AdamW([{'params': net.head.parameters()}])  # expect: QL601\n"
         "    net.train()\n    torch.ao.quantization.prepare_qat(net, inplace=True)\n    return opt\n",
+        _HEADER + "import functools\n\nAdamW = functools.partial(torch.optim.AdamW, lr=1e-3)\n"
+        "make_sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.1)\n\n\n"
+        "def groups(m):\n    return [{'params': p} for _, p in m.named_parameters()]\n\n\n"
+        "def prepare_for_qat(m):\n    m.train()\n    return prepare_qat(m)\n\n\n"
+        "def train(model):\n    first = AdamW(groups(model))  # expect: QL601\n"
+        "    second = make_sgd(model)  # expect: QL601\n    model = prepare_for_qat(model)\n"
+        "    return first, second\n",
     )
 
     def check(self, model):

@@ -448,10 +448,10 @@ class _Evaluator:
             return NUM_V
         if name == "None":
             return NONE_V
+        if name in self.model.constants:
+            return NUM_V
         qname = self.model.qname(expr)
-        if qname is not None:
-            return V(FUNC, qname=qname)
-        return NUM_V if name in self.model.constants else UNKNOWN_V
+        return V(FUNC, qname=qname) if qname is not None else UNKNOWN_V
 
     def _attribute(self, expr: cst.Attribute, quiet=False) -> V:
         attr = expr.attr.value

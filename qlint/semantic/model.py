@@ -257,8 +257,8 @@ class FileModel:
                             aliased = self.raw_qname(small.value)
                             if aliased:
                                 self.globals[target.value] = aliased
-                            else:
-                                self.globals.pop(target.value, None)
+                            else:  # a value of this module (a constant, a lambda, a partial)
+                                self.globals[target.value] = f"{self.module_name}.{target.value}"
                                 self.constants.add(target.value)
                                 if isinstance(small.value, cst.Name) and small.value.value == "True":
                                     self.true_constants.add(target.value)
