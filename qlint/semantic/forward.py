@@ -27,10 +27,10 @@ ACT, TENSOR, NUM, NONE, MOD, SELF, FUNC, SEQ, UNKNOWN, METHOD = (
 class V:
     """An abstract value."""
 
-    __slots__ = ("kind", "qname", "key", "cls", "members", "items", "producer", "container")
+    __slots__ = ("kind", "qname", "key", "cls", "members", "items", "producer", "container", "element")
 
     def __init__(self, kind, *, qname=None, key=None, cls=None, members=None, items=None,
-                 producer=None, container=None):
+                 producer=None, container=None, element=None):
         self.kind = kind
         self.qname = qname  # FUNC: qualified name; METHOD: method name
         self.key = key  # MOD: attribute path identifying the instance ("relu", "layers.0")
@@ -39,6 +39,7 @@ class V:
         self.items = items  # SEQ: list of V (mutable)
         self.producer = producer  # ACT: the ModuleCall whose output this is, unchanged
         self.container = container  # MOD: "sequential" / "list" / "dict" for containers
+        self.element = element  # MOD container: the class of every member, when known
 
     def is_act(self) -> bool:
         if self.kind == ACT:
@@ -406,7 +407,7 @@ class _Evaluator:
         if value.kind == MOD:
             if value.container == "dict":
                 return NUM_V
-            member_cls = None
+            member_cls = value.element
             if value.members:
                 classes = {cls for _, cls in value.members}
                 member_cls = classes.pop() if len(classes) == 1 else None
@@ -492,7 +493,8 @@ class _Evaluator:
             if kind not in (MODULE, CONTAINER):
                 return UNKNOWN_V
             container = api.CONTAINERS.get(self.index.torch_base(info.cls)) if kind == CONTAINER else None
-            return V(MOD, key=attr, cls=info.cls, members=info.members, container=container)
+            return V(MOD, key=attr, cls=info.cls, members=info.members, container=container,
+                     element=info.element)
         if info.kind == VALUE:
             return NUM_V
         return UNKNOWN_V
@@ -751,7 +753,7 @@ class _Evaluator:
         if value.kind == MOD:
             index = _literal_index(expr)
             key = f"{value.key}.{index}" if value.key is not None and index is not None else None
-            member_cls = None
+            member_cls = value.element
             if value.members is not None and index is not None:
                 member_cls = dict(value.members).get(index)
                 if member_cls is None and index.lstrip("-").isdigit():

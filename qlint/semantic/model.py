@@ -33,6 +33,7 @@ class AttrSummary:
     kind: str  # MODULE, CONTAINER, PARAM, BUFFER, VALUE or UNKNOWN
     cls: Optional[str] = None  # qualified class of a module or container
     members: Optional[tuple] = None  # literal container members: ((name, cls), ...)
+    element: Optional[str] = None  # the class of every member, when a comprehension built them
 
 
 @dataclass
@@ -346,13 +347,14 @@ BUILTIN_NAMES = frozenset({
 class _Instance:
     """A value built in `__init__`: identity matters (aliasing), so never copied."""
 
-    __slots__ = ("cls", "node", "members", "bound", "loop_depth", "kind")
+    __slots__ = ("cls", "node", "members", "bound", "loop_depth", "kind", "element")
 
-    def __init__(self, cls, node, kind=None, members=None, loop_depth=0):
+    def __init__(self, cls, node, kind=None, members=None, loop_depth=0, element=None):
         self.cls = cls
         self.node = node
         self.kind = kind  # PARAM, BUFFER or None (decided by the class later)
         self.members = members  # list of (name, value) for literal containers
+        self.element = element  # the class of every member, for containers built by comprehension
         self.bound: list[tuple[str, tuple]] = []  # (binding, if-arms it was made under)
         self.loop_depth = loop_depth
 
@@ -368,12 +370,13 @@ class _Seq:
     """A local Python list of values built in `__init__` (layers = []; layers.append(...)).
     `known` is False once its members depend on a loop or an if-arm (or are not literal)."""
 
-    __slots__ = ("items", "known", "where")
+    __slots__ = ("items", "known", "where", "element")
 
-    def __init__(self, items=None, known=True, where=None):
+    def __init__(self, items=None, known=True, where=None, element=None):
         self.items = list(items or [])
         self.known = known
         self.where = where  # (loop depth, if-arms) where it was built
+        self.element = element  # the class of every item, for a comprehension
 
 
 class InitEvaluator:
@@ -409,7 +412,7 @@ class InitEvaluator:
             if value.members is not None:
                 members = tuple((name, m.cls if isinstance(m, _Instance) else None)
                                 for name, m in value.members)
-            return AttrSummary(MODULE, value.cls, members)  # MODULE until the index says otherwise
+            return AttrSummary(MODULE, value.cls, members, value.element)  # MODULE until the index says otherwise
         if value is _UNKNOWN:
             return AttrSummary(UNKNOWN)
         return AttrSummary(VALUE)
@@ -544,9 +547,9 @@ class InitEvaluator:
             return body if isinstance(body, _Instance) else orelse
         if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
             self.loop_depth += 1
-            self._expr(expr.elt, env)
+            element = self._expr(expr.elt, env)
             self.loop_depth -= 1
-            return _Seq(known=False)
+            return _Seq(known=False, element=element.cls if isinstance(element, _Instance) else None)
         if isinstance(expr, cst.BinaryOperation):
             left, right = self._expr(expr.left, env), self._expr(expr.right, env)
             if isinstance(left, _Seq) and isinstance(right, _Seq):
@@ -637,7 +640,8 @@ class InitEvaluator:
                 self._note_binding(member, f"position {name} of nn.{short}", node)
             if members is not None:
                 members = [(name, member) for name, member, _ in members]
-        return _Instance(qname, call, members=members, loop_depth=self.loop_depth)
+        element = args[0].element if len(args) == 1 and isinstance(args[0], _Seq) else None
+        return _Instance(qname, call, members=members, loop_depth=self.loop_depth, element=element)
 
     def _members(self, call: cst.Call, args) -> Optional[list]:
         """(name, value, node) of the literal members of nn.Sequential(a, b),
