@@ -76,7 +76,7 @@ class ChannelGate(nn.Module):
             if pool_type == "avg":
                 pooled = F.avg_pool2d(x, (x.size(2), x.size(3)), stride=(x.size(2), x.size(3)))
             elif pool_type == "max":
-                pooled = F.adaptive_max_pool2d(x, 1)  # expect: QL104
+                pooled = F.adaptive_max_pool2d(x, 1)  # expect: QL102
             else:
                 pooled = torch.logsumexp(x.flatten(2), dim=2, keepdim=True)  # expect: QL104
             raw = self.mlp(pooled)  # expect: QL401

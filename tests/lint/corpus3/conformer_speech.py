@@ -79,7 +79,7 @@ class ConvolutionModule(nn.Module):
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         x = self.pointwise_conv1(self.norm(x).transpose(1, 2))
         # F.glu has no quantized kernel; it also matches QL102's wording, since an nn.GLU module exists.
-        x = F.glu(x, dim=1)  # expect: QL104; allow: QL102
+        x = F.glu(x, dim=1)  # expect: QL102
         if mask is not None:
             x = x.masked_fill(mask.eq(0).unsqueeze(1), 0.0)
         x = self.activation(self.batch_norm(self.depthwise_conv(x)))

@@ -92,9 +92,9 @@ class MobileViTV2Block(nn.Module):
         b, _, h, w = x.shape
         fm = self.local_rep(x)
         c, area = fm.shape[1], self.patch * self.patch
-        patches = F.unfold(fm, kernel_size=self.patch, stride=self.patch).reshape(b, c, area, -1)  # expect: QL104
+        patches = F.unfold(fm, kernel_size=self.patch, stride=self.patch).reshape(b, c, area, -1)  # expect: QL102
         patches = patches + self.attn(self.norm(patches))  # expect: QL301
-        fm = F.fold(patches.reshape(b, c * area, -1), output_size=(h, w), kernel_size=self.patch, stride=self.patch)  # expect: QL104
+        fm = F.fold(patches.reshape(b, c * area, -1), output_size=(h, w), kernel_size=self.patch, stride=self.patch)  # expect: QL102
         return self.conv_proj(fm)
 
 
