@@ -655,6 +655,9 @@ class InitEvaluator:
             return [(str(i), m, n) for i, (m, n) in enumerate(zip(seq.items, nodes))]
         if any(arg.star for arg in call.args):
             return None
+        if len(call.args) == 1 and isinstance(args[0], _Instance) and args[0].cls in (
+                "collections.OrderedDict", "builtins.dict"):
+            return None  # nn.Sequential(OrderedDict(...)): named members, not positions
         return [(str(i), m, arg.value) for i, (m, arg) in enumerate(zip(args, call.args))]
 
 

@@ -325,3 +325,25 @@ def test_indices_are_not_activations_but_values_are():
                 return scores * 2, rows, where % 3, best - 1, both + 1
     """
     assert codes_by_line(source) == {12: {"QL301"}}
+
+
+def test_sequential_of_an_ordered_dict_has_named_members():
+    source = """
+        from collections import OrderedDict
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = nn.Sequential(OrderedDict([
+                    ("conv", nn.Conv2d(3, 8, 3)), ("bn", nn.BatchNorm2d(8)), ("relu", nn.ReLU())]))
+
+            def forward(self, x):
+                return self.features(x)
+
+            def fuse_model(self):
+                fuse_modules(self, [["features.conv", "features.bn", "features.relu"]], inplace=True)
+    """
+    assert codes_by_line(source) == {}
