@@ -128,6 +128,8 @@ class ProjectIndex:
             for base in reversed(summary.bases):
                 merged.update(self.attrs(base))
             merged.update(summary.attrs)
+        else:  # a torch layer: the parameters it registers itself
+            merged.update({name: AttrSummary(PARAM) for name in api.REGISTERED_PARAMETERS.get(qname, ())})
         self._attrs_memo[qname] = merged
         return merged
 

@@ -133,6 +133,16 @@ FUSE_FUNCTIONS = frozenset({FUSE_EVAL, FUSE_QAT})
 PREPARE_QAT = frozenset({"torch.ao.quantization.prepare_qat",
                          "torch.ao.quantization.quantize_fx.prepare_qat_fx"})
 
+# Parameters torch layers register: a subclass's forward reading self.weight reads one.
+_WEIGHT_AND_BIAS = ("weight", "bias")
+REGISTERED_PARAMETERS = {
+    **{NN + f"Conv{d}d": _WEIGHT_AND_BIAS for d in (1, 2, 3)},
+    **{NN + f"ConvTranspose{d}d": _WEIGHT_AND_BIAS for d in (1, 2, 3)},
+    **{NN + f"BatchNorm{d}d": _WEIGHT_AND_BIAS for d in (1, 2, 3)},
+    **{NN + name: _WEIGHT_AND_BIAS for name in ("Linear", "Bilinear", "LayerNorm", "GroupNorm")},
+    **{NN + name: ("weight",) for name in ("Embedding", "EmbeddingBag", "PReLU")},
+}
+
 CONV = frozenset(NN + f"Conv{d}d" for d in (1, 2, 3))
 CONV_TRANSPOSE = frozenset(NN + f"ConvTranspose{d}d" for d in (1, 2, 3))
 BATCH_NORM = frozenset(NN + f"BatchNorm{d}d" for d in (1, 2, 3))
