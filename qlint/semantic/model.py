@@ -495,6 +495,8 @@ class InitEvaluator:
         previous = self.attrs.get(name)
         if isinstance(previous, _Instance) and not isinstance(value, _Instance):
             return  # `self.x = None` on one branch keeps what the other branch built
+        if isinstance(previous, _Instance) and previous.kind == PARAM and value.kind != PARAM:
+            return  # a parameter on one branch, a buffer on the other (train_eps): may be a parameter
         self.attrs[name] = value
 
     def _note_binding(self, value, name: str, node) -> None:
