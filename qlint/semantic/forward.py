@@ -747,6 +747,12 @@ class _Evaluator:
         return join(body, orelse)
 
     def _subscript(self, expr: cst.Subscript) -> V:
+        base = expr.value
+        if isinstance(base, cst.Attribute) and base.attr.value == "_modules" \
+                and isinstance(base.value, cst.Name) and base.value.value == "self":
+            name = _literal_index(expr)  # self._modules["act"] is self.act
+            if name is not None and name in self.attrs:
+                return self._self_attr(expr, name, False)
         value = self._expr(expr.value)
         for element in expr.slice:
             self._slice(element.slice)

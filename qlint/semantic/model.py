@@ -254,8 +254,10 @@ class FileModel:
                             if qname:
                                 self.globals[local] = qname
                                 self.imported[local] = qname
-                    elif isinstance(small, cst.Assign) and len(small.targets) == 1:
-                        target = small.targets[0].target
+                    elif (isinstance(small, cst.Assign) and len(small.targets) == 1) or (
+                            isinstance(small, cst.AnnAssign) and small.value is not None):
+                        # `Gain: TypeAlias = float` is an alias like `Gain = float`
+                        target = small.targets[0].target if isinstance(small, cst.Assign) else small.target
                         if isinstance(target, cst.Name):
                             aliased = self.raw_qname(small.value)
                             if aliased:
@@ -612,6 +614,13 @@ class InitEvaluator:
                     self._note_binding(value, label, call.args[-1].value)
                     holder.members = None
                 return None
+        if isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call) \
+                and isinstance(func.value.func, cst.Name) and func.value.func.value == "super" \
+                and "torch.nn.Sequential" in self.cls.bases:
+            args = [self._expr(arg.value, env) for arg in call.args]
+            for name, member, node in self._members(call, args) or ():
+                self._note_binding(member, f"position {name} of this nn.Sequential", node)
+            return None
         if isinstance(func, cst.Name) and func.value == "setattr" and len(call.args) >= 3 \
                 and _is_self(call.args[0].value):
             name = _literal_str(call.args[1].value)
@@ -637,6 +646,8 @@ class InitEvaluator:
         if returned:
             return _Instance(canonical(returned), call, loop_depth=self.loop_depth)
         members = None
+        if api.CONTAINERS.get(qname) == "dict" and len(call.args) == 1 and isinstance(call.args[0].value, cst.Dict):
+            members = self._dict_members(call.args[0].value, env)
         if api.CONTAINERS.get(qname) in ("sequential", "list"):
             members = self._members(call, args)
             short = qname.rsplit(".", 1)[-1]
@@ -646,6 +657,18 @@ class InitEvaluator:
                 members = [(name, member) for name, member, _ in members]
         element = args[0].element if len(args) == 1 and isinstance(args[0], _Seq) else None
         return _Instance(qname, call, members=members, loop_depth=self.loop_depth, element=element)
+
+    def _dict_members(self, literal: cst.Dict, env) -> Optional[list]:
+        """(key, value) of nn.ModuleDict({"act": nn.ReLU(), ...}) with literal string keys."""
+        members = []
+        for element in literal.elements:
+            key = _literal_str(element.key) if isinstance(element, cst.DictElement) else None
+            if key is None:
+                return None
+            value = self._expr(element.value, env)
+            self._note_binding(value, f"key {key!r} of nn.ModuleDict", element.value)
+            members.append((key, value))
+        return members
 
     def _members(self, call: cst.Call, args) -> Optional[list]:
         """(name, value, node) of the literal members of nn.Sequential(a, b),
