@@ -20,8 +20,8 @@ from qlint.semantic import torch_api as api
 from qlint.semantic.model import BUFFER, CONTAINER, MODULE, PARAM, VALUE, ClassModel, FileModel
 from qlint.semantic.names import canonical, import_bindings
 
-ACT, TENSOR, NUM, NONE, MOD, SELF, FUNC, SEQ, UNKNOWN, METHOD = (
-    "act", "tensor", "num", "none", "module", "self", "func", "seq", "unknown", "method")
+ACT, TENSOR, NUM, NONE, MOD, SELF, FUNC, SEQ, UNKNOWN, METHOD, CLOSURE = (
+    "act", "tensor", "num", "none", "module", "self", "func", "seq", "unknown", "method", "closure")
 
 
 class V:
@@ -40,6 +40,7 @@ class V:
         self.producer = producer  # ACT: the ModuleCall whose output this is, unchanged
         self.container = container  # MOD: "sequential" / "list" / "dict" for containers
         self.element = element  # MOD container: the class of every member, when known
+        # CLOSURE: the function or lambda defined in the forward path is kept in `items`
 
     def is_act(self) -> bool:
         if self.kind == ACT:
@@ -284,7 +285,7 @@ class _Evaluator:
                 self._block(stmt.finalbody.body)
             return ends and not stmt.handlers
         if isinstance(stmt, cst.FunctionDef):
-            self.frame.env[stmt.name.value] = UNKNOWN_V
+            self.frame.env[stmt.name.value] = V(CLOSURE, items=[stmt])
             return False
         if isinstance(stmt, cst.Match):
             self._expr(stmt.subject)
@@ -516,6 +517,8 @@ class _Evaluator:
             return self._method_call(call, callee.qname, receiver, args, positional)
         if kind == FUNC:
             return self._function_call(call, callee.qname, args, positional)
+        if kind == CLOSURE:
+            return self._inline_closure(call, callee.items[0], args)
         if kind == ACT:
             return ACT_V
         return ACT_V if any(a.is_act() for a in args) else UNKNOWN_V
@@ -590,9 +593,29 @@ class _Evaluator:
         if found is None or method in active or len(self.frames) > self.MAX_INLINE_DEPTH:
             return ACT_V if any(a.is_act() for a in args) else UNKNOWN_V
         _, func = found
-        params = func.params
+        env = self._bind(func.params, call, args, {})
+        return self._invoke(func, env, self.frame.invocation + (call,))
+
+    def _inline_closure(self, call, func, args) -> V:
+        """A function or lambda defined in the forward path, called there: its body runs with
+        the enclosing variables and the arguments given."""
+        key = func.name.value if isinstance(func, cst.FunctionDef) else id(func)
+        if len(self.frames) > self.MAX_INLINE_DEPTH or any(f.method == key for f in self.frames):
+            return ACT_V if any(a.is_act() for a in args) else UNKNOWN_V
+        env = self._bind(func.params, call, args, dict(self.frame.env))
+        if isinstance(func, cst.FunctionDef):
+            return self._invoke(func, env, self.frame.invocation + (call,))
+        frame = _Frame(env, self.frame.invocation + (call,), self.frame.loop_depth, key)
+        self.frames.append(frame)
+        try:
+            return self._expr(func.body)
+        finally:
+            self.frames.pop()
+
+    def _bind(self, params: cst.Parameters, call, args, env: dict) -> dict:
+        """The callee's variables for a call: arguments by position and keyword, defaults,
+        *args and **kwargs; `self` when the callee takes it."""
         names = [p for p in [*params.posonly_params, *params.params]]
-        env = {}
         positional = [a for a, arg in zip(args, call.args) if arg.keyword is None and not arg.star]
         keywords = {arg.keyword.value: a for a, arg in zip(args, call.args) if arg.keyword is not None}
         has_star = any(arg.star for arg in call.args)
@@ -617,7 +640,7 @@ class _Evaluator:
             env[params.star_arg.name.value] = V(SEQ, items=positional[len(bound):] or [UNKNOWN_V])
         if params.star_kwarg is not None:
             env[params.star_kwarg.name.value] = UNKNOWN_V
-        return self._invoke(func, env, self.frame.invocation + (call,))
+        return env
 
     def _default(self, default) -> V:
         if isinstance(default, cst.Name) and default.value == "None":
@@ -913,5 +936,5 @@ _DISPATCH = {
     cst.ConcatenatedString: _const(NUM_V),
     cst.FormattedString: _Evaluator._fstring,
     cst.Ellipsis: _const(NUM_V),
-    cst.Lambda: _const(UNKNOWN_V),
+    cst.Lambda: lambda self, expr: V(CLOSURE, items=[expr]),
 }

@@ -14,7 +14,7 @@ from qlint.engine import lint_paths
 from tests.lint.labels import labels
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CORPORA = [Path(__file__).resolve().parent / name for name in ("corpus", "corpus2", "corpus4", "corpus5")]
+CORPORA = [Path(__file__).resolve().parent / name for name in ("corpus", "corpus2", "corpus4", "corpus5", "corpus6")]
 FILES = sorted(EXAMPLES.glob("*.py")) + [f for corpus in CORPORA for f in sorted(corpus.glob("*.py"))]
 
 
