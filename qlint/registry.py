@@ -3,6 +3,7 @@ the docs, SARIF output and the tests."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def register(rule: type[Rule]) -> type[Rule]:
     return rule
 
 
+@lru_cache(maxsize=None)
 def all_rules() -> dict[str, type[Rule]]:
     """Every registered rule by code, in code order (importing the rule modules once)."""
     import qlint.rules  # noqa: F401  (registers the rules)

@@ -157,7 +157,7 @@ class NoQuantizedKernel(Rule):
         for op in forward_ops(model, "call", "method", "binop", "unary", "compare"):
             if op.kind == "call":
                 hit = (op.name in functions and op.name not in needs_module
-                       and op.name not in _OTHER_RULES_FUNCTIONS and not op.name.endswith("_like"))
+                       and op.name not in _OTHER_RULES_FUNCTIONS and op.name not in api.LIKE_CONSTRUCTORS)
                 what = short(op.name)
             elif op.kind == "method":
                 hit = (op.name in methods and op.operands[0].is_act() and op.name not in _OTHER_RULES_METHODS

@@ -655,7 +655,7 @@ class _Evaluator:
         if qname.startswith("torch.") and not qname.startswith("torch.nn.Module"):
             self._op(call, "call", qname, args, call)
             if qname in api.SHAPE_FUNCTIONS:
-                return TENSOR_V if qname.endswith("_like") else NUM_V
+                return TENSOR_V if qname in api.LIKE_CONSTRUCTORS else NUM_V
             if qname.count(".") == 1 and positional:
                 indexed = _index_result(qname[6:], positional[0], call, positional[1:])
                 if indexed is not None:

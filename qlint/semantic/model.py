@@ -72,6 +72,7 @@ class ProjectIndex:
                 self.exports[f"{summary.module_name}.{name}"] = target
         self._module_memo: dict[str, bool] = {}
         self._attrs_memo: dict[str, dict[str, AttrSummary]] = {}
+        self._torch_base_memo: dict[Optional[str], Optional[str]] = {}
 
     def resolve(self, qname: Optional[str]) -> Optional[str]:
         """Follow re-exports (`pkg.Block` imported in pkg/__init__.py from pkg.blocks)."""
@@ -101,6 +102,11 @@ class ProjectIndex:
 
     def torch_base(self, qname: Optional[str]) -> Optional[str]:
         """The torch class a module class derives from (itself if it is one)."""
+        if qname not in self._torch_base_memo:
+            self._torch_base_memo[qname] = self._find_torch_base(qname)
+        return self._torch_base_memo[qname]
+
+    def _find_torch_base(self, qname: Optional[str]) -> Optional[str]:
         seen = set()
         stack = [self.resolve(qname)]
         while stack:
@@ -217,6 +223,7 @@ class FileModel:
         self._traces: dict[str, object] = {}
         self.cache: dict = {}  # derived facts rules share (fuse calls), computed on first use
         self._collect(module.body)
+        self.by_qname = {cls.qname: cls for cls in self.classes.values()}
         for name, func in self.functions.items():
             returned = self._returned_class(func, {})
             if returned:
@@ -314,6 +321,12 @@ class FileModel:
 
     def find_method(self, cls: ClassModel, name: str) -> Optional[tuple[ClassModel, cst.FunctionDef]]:
         """A method of the class or of a base class defined in this file (MRO order)."""
+        key = ("method", cls.qname, name)
+        if key not in self.cache:
+            self.cache[key] = self._find_method(cls, name)
+        return self.cache[key]
+
+    def _find_method(self, cls: ClassModel, name: str) -> Optional[tuple[ClassModel, cst.FunctionDef]]:
         seen = set()
         queue = [cls]
         while queue:
@@ -323,11 +336,7 @@ class FileModel:
             seen.add(current.qname)
             if name in current.methods:
                 return current, current.methods[name]
-            for base in current.bases:
-                resolved = self.index.resolve(base)
-                for other in self.classes.values():
-                    if other.qname == resolved:
-                        queue.append(other)
+            queue.extend(c for c in (self.by_qname.get(self.index.resolve(b)) for b in current.bases) if c)
         return None
 
     def trace(self, cls: ClassModel):
@@ -484,12 +493,12 @@ class InitEvaluator:
     def _inherited(self, name: str, node):
         """A submodule a base class of this file binds in its __init__: already bound once."""
         for base in self.cls.bases:
-            for other in self.model.classes.values():
-                attr = other.summary.attrs.get(name) if other.qname == base else None
-                if attr is not None and attr.kind == MODULE:
-                    inherited = _Instance(attr.cls, node)
-                    inherited.bound.append((f"self.{name}", ()))
-                    return inherited
+            other = self.model.by_qname.get(base)
+            attr = other.summary.attrs.get(name) if other is not None else None
+            if attr is not None and attr.kind == MODULE:
+                inherited = _Instance(attr.cls, node)
+                inherited.bound.append((f"self.{name}", ()))
+                return inherited
         return None
 
     def _set_attr(self, name: str, value, node) -> None:

@@ -89,13 +89,15 @@ SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "it
                            "is_floating_point", "is_complex", "storage_offset", "q_scale",
                            "q_zero_point", "qscheme", "new_zeros", "new_ones", "new_full",
                            "new_empty", "new_tensor", "type", "__len__"})
-SHAPE_FUNCTIONS = frozenset({"torch.numel", "torch.is_tensor", "torch.is_floating_point",
-                             "torch.broadcast_shapes", "torch.jit.is_scripting",
-                             "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.Size",
-                             "torch.zeros_like", "torch.ones_like", "torch.full_like",
-                             "torch.empty_like", "torch.rand_like", "torch.randn_like",
-                             "torch.randint_like", "torch.finfo", "torch.iinfo",
-                             "torch.fx._symbolic_trace.is_fx_tracing", "torch.is_autocast_enabled"})
+# Constructors that take a tensor only for its shape, dtype and device.
+LIKE_CONSTRUCTORS = frozenset({"torch.zeros_like", "torch.ones_like", "torch.full_like",
+                               "torch.empty_like", "torch.rand_like", "torch.randn_like",
+                               "torch.randint_like"})
+SHAPE_FUNCTIONS = LIKE_CONSTRUCTORS | {"torch.numel", "torch.is_tensor", "torch.is_floating_point",
+                                       "torch.broadcast_shapes", "torch.jit.is_scripting",
+                                       "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.Size",
+                                       "torch.finfo", "torch.iinfo", "torch.is_autocast_enabled",
+                                       "torch.fx._symbolic_trace.is_fx_tracing"}
 # Constructors that take an activation only for its shape, dtype and device: they crash on a
 # quantized tensor too, but build new tensors that are not activations; QL104 leaves them out.
 CONSTRUCTOR_METHODS = frozenset({"new_full", "new_zeros", "new_ones", "new_empty", "new_tensor"})
