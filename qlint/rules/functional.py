@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, short, snippet
-from qlint.semantic import torch_api as api
+from qlint.semantic import ops, torch_api as api
 
 _HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
 
@@ -118,9 +118,16 @@ class FunctionalWeightedLayer(Rule):
                              f"swaps or quantizes it. Use a {module} submodule.")
 
 
-# Crashing ops that another rule reports (QL302/QL303), or that construct new tensors.
+# Crashing ops that another rule reports (QL302/QL303).
 _OTHER_RULES_FUNCTIONS = frozenset(api.ARITHMETIC_FUNCTIONS) | api.DIVISION_FUNCTIONS
-_OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS | api.CONSTRUCTOR_METHODS
+_OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS
+
+
+def _constructs(op) -> bool:
+    """Whether the op builds a new tensor from its input's shape (torch.zeros_like, x.new_zeros):
+    it crashes on a quantized tensor too, but is not a use of the activation's values."""
+    entry = ops.lookup(op.name) if op.kind == "call" else ops.tensor_op(op.name)
+    return entry is not None and entry.result is ops.Result.CONSTRUCTOR
 
 
 @register
@@ -157,11 +164,11 @@ class NoQuantizedKernel(Rule):
         for op in forward_ops(model, "call", "method", "binop", "unary", "compare"):
             if op.kind == "call":
                 hit = (op.name in functions and op.name not in needs_module
-                       and op.name not in _OTHER_RULES_FUNCTIONS and op.name not in api.LIKE_CONSTRUCTORS)
+                       and op.name not in _OTHER_RULES_FUNCTIONS and not _constructs(op))
                 what = short(op.name)
             elif op.kind == "method":
                 hit = (op.name in methods and op.operands[0].is_act() and op.name not in _OTHER_RULES_METHODS
-                       and api.functional_for_method(op.name) is None)
+                       and api.functional_for_method(op.name) is None and not _constructs(op))
                 what = f"Tensor.{op.name}"
             else:
                 hit = op.name in operators

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
-from qlint.semantic.model import exclusive
+from qlint.semantic.interpret import exclusive
 from qlint.semantic.fusion import fusible_chains, fuse_calls
-from qlint.semantic.model import CONTAINER, MODULE, UNKNOWN
+from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
 _BLOCK = (_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"

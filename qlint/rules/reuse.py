@@ -6,7 +6,7 @@ from collections import defaultdict
 from qlint.registry import WARNING, Rule, register
 from qlint.rules.base import Report, forward_traces, short
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import exclusive
+from qlint.semantic.interpret import exclusive
 
 _HEADER = ("import torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n"
            "from torch.ao.quantization import DeQuantStub, QuantStub\n\n\n")

@@ -9,7 +9,8 @@ import libcst as cst
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import RETURNS_SELF, FileModel
+from qlint.semantic.model import FileModel
+from qlint.semantic.ops import RETURNS_SELF
 from qlint.semantic.walk import iter_nodes
 
 _HEADER = ("import copy\nimport torch\nfrom torch.ao.quantization import (\n"

@@ -8,7 +8,7 @@ import libcst as cst
 
 from qlint.semantic import torch_api as api
 from qlint.semantic.forward import ModuleCall, Trace
-from qlint.semantic.model import ClassModel, FileModel
+from qlint.semantic.scope import ClassModel, FileScope
 from qlint.semantic.walk import iter_nodes
 
 
@@ -25,7 +25,7 @@ class FuseCall:
     groups: Optional[list[FuseGroup]]  # None when they are computed (a comprehension, a variable)
 
 
-def _fuse_function(model: FileModel, expr, aliases: dict) -> Optional[set[str]]:
+def _fuse_function(model: FileScope, expr, aliases: dict) -> Optional[set[str]]:
     """The fuse functions an expression may be (through local `fuse = a if qat else b`)."""
     if isinstance(expr, cst.Name) and expr.value in aliases:
         return aliases[expr.value]
@@ -130,7 +130,7 @@ def _loop_bindings(body) -> dict[int, list[dict]]:
     return bindings
 
 
-def find_fuse_wrappers(model: FileModel) -> dict[str, tuple[int, int]]:
+def find_fuse_wrappers(model: FileScope) -> dict[str, tuple[int, int]]:
     """Module-level functions that pass two of their parameters on as the model and the groups
     of fuse_modules / fuse_modules_qat (torchvision's `_fuse_modules(model, groups, is_qat)`):
     {qualified name: (model parameter index, groups parameter index)}."""
@@ -153,7 +153,7 @@ def find_fuse_wrappers(model: FileModel) -> dict[str, tuple[int, int]]:
     return wrappers
 
 
-def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
+def fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
     """Every fuse_modules / fuse_modules_qat call in the class that fuses its own submodules,
     directly or through a wrapper function of the run."""
     if "fuse_modules" not in model.source and not model.index.fuse_wrappers:
@@ -164,7 +164,7 @@ def fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
     return cached
 
 
-def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
+def _find_fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
     calls = []
     for method in cls.methods.values():
         aliases: dict[str, set[str]] = {}
@@ -205,7 +205,7 @@ def _find_fuse_calls(model: FileModel, cls: ClassModel) -> list[FuseCall]:
     return calls
 
 
-def fusible_chains(model: FileModel, trace: Trace) -> list[list[ModuleCall]]:
+def fusible_chains(model: FileScope, trace: Trace) -> list[list[ModuleCall]]:
     """Maximal runs of directly chained submodule calls matching torch's fusion patterns
     (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU, Linear-BN, BN-ReLU, ...)."""
     def role(call: ModuleCall):

@@ -20,7 +20,6 @@ CONTAINERS = {
     "torch.nn.ModuleList": "list",
     "torch.nn.ModuleDict": "dict",
 }
-PARAMETER = "torch.nn.Parameter"
 FLOAT_FUNCTIONAL = frozenset({
     "torch.ao.nn.quantized.FloatFunctional",
     "torch.ao.nn.quantized.QFunctional",
@@ -80,52 +79,8 @@ CONCAT_FUNCTIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate", 
 DIVISION_FUNCTIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
 DIVISION_METHODS = frozenset({"div", "divide", "true_divide"})
 
-# Results that are not activations even when computed from one.
-SHAPE_ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "device", "is_quantized", "is_cuda",
-                              "requires_grad", "layout", "is_sparse", "names", "grad_fn",
-                              "is_leaf", "itemsize", "nbytes"})
-SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "item", "tolist",
-                           "stride", "element_size", "data_ptr", "get_device", "is_contiguous",
-                           "is_floating_point", "is_complex", "storage_offset", "q_scale",
-                           "q_zero_point", "qscheme", "new_zeros", "new_ones", "new_full",
-                           "new_empty", "new_tensor", "type", "__len__"})
-# Constructors that take a tensor only for its shape, dtype and device.
-LIKE_CONSTRUCTORS = frozenset({"torch.zeros_like", "torch.ones_like", "torch.full_like",
-                               "torch.empty_like", "torch.rand_like", "torch.randn_like",
-                               "torch.randint_like"})
-SHAPE_FUNCTIONS = LIKE_CONSTRUCTORS | {"torch.numel", "torch.is_tensor", "torch.is_floating_point",
-                                       "torch.broadcast_shapes", "torch.jit.is_scripting",
-                                       "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.Size",
-                                       "torch.finfo", "torch.iinfo", "torch.is_autocast_enabled",
-                                       "torch.fx._symbolic_trace.is_fx_tracing"}
-# Constructors that take an activation only for its shape, dtype and device: they crash on a
-# quantized tensor too, but build new tensors that are not activations; QL104 leaves them out.
-CONSTRUCTOR_METHODS = frozenset({"new_full", "new_zeros", "new_ones", "new_empty", "new_tensor"})
-
-# Methods whose tensor arguments give only an index, a mask, a shape or a dtype: the result
-# is as much an activation as the receiver is, and a parameter passed to them is not used.
-LAYOUT_ARGUMENT_METHODS = frozenset({"masked_fill", "index_select", "index_fill", "expand_as",
-                                     "view_as", "reshape_as", "type_as", "to", "new_zeros",
-                                     "new_ones", "new_full", "new_empty"})
 DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
 
-# Comparisons spelled as methods or functions: like `x != 0`, they give a bool mask.
-COMPARISON_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal",
-                            "less", "less_equal", "not_equal", "isnan", "isinf", "isfinite",
-                            "isneginf", "isposinf", "isclose", "isin", "logical_and",
-                            "logical_or", "logical_not", "logical_xor", "signbit"})
-
-# Ops that return indices: of an activation, they give an int64 tensor, not an activation.
-INDEX_OPS = frozenset({"argmax", "argmin", "argsort", "nonzero", "argwhere", "searchsorted",
-                       "bucketize", "multinomial"})
-# Ops that return (values, indices) when reducing along a dimension.
-VALUES_AND_INDICES_OPS = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin",
-                                    "max", "min", "median", "nanmedian", "aminmax"})
-
-# Builtins whose result is a Python value.
-PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinstance", "hasattr",
-                                   "getattr", "range", "enumerate", "zip", "math", "round",
-                                   "print", "repr", "type", "id", "callable", "issubclass"})
 INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 
 # fuse_modules and friends, and what prepares a model for QAT.

@@ -1,0 +1,325 @@
+"""The `__init__` pass: what each `self.<name>` is, and which names share one instance.
+
+`__init__` (and the methods it calls) is walked once per class. Every object it builds is
+an `Instance` whose identity is kept, so that one module bound under two names or two
+container positions is seen (QL402); what each attribute ends up holding is summarized
+in the class's `ClassSummary` (a module of a class known by qualified name, a container
+with its literal members, an nn.Parameter, a buffer, a plain value).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from qlint.semantic import ops, torch_api as api
+from qlint.semantic.interpret import Walker, exclusive, is_self, literal_str
+from qlint.semantic.names import canonical
+from qlint.semantic.ops import Result
+from qlint.semantic.scope import Alias, ClassModel, FileScope
+from qlint.semantic.summaries import BUFFER, MODULE, PARAM, UNKNOWN, VALUE, AttrSummary
+from qlint.semantic.values import PY, UNKNOWN as UNKNOWN_VALUE, Func, Seq, Unknown, Value
+
+
+class Instance(Value):
+    """An object `__init__` builds: identity matters (aliasing), so never copied."""
+
+    __slots__ = ("cls", "node", "role", "members", "element", "bound", "loop_depth")
+
+    def __init__(self, cls: Optional[str], node, role: Optional[str] = None, members=None,
+                 loop_depth: int = 0, element: Optional[str] = None):
+        super().__init__()
+        self.cls = cls
+        self.node = node
+        self.role = role  # PARAM, BUFFER, or None for a module (or an object of unknown class)
+        self.members = members  # [(name, value)] of a container with literal members
+        self.element = element  # the class of every member, for containers built by comprehension
+        self.bound: list[tuple[str, tuple]] = []  # (binding, arms it was made under)
+        self.loop_depth = loop_depth
+
+
+class Built(Seq):
+    """A local list built in `__init__` (layers = []; layers.append(...)). `known` is False
+    once its members depend on a loop or an arm (or are not literal)."""
+
+    __slots__ = ("known", "where", "element")
+
+    def __init__(self, items=None, known: bool = True, where=None, element: Optional[str] = None):
+        super().__init__(items)
+        self.known = known
+        self.where = where  # (loop depth, arms) where it was built
+        self.element = element  # the class of every item, for a comprehension
+
+
+class InitPass(Walker):
+    """Reads `__init__` (and the self-methods it calls) to learn what each `self.<name>` is."""
+
+    SEPARATE_ARMS = False
+
+    def __init__(self, scope: FileScope, cls: ClassModel):
+        super().__init__(scope, cls)
+        self.attrs: dict[str, Value] = {}
+
+    def run(self) -> None:
+        init = self.cls.methods.get("__init__")
+        if init is not None:
+            params = init.params
+            env = {p.name.value: UNKNOWN_VALUE for p in [*params.params, *params.kwonly_params]}
+            self.invoke(init, env, ())
+        summary = self.cls.summary
+        for name, value in self.attrs.items():
+            summary.attrs[name] = _summarize(value)
+
+    # ----- walker hooks ------------------------------------------------------------------
+    def bind_self_attr(self, name: str, value: Value, node) -> None:
+        self._note_binding(value, f"self.{name}", node)
+        previous = self.attrs.get(name)
+        if isinstance(previous, Instance) and not isinstance(value, Instance):
+            return  # `self.x = None` on one branch keeps what the other branch built
+        if isinstance(previous, Instance) and previous.role == PARAM and value.role != PARAM:
+            return  # a parameter on one branch, a buffer on the other (train_eps): may be a parameter
+        self.attrs[name] = value
+
+    def element_of(self, value: Value) -> Value:
+        return PY
+
+    def augmented(self, small: cst.AugAssign) -> None:
+        value = self.expr(small.value)
+        target = small.target
+        if isinstance(target, cst.Name) and isinstance(self.frame.env.get(target.value), Built):
+            self._extend(self.frame.env[target.value], value)
+
+    def returned(self, returns: list[Value]) -> Value:
+        return next((v for v in returns if isinstance(v, Instance)), PY)
+
+    def inline_refused(self, call, args) -> Value:
+        return PY
+
+    def inline_method(self, call: cst.Call, name: str, args: list) -> Value:
+        value = super().inline_method(call, name, args)
+        if isinstance(value, Instance) and value.cls is not None:
+            return value
+        found = self.scope.find_method(self.cls, name)
+        returned = self.scope.returned_class(found[1]) if found is not None else None
+        return Instance(canonical(returned), call, loop_depth=self.loop_depth) if returned else value
+
+    # ----- bindings ----------------------------------------------------------------------
+    def _inherited(self, name: str, node) -> Optional[Instance]:
+        """A submodule a base class of this file binds in its __init__: already bound once."""
+        for base in self.cls.bases:
+            other = self.scope.by_qname.get(base)
+            attr = other.summary.attrs.get(name) if other is not None else None
+            if attr is not None and attr.kind == MODULE:
+                inherited = Instance(attr.cls, node)
+                inherited.bound.append((f"self.{name}", ()))
+                return inherited
+        return None
+
+    def _note_binding(self, value: Value, name: str, node) -> None:
+        if not isinstance(value, Instance) or value.role is not None:
+            return
+        if name.startswith("self.") and any(label == name for label, _ in value.bound):
+            return  # bound again under the same name: self.layer = self.layer.to(device)
+        earlier = next((label for label, arms in value.bound if not exclusive(arms, self.arms)), None)
+        if earlier is not None or value.loop_depth < self.loop_depth:
+            first = earlier or f"{name} in an earlier loop iteration"
+            self.cls.aliases.append(Alias(node, name, first, value.cls))
+        value.bound.append((name, self.arms))
+
+    def _grow(self, seq: Built) -> None:
+        """Note that `seq` grows here: in a loop or an arm of its own, its members vary."""
+        if seq.where != (self.loop_depth, self.arms):
+            seq.known = False
+
+    def _extend(self, seq: Built, value: Value) -> None:
+        self._grow(seq)
+        if isinstance(value, Built):
+            seq.items.extend(value.items)
+            seq.known = seq.known and value.known
+        else:
+            seq.known = False
+
+    def _built(self, items, known=True, element=None) -> Built:
+        return Built(items, known, (self.loop_depth, self.arms), element)
+
+    # ----- expressions ---------------------------------------------------------------------
+    def expr(self, expr, quiet: bool = False) -> Value:
+        if isinstance(expr, cst.Call):
+            return self._call(expr)
+        if isinstance(expr, cst.Name):
+            value = self.frame.env.get(expr.value)
+            return PY if value is None or isinstance(value, Func) else value
+        if isinstance(expr, cst.Attribute) and is_self(expr.value):
+            name = expr.attr.value
+            if name in self.attrs:
+                return self.attrs[name]
+            return self._inherited(name, expr) or PY
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            items, known = [], True
+            for element in expr.elements:
+                if isinstance(element, cst.StarredElement):
+                    inner = self.expr(element.value)
+                    if isinstance(inner, Built):
+                        items.extend(inner.items)
+                        known = known and inner.known
+                    else:
+                        known = False
+                else:
+                    items.append(self.expr(element.value))
+            return self._built(items, known)
+        if isinstance(expr, cst.IfExp):
+            body, orelse = self.ifexp_arms(expr)
+            return body if isinstance(body, Instance) else orelse
+        if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+            element = self.comprehension(expr)
+            return Built(known=False, element=element.cls if isinstance(element, Instance) else None)
+        if isinstance(expr, cst.BinaryOperation):
+            left, right = self.expr(expr.left), self.expr(expr.right)
+            if isinstance(left, Built) and isinstance(right, Built):
+                return Built(left.items + right.items, left.known and right.known)
+            if isinstance(expr.operator, cst.Multiply) and isinstance(left, Built) and left.items:
+                # [layer] * n: the same instance n times, whatever its class
+                items = [i if isinstance(i, Instance) else Instance(None, expr) for i in left.items]
+                return Built(items * 2, known=True)
+            return PY
+        return PY
+
+    def _callee_qname(self, func) -> Optional[str]:
+        """The qualified name a call's callee means (a local import, or a global)."""
+        if isinstance(func, cst.Name) and func.value in self.frame.env:
+            local = self.frame.env[func.value]
+            return local.qname if isinstance(local, Func) else None
+        qname = self.scope.qname(func)
+        return canonical(qname) if qname else None
+
+    def _call(self, call: cst.Call) -> Value:
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            method, receiver = func.attr.value, func.value
+            op = ops.module_op(method)
+            result = op.result if op is not None else None
+            if is_self(receiver) and result is Result.REGISTER:
+                return self._register(call, method)
+            if is_self(receiver) and self.cls is not None and self.scope.find_method(self.cls, method) is not None:
+                args = [self.expr(arg.value) for arg in call.args]
+                return self.inline_method(call, method, args)
+            holder = self.expr(receiver)
+            if result is Result.MODULE_ITSELF and isinstance(holder, Instance):
+                return holder
+            if result in (Result.APPEND, Result.EXTEND) and call.args:
+                value = self.expr(call.args[-1].value)
+                if isinstance(holder, Built):
+                    if result is Result.EXTEND:
+                        self._extend(holder, value)
+                    else:
+                        self._grow(holder)
+                        holder.items.append(value)
+                elif isinstance(holder, Instance) and holder.members is not None:
+                    label = f"a member of {holder.bound[0][0] if holder.bound else 'a container'}"
+                    self._note_binding(value, label, call.args[-1].value)
+                    holder.members = None
+                return PY
+        if _is_super_init(func) and "torch.nn.Sequential" in self.cls.bases:
+            args = [self.expr(arg.value) for arg in call.args]
+            for name, member, node in self._members(call, args) or ():
+                self._note_binding(member, f"position {name} of this nn.Sequential", node)
+            return PY
+        qname = self._callee_qname(func)
+        if qname == "builtins.setattr" and len(call.args) >= 3 and is_self(call.args[0].value):
+            name = literal_str(call.args[1].value)
+            value = self.expr(call.args[2].value)
+            if name is None:
+                self.cls.summary.dynamic_attrs = True
+            else:
+                self.bind_self_attr(name, value, call.args[2].value)
+            return PY
+        args = [self.expr(arg.value) for arg in call.args]
+        if qname is None:
+            return Instance(None, call, loop_depth=self.loop_depth)
+        op = ops.lookup(qname) if qname.startswith("torch.nn.") else None
+        if op is not None and op.result is Result.PARAMETER:
+            return Instance(qname, call, PARAM)
+        if op is not None and op.result is Result.BUFFER:
+            return Instance(qname, call, BUFFER)
+        returned = self.scope.function_returns.get(qname)
+        if returned:
+            return Instance(canonical(returned), call, loop_depth=self.loop_depth)
+        members = None
+        container = api.CONTAINERS.get(qname)
+        if container == "dict" and len(call.args) == 1 and isinstance(call.args[0].value, cst.Dict):
+            members = self._dict_members(call.args[0].value)
+        if container in ("sequential", "list"):
+            members = self._members(call, args)
+            short = qname.rsplit(".", 1)[-1]
+            for name, member, node in members or ():
+                self._note_binding(member, f"position {name} of nn.{short}", node)
+            if members is not None:
+                members = [(name, member) for name, member, _ in members]
+        element = args[0].element if len(args) == 1 and isinstance(args[0], Built) else None
+        return Instance(qname, call, members=members, loop_depth=self.loop_depth, element=element)
+
+    def _register(self, call: cst.Call, method: str) -> Value:
+        """self.add_module("name", m), self.register_buffer/parameter("name", t)."""
+        name = literal_str(call.args[0].value) if call.args else None
+        given = call.args[1].value if len(call.args) > 1 else None
+        value = self.expr(given) if given is not None else PY
+        if isinstance(given, cst.Name) and given.value == "None":
+            value = PY  # register_parameter("bias", None): no parameter at all
+        elif method == "register_buffer":
+            value = Instance(None, call, BUFFER)
+        elif method == "register_parameter":
+            value = Instance(None, call, PARAM)
+        if name is None:
+            self.cls.summary.dynamic_attrs = True
+        else:
+            self.bind_self_attr(name, value, given if given is not None else call)
+        return PY
+
+    def _dict_members(self, literal: cst.Dict) -> Optional[list]:
+        """(key, value) of nn.ModuleDict({"act": nn.ReLU(), ...}) with literal string keys."""
+        members = []
+        for element in literal.elements:
+            key = literal_str(element.key) if isinstance(element, cst.DictElement) else None
+            if key is None:
+                return None
+            value = self.expr(element.value)
+            self._note_binding(value, f"key {key!r} of nn.ModuleDict", element.value)
+            members.append((key, value))
+        return members
+
+    def _members(self, call: cst.Call, args) -> Optional[list]:
+        """(name, value, node) of the literal members of nn.Sequential(a, b),
+        nn.Sequential(*layers) or nn.ModuleList([a, b]); None when not literal."""
+        if len(call.args) == 1 and (call.args[0].star == "*" or isinstance(args[0], Built)):
+            seq, inner = args[0], call.args[0].value
+            if not isinstance(seq, Built) or not seq.known:
+                return None
+            nodes = ([e.value for e in inner.elements] if isinstance(inner, (cst.List, cst.Tuple))
+                     and len(inner.elements) == len(seq.items) else [call] * len(seq.items))
+            return [(str(i), m, n) for i, (m, n) in enumerate(zip(seq.items, nodes))]
+        if any(arg.star for arg in call.args):
+            return None
+        if len(call.args) == 1 and isinstance(args[0], Instance) and args[0].cls in (
+                "collections.OrderedDict", "builtins.dict"):
+            return None  # nn.Sequential(OrderedDict(...)): named members, not positions
+        return [(str(i), m, arg.value) for i, (m, arg) in enumerate(zip(args, call.args))]
+
+
+def _summarize(value: Value) -> AttrSummary:
+    if isinstance(value, Instance):
+        if value.role in (PARAM, BUFFER):
+            return AttrSummary(value.role)
+        if value.cls is None:
+            return AttrSummary(UNKNOWN)
+        members = None
+        if value.members is not None:
+            members = tuple((name, m.cls if isinstance(m, Instance) else None) for name, m in value.members)
+        return AttrSummary(MODULE, value.cls, members, value.element)  # MODULE until the index says otherwise
+    if isinstance(value, Unknown):
+        return AttrSummary(UNKNOWN)
+    return AttrSummary(VALUE)
+
+
+def _is_super_init(func) -> bool:
+    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)
+            and isinstance(func.value.func, cst.Name) and func.value.func.value == "super")

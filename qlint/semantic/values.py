@@ -1,0 +1,248 @@
+"""The abstract values the interpreters compute with.
+
+A value is one of a few small types: a tensor (an activation or not, with a quantization
+state), a Python value, a module, a sequence, a function, a bound method, or unknown.
+
+The quantization state of a tensor is FLOAT, QUANTIZED or UNKNOWN (`Quant`). A QuantStub
+makes float quantized, a DeQuantStub makes quantized float; a value that mixes a quantized
+and a float tensor is unknown afterwards, so one mistake is reported once. Tensors that are
+not activations (masks, indices, integer tensors, constructors, parameters) are never
+quantized by eager-mode convert: their state is FLOAT.
+
+In the summary pass (see `forward.py`), values also carry an `origin`: how the value is
+computed from the method's parameters and the results of its calls (`summaries.Origin`),
+so that the project index can recompute it for each caller.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+
+class Quant(enum.Enum):
+    FLOAT = "float"
+    QUANTIZED = "quantized"
+    UNKNOWN = "unknown"
+
+    def join(self, other: "Quant") -> "Quant":
+        """The state of a value that may be either (or mixes both)."""
+        return self if self is other else Quant.UNKNOWN
+
+
+FLOAT, QUANTIZED, UNKNOWN_STATE = Quant.FLOAT, Quant.QUANTIZED, Quant.UNKNOWN
+
+
+class Value:
+    """An abstract value. `origin` is set only in the summary pass."""
+
+    __slots__ = ("origin",)
+
+    def __init__(self, origin=None):
+        self.origin = origin
+
+    def is_act(self) -> bool:
+        return False
+
+    def with_origin(self, origin) -> "Value":
+        if origin is None and self.origin is None:
+            return self
+        copy = self._copy()
+        copy.origin = origin
+        return copy
+
+    def _copy(self) -> "Value":
+        copy = object.__new__(type(self))
+        for cls in type(self).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                setattr(copy, slot, getattr(self, slot))
+        return copy
+
+    def key(self):
+        """A hashable description (contexts and summaries compare values by it)."""
+        return (type(self).__name__,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self.key()[1:]}"
+
+
+class Tensor(Value):
+    """A tensor. `activation`: data flowing through the model (forward inputs, submodule
+    outputs and what is computed from them), which eager convert() quantizes between the
+    stubs; masks, indices, integer tensors, constructors and parameters are not."""
+
+    __slots__ = ("activation", "state", "producer")
+
+    def __init__(self, activation: bool, state: Quant = UNKNOWN_STATE, producer=None, origin=None):
+        super().__init__(origin)
+        self.activation = activation
+        self.state = state if activation else FLOAT
+        self.producer = producer  # the ModuleCall whose output this is, unchanged
+
+    def is_act(self) -> bool:
+        return self.activation
+
+    def key(self):
+        return ("Tensor", self.activation, self.state.value)
+
+
+class Py(Value):
+    """A Python value: a number, a string, a shape, a flag, None."""
+
+    __slots__ = ("none",)
+
+    def __init__(self, none: bool = False, origin=None):
+        super().__init__(origin)
+        self.none = none
+
+    def key(self):
+        return ("Py", self.none)
+
+
+class Module(Value):
+    """A submodule (or a container of them): `key` is its attribute path from self
+    ("relu", "layers.0"), None for members reached by iteration."""
+
+    __slots__ = ("key_path", "cls", "members", "container", "element")
+
+    def __init__(self, key_path: Optional[str], cls: Optional[str], members=None, container=None,
+                 element=None, origin=None):
+        super().__init__(origin)
+        self.key_path = key_path
+        self.cls = cls  # qualified class
+        self.members = members  # literal members of a container: ((name, cls), ...)
+        self.container = container  # "sequential", "list" or "dict"
+        self.element = element  # the class of every member, when known
+
+    def key(self):
+        return ("Module", self.key_path, self.cls)
+
+
+class SelfRef(Value):
+    """`self` in a method: its attributes are the class's."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: Optional[str] = None, origin=None):
+        super().__init__(origin)
+        self.cls = cls
+
+    def key(self):
+        return ("SelfRef", self.cls)
+
+
+class Seq(Value):
+    """A tuple, list, dict or set built in the code: its items, in order (mutable)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Optional[list] = None, origin=None):
+        super().__init__(origin)
+        self.items = list(items) if items is not None else []
+
+    def is_act(self) -> bool:
+        return any(item.is_act() for item in self.items)
+
+    def key(self):
+        return ("Seq", tuple(item.key() for item in self.items))
+
+
+class Func(Value):
+    """A function, class or other global, by qualified name."""
+
+    __slots__ = ("qname",)
+
+    def __init__(self, qname: str, origin=None):
+        super().__init__(origin)
+        self.qname = qname
+
+    def key(self):
+        return ("Func", self.qname)
+
+
+class Closure(Value):
+    """A function or lambda defined in the method being interpreted."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node, origin=None):
+        super().__init__(origin)
+        self.node = node
+
+    def key(self):
+        return ("Closure", id(self.node))
+
+
+class Method(Value):
+    """A bound method: `receiver.name`."""
+
+    __slots__ = ("name", "receiver")
+
+    def __init__(self, name: str, receiver: Value, origin=None):
+        super().__init__(origin)
+        self.name = name
+        self.receiver = receiver
+
+    def key(self):
+        return ("Method", self.name, self.receiver.key())
+
+
+class Unknown(Value):
+    __slots__ = ()
+
+
+ACT = Tensor(True)
+TENSOR = Tensor(False)
+PY = Py()
+NONE = Py(none=True)
+UNKNOWN = Unknown()
+
+
+def act(state: Quant, producer=None) -> Tensor:
+    return ACT if state is UNKNOWN_STATE and producer is None else Tensor(True, state, producer)
+
+
+def activation_state(values) -> Optional[Quant]:
+    """The joined state of the activations among `values` (None when there are none)."""
+    state = None
+    for value in values:
+        if isinstance(value, Tensor):
+            if value.activation:
+                state = value.state if state is None else state.join(value.state)
+        elif isinstance(value, Seq):
+            inner = activation_state(value.items)
+            if inner is not None:
+                state = inner if state is None else state.join(inner)
+    return state
+
+
+def join(*values: Value) -> Value:
+    """The value of an expression that may be any of `values`, or that mixes them
+    (activations dominate; a quantized and a float activation give an unknown state)."""
+    state = activation_state(values)
+    if state is not None:
+        return act(state)
+    if any(isinstance(v, Tensor) for v in values):
+        return TENSOR
+    if all(isinstance(v, Py) for v in values):
+        return PY
+    return values[0] if len(values) == 1 else UNKNOWN
+
+
+def evidence(values) -> Optional[Quant]:
+    """What a set of operands says about an op's input: QUANTIZED when some activation
+    may be quantized for sure, FLOAT when all are float, UNKNOWN otherwise (None: no
+    activation among them)."""
+    states = set()
+    for value in values:
+        if isinstance(value, Tensor):
+            if value.activation:
+                states.add(value.state)
+        elif isinstance(value, Seq):
+            inner = evidence(value.items)
+            if inner is not None:
+                states.add(inner)
+    if not states:
+        return None
+    if QUANTIZED in states:
+        return QUANTIZED
+    return FLOAT if states == {FLOAT} else UNKNOWN_STATE
