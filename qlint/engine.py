@@ -22,6 +22,7 @@ import libcst as cst
 
 from qlint.finding import Finding
 from qlint.registry import all_rules
+from qlint.rules.base import anchors
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
 
@@ -170,7 +171,7 @@ class _Unit:
         if not reports:
             return failures if PARSE_ERROR in self.codes else []
         nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
-        positions = locate(model.module, nodes)
+        positions = locate(model.module, nodes, anchors(r for _, r in reports), model.source)
         lines = model.source.splitlines()
         findings, seen = [], set()
         for rule, report in reports:

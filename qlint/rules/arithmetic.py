@@ -38,11 +38,10 @@ class TensorOperator(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "binop"):
-            if op.name in _FLOAT_FUNCTIONAL_FOR:
-                yield Report(op.node, f"`{snippet(model, op.node)}` applies `{op.name}` to an activation; "
-                             f"quantized tensors have no `{op.name}` and convert() makes this raise. "
-                             f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.")
+        for op in forward_ops(model, "binop", where=lambda op: op.name in _FLOAT_FUNCTIONAL_FOR):
+            yield Report(op.node, f"`{snippet(model, op.node)}` applies `{op.name}` to an activation; "
+                         f"quantized tensors have no `{op.name}` and convert() makes this raise. "
+                         f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.", anchor=op.anchor)
 
 
 @register
@@ -70,19 +69,30 @@ class TensorFunction(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "call", "method"):
+        for op in forward_ops(model, "call", "method", where=_tensor_function):
             if op.kind == "call" and op.name in api.ARITHMETIC_FUNCTIONS:
                 method = api.ARITHMETIC_FUNCTIONS[op.name]
                 yield Report(op.node, f"{short(op.name)} on activations raises after convert(); "
-                             f"use a FloatFunctional ({method}).")
+                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
             elif op.kind == "method" and op.name in api.ARITHMETIC_METHODS and op.operands[0].is_act():
                 method = api.ARITHMETIC_METHODS[op.name]
                 yield Report(op.node, f"Tensor.{op.name} on an activation raises after convert(); "
-                             f"use a FloatFunctional ({method}).")
+                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
             elif op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
                 yield Report(op.node, f"{short(op.name)} of activations runs after convert() but "
                              "reuses one input's quantization parameters; use FloatFunctional.cat, "
-                             "which observes its own output range.", severity=WARNING)
+                             "which observes its own output range.", severity=WARNING, anchor=op.anchor)
+
+
+def _tensor_function(op) -> bool:
+    if op.kind == "call":
+        return op.name in api.ARITHMETIC_FUNCTIONS or op.name in api.CONCAT_FUNCTIONS
+    return op.name in api.ARITHMETIC_METHODS and op.operands[0].is_act()
+
+
+def _division(op) -> bool:
+    return (op.kind == "binop" and op.name == "/") or (op.kind == "call" and op.name in api.DIVISION_FUNCTIONS) or (
+        op.kind == "method" and op.name in api.DIVISION_METHODS and op.operands[0].is_act())
 
 
 @register
@@ -107,10 +117,7 @@ class TensorDivision(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "binop", "call", "method"):
-            if (op.kind == "binop" and op.name == "/") or (
-                    op.kind == "call" and op.name in api.DIVISION_FUNCTIONS) or (
-                    op.kind == "method" and op.name in api.DIVISION_METHODS and op.operands[0].is_act()):
-                yield Report(op.node, f"`{snippet(model, op.node)}` divides an activation; there is no "
-                             "quantized division. Multiply by the reciprocal with "
-                             "FloatFunctional.mul_scalar, or dequantize around it.")
+        for op in forward_ops(model, "binop", "call", "method", where=_division):
+            yield Report(op.node, f"`{snippet(model, op.node)}` divides an activation; there is no "
+                         "quantized division. Multiply by the reciprocal with "
+                         "FloatFunctional.mul_scalar, or dequantize around it.", anchor=op.anchor)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
 from qlint.semantic.forward import OpUse, Trace
 from qlint.semantic.model import ClassModel, FileModel
+from qlint.semantic.values import FLOAT, QUANTIZED, UNKNOWN_STATE, evidence
 
 
 @dataclass
@@ -19,6 +20,21 @@ class Report:
     severity: Optional[str] = None  # None: the rule's own severity
     lines: Optional[dict] = None  # {"first": node}: "{first}" in the message becomes its line
     fix: Optional[tuple] = None  # (node, replacement node): what `qlint --fix` rewrites
+    anchor: Optional[cst.CSTNode] = None  # the top-level statement or class member holding `node`
+    line_anchors: Optional[dict] = None  # {"first": anchor} for the nodes of `lines`
+
+
+def anchors(reports) -> dict[int, cst.CSTNode]:
+    """{id(node): anchor} for the reported nodes whose anchor is known (see positions.py)."""
+    found = {}
+    for report in reports:
+        if report.anchor is not None:
+            found[id(report.node)] = report.anchor
+        for name, node in (report.lines or {}).items():
+            anchor = (report.line_anchors or {}).get(name)
+            if anchor is not None:
+                found[id(node)] = anchor
+    return found
 
 
 def forward_traces(model: FileModel) -> Iterator[tuple[ClassModel, Trace]]:
@@ -29,14 +45,36 @@ def forward_traces(model: FileModel) -> Iterator[tuple[ClassModel, Trace]]:
             yield cls, trace
 
 
-def forward_ops(model: FileModel, *kinds: str) -> Iterator[OpUse]:
-    """Operations of the given kinds applied to activations in forward paths, once per node."""
-    seen = set()
-    for _, trace in forward_traces(model):
+def forward_ops(model: FileModel, *kinds: str, where: Optional[Callable[[OpUse], bool]] = None) -> Iterator[OpUse]:
+    """Operations of the given kinds (and matching `where`) on activations that may be
+    quantized, once per node. In one run, a node reached several times (a helper called
+    twice) says what its most telling use says; a node reached in several contexts is
+    judged by its evidence: reported when some context may give it a quantized value, or
+    when every context is unknown; a context that proves it float (or gives it no
+    activation) outranks unknown ones."""
+    judged: dict[int, list] = {}  # id(node) -> [op to report, quantized seen, float seen, unknown seen]
+    for trace in model.runs():
+        in_run: dict[int, tuple] = {}  # id(node) -> (rank, op)
         for op in trace.ops:
-            if op.kind in kinds and op.on_activation and id(op.node) not in seen:
-                seen.add(id(op.node))
-                yield op
+            if op.kind not in kinds:
+                continue
+            rank = _RANK[evidence(op.operands) if where is None or where(op) else None]
+            if rank > in_run.get(id(op.node), (-1, None))[0]:
+                in_run[id(op.node)] = (rank, op)
+        for key, (rank, op) in in_run.items():
+            entry = judged.setdefault(key, [None, False, False, False])
+            if rank == _RANK[QUANTIZED]:
+                entry[0], entry[1] = op, True
+            elif rank == _RANK[UNKNOWN_STATE]:
+                entry[0], entry[3] = entry[0] or op, True
+            else:
+                entry[2] = True
+    for op, quantized, float_, unknown in judged.values():
+        if quantized or (unknown and not float_):
+            yield op
+
+
+_RANK = {None: 0, FLOAT: 1, UNKNOWN_STATE: 2, QUANTIZED: 3}
 
 
 def snippet(model: FileModel, node: cst.CSTNode, limit: int = 48) -> str:

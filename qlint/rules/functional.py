@@ -1,6 +1,8 @@
 """QL1xx: functional calls that eager-mode quantization cannot see, swap or run."""
 from __future__ import annotations
 
+from typing import Optional
+
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, short, snippet
 from qlint.semantic import ops, torch_api as api
@@ -36,12 +38,23 @@ class FunctionalRelu(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "call", "method"):
-            if op.name in api.FUNCTIONAL_RELU or (op.kind == "method" and op.name in api.RELU_METHODS):
-                module = "nn.ReLU6" if "relu6" in op.name else "nn.ReLU"
-                yield Report(op.node, f"`{snippet(model, op.node)}` applies ReLU as a function; "
-                             f"fusion cannot see it and it reuses its input's qparams. "
-                             f"Use a {module} submodule and fuse it with the layer before.")
+        for op in forward_ops(model, "call", "method", where=_relu):
+            module = "nn.ReLU6" if "relu6" in op.name else "nn.ReLU"
+            yield Report(op.node, f"`{snippet(model, op.node)}` applies ReLU as a function; "
+                         f"fusion cannot see it and it reuses its input's qparams. "
+                         f"Use a {module} submodule and fuse it with the layer before.", anchor=op.anchor)
+
+
+def _relu(op) -> bool:
+    return op.name in api.FUNCTIONAL_RELU or (op.kind == "method" and op.name in api.RELU_METHODS)
+
+
+def _module_for(op) -> Optional[str]:
+    """The nn module counterpart of a functional with no quantized kernel (QL102)."""
+    if op.kind == "method":
+        functional = api.functional_for_method(op.name) if op.operands[0].is_act() else None
+        return api.functional_needs_module().get(functional) if functional else None
+    return api.functional_needs_module().get(op.name)
 
 
 @register
@@ -71,22 +84,15 @@ class FunctionalNeedsModule(Rule):
     )
 
     def check(self, model):
-        needs_module = api.functional_needs_module()
-        for op in forward_ops(model, "call", "method"):
-            if op.kind == "method":
-                functional = api.functional_for_method(op.name) if op.operands[0].is_act() else None
-                module = needs_module.get(functional) if functional else None
-            else:
-                module = needs_module.get(op.name)
-            if not module:
-                continue
+        for op in forward_ops(model, "call", "method", where=lambda op: _module_for(op) is not None):
+            module = _module_for(op)
             if api.module_converts().get(module):
                 advice = f"use a {short(module)} submodule, which convert() swaps for a quantized one."
             else:
                 advice = (f"use a {short(module)} submodule with qconfig = None, between a DeQuantStub "
                           f"and a QuantStub (convert() has no quantized {short(module)}).")
             what = f"Tensor.{op.name}" if op.kind == "method" else short(op.name)
-            yield Report(op.node, f"{what} has no quantized kernel and raises after convert(); " + advice)
+            yield Report(op.node, f"{what} has no quantized kernel and raises after convert(); " + advice, anchor=op.anchor)
 
 
 @register
@@ -111,16 +117,25 @@ class FunctionalWeightedLayer(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "call"):
-            module = api.WEIGHTED_FUNCTIONALS.get(op.name)
-            if module:
-                yield Report(op.node, f"{short(op.name)} applies weights directly; convert() never "
-                             f"swaps or quantizes it. Use a {module} submodule.")
+        for op in forward_ops(model, "call", where=lambda op: op.name in api.WEIGHTED_FUNCTIONALS):
+            module = api.WEIGHTED_FUNCTIONALS[op.name]
+            yield Report(op.node, f"{short(op.name)} applies weights directly; convert() never "
+                         f"swaps or quantizes it. Use a {module} submodule.", anchor=op.anchor)
 
 
 # Crashing ops that another rule reports (QL302/QL303).
 _OTHER_RULES_FUNCTIONS = frozenset(api.ARITHMETIC_FUNCTIONS) | api.DIVISION_FUNCTIONS
 _OTHER_RULES_METHODS = frozenset(api.ARITHMETIC_METHODS) | api.DIVISION_METHODS
+
+
+def _no_kernel(op) -> bool:
+    if op.kind == "call":
+        return (op.name in api.no_kernel_functions() and op.name not in api.functional_needs_module()
+                and op.name not in _OTHER_RULES_FUNCTIONS and not _constructs(op))
+    if op.kind == "method":
+        return (op.name in api.no_kernel_methods() and op.operands[0].is_act() and op.name not in _OTHER_RULES_METHODS
+                and api.functional_for_method(op.name) is None and not _constructs(op))
+    return op.name in api.no_kernel_operators()
 
 
 def _constructs(op) -> bool:
@@ -158,22 +173,13 @@ class NoQuantizedKernel(Rule):
     )
 
     def check(self, model):
-        functions, methods = api.no_kernel_functions(), api.no_kernel_methods()
-        operators = api.no_kernel_operators()
-        needs_module = api.functional_needs_module()
-        for op in forward_ops(model, "call", "method", "binop", "unary", "compare"):
+        for op in forward_ops(model, "call", "method", "binop", "unary", "compare", where=_no_kernel):
             if op.kind == "call":
-                hit = (op.name in functions and op.name not in needs_module
-                       and op.name not in _OTHER_RULES_FUNCTIONS and not _constructs(op))
                 what = short(op.name)
             elif op.kind == "method":
-                hit = (op.name in methods and op.operands[0].is_act() and op.name not in _OTHER_RULES_METHODS
-                       and api.functional_for_method(op.name) is None and not _constructs(op))
                 what = f"Tensor.{op.name}"
             else:
-                hit = op.name in operators
                 what = f"`{op.name.replace('unary ', '')}`"
-            if hit:
-                yield Report(op.node, f"{what} has no quantized kernel: `{snippet(model, op.node)}` "
-                             f"raises after convert(). Dequantize before it or keep it out of the "
-                             f"quantized region.")
+            yield Report(op.node, f"{what} has no quantized kernel: `{snippet(model, op.node)}` "
+                         f"raises after convert(). Dequantize before it or keep it out of the "
+                         f"quantized region.", anchor=op.anchor)

@@ -65,7 +65,8 @@ class FuseUnknownName(Rule):
                                 known = ", ".join(sorted(n for n, a in model.index.attrs(cls.qname).items()
                                                          if a.kind in (MODULE, CONTAINER, UNKNOWN)))
                             yield Report(node, f"'{name}' is not a submodule of {cls.node.name.value}; "
-                                         f"fuse_modules raises AttributeError. Its submodules: {known or 'none'}.")
+                                         f"fuse_modules raises AttributeError. Its submodules: {known or 'none'}.",
+                                         anchor=fuse.anchor)
 
 
 @register
@@ -107,7 +108,7 @@ class FuseNotAdjacent(Rule):
                 for group in fuse.groups or ():
                     problem = self._problem(group, sites)
                     if problem:
-                        yield Report(group.node, problem)
+                        yield Report(group.node, problem, anchor=fuse.anchor)
 
     @staticmethod
     def _problem(group, sites):
@@ -159,4 +160,4 @@ class UnfusedSequence(Rule):
                 if any(group & set(keys) for group in groups):
                     continue  # fused, partly fused on purpose, or a broken group (QL501/QL502)
                 yield Report(chain[0].node, f"{' -> '.join(keys)} run back to back but no fuse group "
-                             f"covers them. Add {keys} to the fuse groups.")
+                             f"covers them. Add {keys} to the fuse groups.", anchor=chain[0].anchor)

@@ -40,18 +40,19 @@ class InplaceModule(Rule):
         if "True" not in model.source:  # also where a constant holds it
             return
         for cls in model.module_classes():
-            for node in iter_nodes(cls.node.body):
-                if not isinstance(node, cst.Call):
-                    continue
-                qname = model.qname(node.func)
-                position = api.INPLACE_MODULE_POSITION.get(qname)
-                if position is None:
-                    continue
-                arg = inplace_argument(node, position, model.true_constants)
-                if arg is not None:
-                    yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
-                                 "input, which observers and fake-quant saved. Use the default "
-                                 "inplace=False.", fix=(node, _without_inplace(node, arg)))
+            for member in cls.node.body.body:
+                for node in iter_nodes(member):
+                    if not isinstance(node, cst.Call):
+                        continue
+                    qname = model.qname(node.func)
+                    position = api.INPLACE_MODULE_POSITION.get(qname)
+                    if position is None:
+                        continue
+                    arg = inplace_argument(node, position, model.true_constants)
+                    if arg is not None:
+                        yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
+                                     "input, which observers and fake-quant saved. Use the default "
+                                     "inplace=False.", fix=(node, _without_inplace(node, arg)), anchor=member)
 
 
 def _without_inplace(call: cst.Call, arg: cst.Arg) -> cst.Call:
@@ -89,19 +90,18 @@ class InplaceCall(Rule):
     )
 
     def check(self, model):
-        for op in forward_ops(model, "call", "method"):
+        def inplace(op) -> bool:
             if op.kind == "method":
-                inplace = (op.name.endswith("_") and not op.name.endswith("__")
-                           and op.name not in api.INPLACE_METHOD_EXCEPTIONS and op.operands[0].is_act())
-            else:
-                position = api.INPLACE_FUNCTION_POSITION.get(op.name)
-                inplace = (position is not None and inplace_argument(
-                    op.call, position, model.true_constants) is not None) or (
-                    op.name.startswith("torch.") and op.name.endswith("_") and not op.name.endswith("__")
-                    and op.name.count(".") == 1)
-            if inplace:
-                yield Report(op.node, f"`{snippet(model, op.node)}` modifies an activation in place; "
-                             "use the out-of-place form.")
+                return (op.name.endswith("_") and not op.name.endswith("__")
+                        and op.name not in api.INPLACE_METHOD_EXCEPTIONS and op.operands[0].is_act())
+            position = api.INPLACE_FUNCTION_POSITION.get(op.name)
+            return (position is not None and inplace_argument(op.call, position, model.true_constants) is not None) or (
+                op.name.startswith("torch.") and op.name.endswith("_") and not op.name.endswith("__")
+                and op.name.count(".") == 1)
+
+        for op in forward_ops(model, "call", "method", where=inplace):
+            yield Report(op.node, f"`{snippet(model, op.node)}` modifies an activation in place; "
+                         "use the out-of-place form.", anchor=op.anchor)
 
 
 @register
@@ -130,8 +130,7 @@ class InplaceAugAssign(Rule):
     _OPERATORS = frozenset({"+=", "-=", "*=", "/=", "@="})
 
     def check(self, model):
-        for op in forward_ops(model, "augassign"):
-            if op.name in self._OPERATORS and op.operands[0].is_act():
-                yield Report(op.node, f"`{snippet(model, op.node)}` is an in-place {op.name[0]} on an "
+        for op in forward_ops(model, "augassign", where=lambda op: op.name in self._OPERATORS and op.operands[0].is_act()):
+            yield Report(op.node, f"`{snippet(model, op.node)}` is an in-place {op.name[0]} on an "
                              "activation; it raises after convert(). Use a FloatFunctional "
-                             "(`out = self.skip_add.add(out, identity)`).")
+                             "(`out = self.skip_add.add(out, identity)`).", anchor=op.anchor)

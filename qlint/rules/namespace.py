@@ -47,13 +47,18 @@ class DeprecatedNamespace(Rule):
         if not any(word in model.source for word in _WORDS):
             return
         in_imports = set()
-        for node in iter_nodes(model.module):
-            if isinstance(node, (cst.Import, cst.ImportFrom)):
-                yield from self._check_import(model, node, in_imports)
-            elif isinstance(node, cst.Attribute) and id(node) not in in_imports:
-                qname = model.raw_qname(node)
-                if qname in DEPRECATED_NAMESPACES:
-                    yield self._report(node, qname, self._attribute_fix(model, node))
+        for anchor, root in _anchored(model.module):
+            for node in iter_nodes(root):
+                if isinstance(node, (cst.Import, cst.ImportFrom)):
+                    for report in self._check_import(model, node, in_imports):
+                        report.anchor = anchor
+                        yield report
+                elif isinstance(node, cst.Attribute) and id(node) not in in_imports:
+                    qname = model.raw_qname(node)
+                    if qname in DEPRECATED_NAMESPACES:
+                        report = self._report(node, qname, self._attribute_fix(model, node))
+                        report.anchor = anchor
+                        yield report
 
     def _check_import(self, model, node, in_imports):
         for part in iter_nodes(node):
@@ -91,6 +96,19 @@ class DeprecatedNamespace(Rule):
     @staticmethod
     def _report(node, old, fix=None):
         return Report(node, f"{old} is a legacy alias; use {DEPRECATED_NAMESPACES[old]}.", fix=fix)
+
+
+def _anchored(module: cst.Module):
+    """(anchor, subtree) covering the module: top-level statements, a top-level class split
+    into its header parts (anchored at the class) and its members (each its own anchor)."""
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            for part in (*stmt.decorators, *stmt.bases, *stmt.keywords):
+                yield stmt, part
+            for member in stmt.body.body:
+                yield member, member
+        else:
+            yield stmt, stmt
 
 
 def _renamed(name: str, old: str) -> cst.BaseExpression:

@@ -43,4 +43,4 @@ class RawParameterUse(Rule):
                     seen.add(id(read.node))
                     yield Report(read.node, f"self.{read.name} is an nn.Parameter used directly; convert() "
                                  "leaves it float, and it meets quantized activations here. Hold it "
-                                 "in a quantizable module, or dequantize around this use.")
+                                 "in a quantizable module, or dequantize around this use.", anchor=read.anchor)

@@ -70,18 +70,20 @@ class ModuleReused(Rule):
                     if earlier is None:
                         yield Report(call.node, f"self.{key} is called inside a loop: every iteration "
                                      f"shares its observer and quantization parameters. Give each "
-                                     f"iteration its own {kind} (an nn.ModuleList).")
+                                     f"iteration its own {kind} (an nn.ModuleList).", anchor=call.anchor)
                     elif earlier.node is call.node:
                         again = call.invocation[-1] if call.invocation else call.node
                         yield Report(call.node, f"self.{key} runs again here when the method around it "
                                      f"is called a second time (line {{again}}); both runs share one "
-                                     f"module. Give each use its own {kind}.", lines={"again": again})
+                                     f"module. Give each use its own {kind}.", lines={"again": again},
+                                     anchor=call.anchor)
                     else:
                         consequence = ("fusion would replace it with Identity" if kind == "nn.ReLU"
                                        else "both calls share one observer")
                         yield Report(call.node, f"self.{key} is called again here (first call at line "
                                      f"{{first}}); {consequence}. Give each use its own {kind}.",
-                                     lines={"first": earlier.node})
+                                     lines={"first": earlier.node}, anchor=call.anchor,
+                                     line_anchors={"first": earlier.anchor})
 
 
 @register
@@ -122,7 +124,8 @@ class ModuleAliased(Rule):
                                          and model.index.is_stateful(alias.cls)):
                     yield Report(alias.node, f"this {_class_name(alias.cls) if alias.cls else 'module'} instance is already bound "
                                  f"as {alias.first}; binding it again as {alias.name} shares one "
-                                 f"module (and one observer) between two places. Construct a new one.")
+                                 f"module (and one observer) between two places. Construct a new one.",
+                                 anchor=alias.anchor)
 
 
 @register
@@ -158,8 +161,9 @@ class FloatFunctionalReused(Rule):
                     if earlier is None:
                         yield Report(call.node, f"self.{key}.{call.op} runs in a loop: one observer for "
                                      "every iteration's output. Use one FloatFunctional per iteration "
-                                     "(an nn.ModuleList).")
+                                     "(an nn.ModuleList).", anchor=call.anchor)
                     elif earlier.node is not call.node:
                         yield Report(call.node, f"self.{key} is used again here (first for .{earlier.op} "
                                      f"at line {{first}}); one observer for two outputs. Give this "
-                                     f".{call.op} its own FloatFunctional.", lines={"first": earlier.node})
+                                     f".{call.op} its own FloatFunctional.", lines={"first": earlier.node},
+                                     anchor=call.anchor, line_anchors={"first": earlier.anchor})

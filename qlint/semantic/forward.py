@@ -1,12 +1,21 @@
 """The forward path of a module class, evaluated abstractly.
 
-`forward` and every `self.<method>` it calls are walked in execution order (the shared
-`Walker`), with loops known as loops and if/else arms known as exclusive. Each expression
-evaluates to a typed value (`values.py`): a tensor (an activation or not), a Python value,
-a submodule, a sequence, a function or a bound method; what an op gives is read from the op
-table (`ops.py`). What the forward path does is recorded in a `Trace`: submodule calls with
-the call that produced their input, operations with their operands, and reads of raw
-nn.Parameters. Rules query the trace; none of them re-walks the code.
+`forward` and every `self.<method>` and same-file function it calls are walked in execution
+order (the shared `Walker`), with loops known as loops and if/else arms known as exclusive.
+Each expression evaluates to a typed value (`values.py`): a tensor (an activation or not,
+with its quantization state), a Python value, a submodule, a sequence, a function or a bound
+method; what an op gives is read from the op table (`ops.py`), what a module call gives from
+the project index (`ProjectIndex.module_result`).
+
+The pass runs in one of two modes:
+
+- the summary pass (phase one, no other file known): parameters and call results carry
+  origins, and the method becomes a `Flow` (its call sites and what it returns) that the
+  index evaluates for every caller;
+- a traced run (phase two) in one context (`index.Context`): what the forward path does is
+  recorded in a `Trace` (submodule calls with the call that produced their input,
+  operations with their operands, reads of raw nn.Parameters, values crossing a
+  quantization boundary the wrong way). Rules query traces; none of them re-walks the code.
 """
 from __future__ import annotations
 
@@ -16,15 +25,16 @@ from typing import Optional
 import libcst as cst
 
 from qlint.semantic import ops, torch_api as api
-from qlint.semantic.index import ProjectIndex
-from qlint.semantic.interpret import (Walker, annotation_holds_tensor, default_holds_tensor, is_self,
-                                      literal_index)
+from qlint.semantic.index import FLOAT_INTO_QUANTIZED, QUANTIZED_INTO_FLOAT, Context, ProjectIndex
+from qlint.semantic.interpret import (Walker, annotated_value, default_holds_tensor, is_self,
+                                      literal_index, literal_str)
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.summaries import BUFFER, CONTAINER, MODULE, PARAM, VALUE
-from qlint.semantic.values import (ACT, NONE, PY, TENSOR, UNKNOWN, Closure, Func, Method, Module, Py,
-                                   Seq, SelfRef, Tensor, Unknown, Value, join)
+from qlint.semantic.summaries import BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site
+from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, TENSOR, UNKNOWN, Closure, Func, Method,
+                                   Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
+                                   activation_states, element_of_sequence, join, origin_of, unknown_call)
 
 
 @dataclass(eq=False)
@@ -40,6 +50,7 @@ class ModuleCall:
     invocation: tuple  # the chain of inlined self-method call sites leading here
     input: Optional["ModuleCall"]
     order: int
+    anchor: Optional[cst.CSTNode] = None  # the method or function it is in (for positions)
 
 
 @dataclass(eq=False)
@@ -51,6 +62,7 @@ class OpUse:
     name: str  # qualified function name, method name or operator symbol
     operands: tuple
     call: Optional[cst.Call] = None
+    anchor: Optional[cst.CSTNode] = None
 
     @property
     def on_activation(self) -> bool:
@@ -61,6 +73,19 @@ class OpUse:
 class ParamRead:
     node: cst.Attribute
     name: str
+    anchor: Optional[cst.CSTNode] = None
+
+
+@dataclass(eq=False)
+class Crossing:
+    """A value crossing a quantization boundary the wrong way (index.FLOAT_INTO_QUANTIZED,
+    QUANTIZED_INTO_FLOAT, QUANTIZE_TWICE), at the call or op that receives it."""
+
+    node: cst.CSTNode
+    problem: str
+    cls: Optional[str]  # the module called, if any
+    key: Optional[str]
+    anchor: Optional[cst.CSTNode] = None
 
 
 @dataclass
@@ -68,17 +93,26 @@ class Trace:
     calls: list = field(default_factory=list)
     ops: list = field(default_factory=list)
     param_reads: list = field(default_factory=list)
+    crossings: list = field(default_factory=list)
+    returns: list = field(default_factory=list)  # (return node, value, anchor) of the entry method
+    undefined: list = field(default_factory=list)  # (call, name, anchor): self.<name>(...) with no such attribute
     found: bool = False  # a forward method was found and evaluated
+    context: Optional[Context] = None
+    cls: Optional[object] = None  # the ClassModel whose method ran (None for a function)
 
 
-def trace_forward(scope: FileScope, index: ProjectIndex, cls: ClassModel) -> Trace:
-    found = scope.find_method(cls, "forward")
-    trace = Trace()
-    if found is None:
-        return trace
-    trace.found = True
-    ForwardPass(scope, index, cls, trace).run(found[1])
+def trace_forward(scope: FileScope, index: ProjectIndex, cls: Optional[ClassModel], func: cst.FunctionDef,
+                  context: Optional[Context] = None) -> Trace:
+    """Walk `func` (a forward, a method of `cls`, or a function when `cls` is None) in a context."""
+    trace = Trace(found=True, context=context)
+    ForwardPass(scope, index, cls, trace, context).run(func)
     return trace
+
+
+def summarize(scope: FileScope, index: ProjectIndex, cls: Optional[ClassModel], func: cst.FunctionDef) -> Flow:
+    """The flow of a forward (or a function when `cls` is None), for the index."""
+    walker = ForwardPass(scope, index, cls, Trace(), None, summary=True)
+    return walker.run(func)
 
 
 _BINOPS = {
@@ -97,47 +131,114 @@ _COMPARE = {
     cst.GreaterThanEqual: ">=", cst.Equal: "==", cst.NotEqual: "!=",
 }
 _UNARY = {cst.Minus: "unary -", cst.Plus: "unary +", cst.BitInvert: "unary ~"}
+# Ops whose operands are combined into one value (a quantized and a float one cannot be).
+_COMBINING = frozenset({"call", "method", "binop", "augassign"})
 
 
 class ForwardPass(Walker):
-    def __init__(self, scope: FileScope, index: ProjectIndex, cls: ClassModel, trace: Trace):
+    def __init__(self, scope: FileScope, index: ProjectIndex, cls: Optional[ClassModel], trace: Trace,
+                 context: Optional[Context] = None, summary: bool = False):
         super().__init__(scope, cls)
         self.trace = trace
         self.index = index
-        self.attrs = index.attrs(cls.qname)
+        self.context = context
+        self.receiver = context.receiver if context is not None and context.receiver else (
+            cls.qname if cls is not None else None)
+        self.attrs = index.attrs(self.receiver) if self.receiver is not None else {}
+        self.island = context is not None and context.island
+        self.summary = summary
+        self.sites: list[Site] = []
+        self.reads: set[str] = set()
+        self.opaque = False
         self.order = 0
 
     # ----- entry -----------------------------------------------------------------------
-    def run(self, forward: cst.FunctionDef) -> None:
-        params = forward.params
+    def run(self, func: cst.FunctionDef) -> Optional[Flow]:
+        params = func.params
+        named = [*params.posonly_params, *params.params, *params.kwonly_params]
         env = {}
-        for i, param in enumerate([*params.posonly_params, *params.params, *params.kwonly_params]):
-            if i == 0 and param.name.value == "self":
-                env["self"] = SelfRef(self.cls.qname)
-                continue
-            env[param.name.value] = ACT if self._may_hold_tensor(param) else PY
+        if self.cls is not None and named and named[0].name.value == "self":
+            env["self"] = SelfRef(self.receiver)
+            named = named[1:]
+        entry = self._entry_values(named)
+        for param, value in zip(named, entry):
+            env[param.name.value] = value
         if isinstance(params.star_arg, cst.Param):
             env[params.star_arg.name.value] = Seq([ACT])
         if params.star_kwarg is not None:
             env[params.star_kwarg.name.value] = UNKNOWN
-        self.invoke(forward, env, ())
+        returned, frame = self.invoke(func, env, ())
+        self.trace.returns = [(node, value, func) for node, value in zip(frame.return_nodes, frame.returns)]
+        if not self.summary:
+            return None
+        return Flow(tuple(p.name.value for p in named), tuple(self._kind(p) for p in named),
+                    tuple(self.default(p.default).key() if p.default is not None else None for p in named),
+                    tuple(self.sites), origin_of(returned), frozenset(self.reads), self.opaque)
 
-    def _may_hold_tensor(self, param: cst.Param) -> bool:
+    def _kind(self, param: cst.Param) -> str:
+        """How a flow binds the parameter (see `summaries.Flow.kinds`)."""
         if param.annotation is not None:
-            return annotation_holds_tensor(self.scope, param.annotation.annotation)
-        return default_holds_tensor(param.default)
+            value = annotated_value(self.scope, param.annotation.annotation)
+            return "tensor" if value is ACT else "index" if value is TENSOR else "annotated"
+        return "tensor" if default_holds_tensor(param.default) else "literal"
+
+    def _declared(self, param: cst.Param) -> Value:
+        """A parameter's value when no caller is known: by its annotation, else by its default."""
+        if param.annotation is not None:
+            return annotated_value(self.scope, param.annotation.annotation)
+        return ACT if default_holds_tensor(param.default) else PY
+
+    def _entry_values(self, named: list) -> list[Value]:
+        """The parameters' values in this pass's context."""
+        context = self.context
+        if self.summary:
+            return [self._declared(p).with_origin(("param", p.name.value)) if self._kind(p) in ("tensor", "literal")
+                    else self._declared(p) for p in named]
+        if context is None or not context.known:
+            floats = context is not None and (context.float_entry or context.island)
+            return [act(FLOAT) if floats and self._declared(p) is ACT else self._declared(p) for p in named]
+        args, keywords = context.bound()
+        values = []
+        for i, param in enumerate(named):
+            name = param.name.value
+            if i < len(args):
+                value = args[i]
+            elif name in keywords:
+                value = keywords[name]
+            elif param.default is not None:
+                value = self.default(param.default)
+            else:
+                value = UNKNOWN
+            if isinstance(value, Unknown):
+                value = self._declared(param)
+            value = self.parameter(param, value)
+            if context.island and isinstance(value, Tensor) and value.activation:
+                value = act(FLOAT)
+            values.append(value)
+        return values
 
     # ----- walker hooks ------------------------------------------------------------------
     def parameter(self, param: cst.Param, value: Value) -> Value:
-        if param.annotation is not None and not self._may_hold_tensor(param):
-            return PY  # `n: int` holds no activation, whatever is passed
+        """What a parameter holds when given `value`: its annotation may say it holds no
+        tensor (`n: int`) or an integer one (`ids: torch.LongTensor`), whatever is passed."""
+        if param.annotation is not None and isinstance(value, Tensor):
+            declared = annotated_value(self.scope, param.annotation.annotation)
+            if declared is not ACT:
+                return declared.with_origin(None)
         return value
 
     def star_argument(self, args: list) -> Value:
         return join(*args) if args else UNKNOWN
 
     def inline_refused(self, call, args) -> Value:
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
+
+    def inline_method(self, call: cst.Call, name: str, args: list) -> Value:
+        if self.cls is not None and self.scope.find_method(self.cls, name) is None:
+            # a method of a base class in another file
+            self.opaque = True
+            return self._site(call, ("method", name), args)
+        return super().inline_method(call, name, args)
 
     def returned(self, returns: list[Value]) -> Value:
         """What a method gives back: its one return's value, tuples element by element."""
@@ -156,9 +257,15 @@ class ForwardPass(Walker):
 
     def bind_other(self, target, value: Value) -> None:
         if isinstance(target, cst.Subscript):
-            self.expr(target.value, quiet=True)
+            holder = self.expr(target.value, quiet=True)
             for element in target.slice:
                 self._slice(element.slice)
+            # `out[:, i] = x`: the tensor (or list) now holds what was written into it
+            if isinstance(target.value, cst.Name) and holder is self.frame.env.get(target.value.value):
+                if isinstance(holder, Seq):
+                    holder.items.append(value)
+                elif isinstance(holder, Tensor) and value.is_act():
+                    self.frame.env[target.value.value] = join(holder, value)
         elif isinstance(target, cst.Attribute):
             self.expr(target.value, quiet=True)
 
@@ -185,29 +292,39 @@ class ForwardPass(Walker):
             if value.members:
                 classes = {cls for _, cls in value.members}
                 member_cls = classes.pop() if len(classes) == 1 else None
-            return Module(None, member_cls)
+            return Module(None, member_cls, parent=value.key_path)
         if isinstance(value, Seq):
-            if not value.items:
-                return UNKNOWN
-            mods = [item for item in value.items if isinstance(item, Module)]
-            if mods and len(mods) == len(value.items):
-                return Module(None, None)
-            if len(value.items) == 1 or len({id(i) for i in value.items}) == 1:
-                return value.items[0]
-            if all(isinstance(item, Seq) for item in value.items):
-                return value.items[0]
-            return join(*value.items)
+            return element_of_sequence(value)
         if isinstance(value, Tensor) or (isinstance(value, Py) and not value.none):
-            return value
+            return value.with_origin(("item", value.origin, None)) if value.origin is not None else value
         return UNKNOWN
+
+    def unpacked(self, value: Value, position: int) -> Value:
+        element = self.element_of(value)
+        if value.origin is not None and not isinstance(value, Seq):
+            return element.with_origin(("item", value.origin, position))
+        return element
 
     # ----- recording -----------------------------------------------------------------------
     def _op(self, node, kind, name, operands, call=None) -> None:
-        self.trace.ops.append(OpUse(node, kind, name, tuple(operands), call))
+        anchor = self.anchor
+        self.trace.ops.append(OpUse(node, kind, name, tuple(operands), call, anchor))
+        if kind in _COMBINING and not self.summary and {QUANTIZED, FLOAT} <= activation_states(operands):
+            self.trace.crossings.append(Crossing(node, QUANTIZED_INTO_FLOAT, None, None, anchor))
 
     def _next(self) -> int:
         self.order += 1
         return self.order
+
+    def _site(self, call: cst.Call, callee: tuple, args: list, approx: Optional[Value] = None) -> Value:
+        """A call the index resolves: in the summary pass, a site of the flow."""
+        value = approx if approx is not None else unknown_call(args)
+        if not self.summary:
+            return value
+        keywords = tuple((arg.keyword.value, origin_of(v)) for v, arg in zip(args, call.args) if arg.keyword is not None)
+        positional = tuple(origin_of(v) for v, arg in zip(args, call.args) if arg.keyword is None and not arg.star)
+        self.sites.append(Site(callee, positional, keywords))
+        return value.with_origin(("site", len(self.sites) - 1))
 
     # ----- expressions -------------------------------------------------------------------
     def expr(self, expr, quiet: bool = False) -> Value:
@@ -228,10 +345,12 @@ class ForwardPass(Walker):
         attr = expr.attr.value
         base = expr.value
         if is_self(base) and "self" in self.frame.env:
-            return self._self_attr(expr, attr, quiet)
+            return self._self_attr(expr, attr, quiet, self.frame.env["self"])
         op = ops.tensor_op(attr)
         shape_query = op is not None and op.attribute and op.result is Result.PYTHON
         value = self.expr(base, quiet=quiet or shape_query)
+        if isinstance(value, SelfRef):
+            return self._self_attr(expr, attr, quiet, value)
         if isinstance(value, Func):
             return Func(canonical(f"{value.qname}.{attr}"))
         if isinstance(value, Tensor):
@@ -242,18 +361,24 @@ class ForwardPass(Walker):
             return Method(attr, value)
         return UNKNOWN
 
-    def _self_attr(self, expr: cst.Attribute, attr: str, quiet: bool) -> Value:
-        info = self.attrs.get(attr)
+    def _self_attr(self, expr, attr: str, quiet: bool, receiver: SelfRef) -> Value:
+        attrs = self.attrs if receiver.cls == self.receiver else self.index.attrs(receiver.cls)
+        if self.summary:
+            self.reads.add(attr)
+        info = attrs.get(attr)
         if info is None:
-            if self.scope.find_method(self.cls, attr) is not None:
-                return Method(attr, self.frame.env["self"])
+            if self.cls is not None and self.scope.find_method(self.cls, attr) is not None \
+                    or self.index.method_owner(receiver.cls, attr) is not None:
+                return Method(attr, receiver)
+            if self.summary and ops.module_op(attr) is None:
+                return Method(attr, receiver)  # maybe a method of a base in another file
             op = ops.module_op(attr)
             if op is not None and op.attribute:
                 return PY
             return UNKNOWN
         if info.kind == PARAM:
             if not quiet:
-                self.trace.param_reads.append(ParamRead(expr, attr))
+                self.trace.param_reads.append(ParamRead(expr, attr, self.anchor))
             return TENSOR
         if info.kind == BUFFER:
             return TENSOR
@@ -277,6 +402,9 @@ class ForwardPass(Walker):
             # Shape queries on parameters are not uses of them: self.pos_embed.shape / .size()
             quiet_receiver = op is not None and op.quiet and op.result in (Result.PYTHON, Result.CONSTRUCTOR)
             callee = self._attribute(func, quiet=quiet_receiver)
+            if isinstance(callee, Unknown) and is_self(func.value) and not self.summary \
+                    and func.attr.value not in self.attrs and ops.module_op(func.attr.value) is None:
+                self.trace.undefined.append((call, func.attr.value, self.anchor))
         else:
             callee = self.expr(func)
         quiet_args = False
@@ -289,7 +417,7 @@ class ForwardPass(Walker):
         args = [self.expr(arg.value, quiet=quiet_args) for arg in call.args]
         positional = [v for v, arg in zip(args, call.args) if arg.keyword is None]
         if isinstance(callee, Module):
-            return self._module_call(call, callee, positional)
+            return self._module_call(call, callee, args, positional)
         if isinstance(callee, Method):
             return self._method_call(call, callee.name, callee.receiver, args, positional)
         if isinstance(callee, Func):
@@ -298,20 +426,37 @@ class ForwardPass(Walker):
             return self.inline_closure(call, callee.node, args)
         if isinstance(callee, Tensor) and callee.activation:
             return ACT
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
 
-    def _module_call(self, call, module: Module, positional) -> Value:
+    def _module_call(self, call, module: Module, args, positional) -> Value:
         first = positional[0] if positional else None
         record = ModuleCall(
             node=call, key=module.key_path, cls=module.cls, op=None,
             in_loop=self.loop_depth > 0, branch=self.arms,
             invocation=self.frame.invocation,
             input=first.producer if isinstance(first, Tensor) and first.activation else None,
-            order=self._next())
+            order=self._next(), anchor=self.anchor)
         self.trace.calls.append(record)
-        if self.index.resolve(module.cls) == api.DEQUANT_STUB:
-            return TENSOR  # leaving the quantized region: a float tensor
-        return Tensor(True, producer=record)
+        produced = Tensor(True, producer=record)
+        if self.summary:
+            callee = (("attr", module.key_path) if module.key_path is not None else
+                      ("member", module.parent) if module.parent is not None else
+                      ("class", module.cls) if module.cls is not None else None)
+            return self._site(call, callee, args, produced) if callee is not None else produced
+        keywords = {arg.keyword.value: v for v, arg in zip(args, call.args) if arg.keyword is not None}
+        positional = [v for v, arg in zip(args, call.args) if arg.keyword is None and not arg.star]
+        float_attr = self.index.float_attr(self.receiver, module.key_path)
+        value, problem = self.index.module_result(module.cls, positional, keywords, self.island, float_attr,
+                                                  module.members, module.element)
+        info = self.index.attr_at(self.receiver, module.key_path) if module.key_path is not None else None
+        for other in info.others if info is not None else ():  # one of several classes, by configuration
+            alternative, other_problem = self.index.module_result(other, positional, keywords, self.island, float_attr)
+            value, problem = join(value, alternative), problem or other_problem
+        if problem is not None:
+            self.trace.crossings.append(Crossing(call, problem, module.cls, module.key_path, self.anchor))
+        if isinstance(value, Tensor) and value.activation:
+            return Tensor(True, value.state, producer=record)
+        return value
 
     def _method_call(self, call, method: str, receiver: Value, args, positional) -> Value:
         if isinstance(receiver, SelfRef):
@@ -324,7 +469,7 @@ class ForwardPass(Walker):
             return self._tensor_method(call, method, receiver, args, positional)
         if isinstance(receiver, Py):
             return PY
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
 
     def _module_method(self, call, method: str, receiver: Module, args) -> Value:
         cls = self.index.resolve(receiver.cls)
@@ -332,8 +477,15 @@ class ForwardPass(Walker):
             self.trace.calls.append(ModuleCall(
                 node=call, key=receiver.key_path, cls=receiver.cls, op=method,
                 in_loop=self.loop_depth > 0, branch=self.arms,
-                invocation=self.frame.invocation, input=None, order=self._next()))
-            return ACT
+                invocation=self.frame.invocation, input=None, order=self._next(), anchor=self.anchor))
+            state = activation_state(args)
+            if self.summary or self.island:
+                return join(ACT, *args)
+            if state is FLOAT:
+                self.trace.crossings.append(Crossing(call, FLOAT_INTO_QUANTIZED, receiver.cls, receiver.key_path,
+                                                     self.anchor))
+                return ACT
+            return act(QUANTIZED) if state is QUANTIZED else ACT
         op = ops.module_op(method)
         result = op.result if op is not None else None
         if result is Result.MEMBER_PAIRS:
@@ -342,7 +494,7 @@ class ForwardPass(Walker):
             return Seq([self.element_of(receiver)])
         if result is Result.UNKNOWN:
             return UNKNOWN
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
 
     def _sequence_method(self, method: str, receiver: Seq, args) -> Value:
         op = ops.sequence_op(method)
@@ -365,17 +517,19 @@ class ForwardPass(Walker):
         result = op.result if op is not None else None
         if result is Result.PYTHON or (result is Result.CAST and not args):
             return PY
-        if result is Result.CONSTRUCTOR:
+        if result in (Result.CONSTRUCTOR, Result.INTEGER) or _integer_dtype(
+                call, args, positional if result is Result.CAST else ()):
             return TENSOR
         derived = _derived(result, receiver, call, positional)
         if derived is not None:
             return derived
         if result is Result.SPLIT:
             return Seq([receiver])
-        if not receiver.activation and result not in (Result.RECEIVER, Result.CAST) and any(
-                a.is_act() for a in args):
-            return ACT
-        return receiver if not receiver.activation else ACT
+        if result in (Result.RECEIVER, Result.CAST):
+            return _like(receiver)
+        if receiver.activation or any(a.is_act() for a in args):
+            return join(receiver, *args)
+        return receiver
 
     def _function_call(self, call, qname: str, args, positional) -> Value:
         op = ops.lookup(qname)
@@ -386,7 +540,7 @@ class ForwardPass(Walker):
             self._op(call, "call", qname, args, call)
             if result is Result.PYTHON:
                 return PY
-            if result in (Result.CONSTRUCTOR, Result.PARAMETER, Result.BUFFER):
+            if result in (Result.CONSTRUCTOR, Result.PARAMETER, Result.BUFFER) or _integer_dtype(call, args, ()):
                 return TENSOR
             if positional:
                 derived = _derived(result, positional[0], call, positional[1:])
@@ -395,21 +549,44 @@ class ForwardPass(Walker):
             if result is Result.SPLIT:
                 return Seq([join(*args)]) if args else UNKNOWN
             if any(a.is_act() for a in args):
-                return ACT
+                return join(*args)
             return TENSOR
         if result is Result.PYTHON:
             return PY
         if result is Result.UNKNOWN:
             return UNKNOWN
         helper = self.scope.function(qname)
-        if helper is not None and helper.returns is not None and any(a.is_act() for a in args):
-            annotated = self._annotated_value(helper.returns.annotation)
+        if helper is not None:
+            return self._inline_function(call, qname, helper, args)
+        if op is None:
+            return self._site(call, ("function", qname), args, self._function_result(qname, call, args))
+        return unknown_call(args)
+
+    def _function_result(self, qname: str, call, args) -> Value:
+        """A function of another file of the run: what its flow returns for these arguments."""
+        if self.summary:
+            return unknown_call(args)
+        keywords = {arg.keyword.value: v for v, arg in zip(args, call.args) if arg.keyword is not None}
+        positional = [v for v, arg in zip(args, call.args) if arg.keyword is None and not arg.star]
+        target = self.index.site_target(None, ("function", qname))
+        return self.index.call_result(None, target, positional, keywords, self.island)[0]
+
+    def _inline_function(self, call, qname: str, func: cst.FunctionDef, args) -> Value:
+        """A module-level function of this file, called here: its body runs with the arguments."""
+        if not self.can_inline(qname):
+            return self._annotated_or_unknown(func, args)
+        env = self.bind_arguments(func.params, call, args, {}, None)
+        return self.invoke(func, env, self.frame.invocation + (call,), qname)[0]
+
+    def _annotated_or_unknown(self, func: cst.FunctionDef, args) -> Value:
+        if func.returns is not None and any(a.is_act() for a in args):
+            annotated = self._annotated_value(func.returns.annotation)
             if annotated is not None:
                 return annotated
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
 
     def _annotated_value(self, ann) -> Optional[Value]:
-        """The value a same-file helper returns, from its annotation (None when it does not say):
+        """The value a helper returns, from its annotation (None when it does not say):
         `Tuple[Tensor, List[int]]` unpacks into an activation and a Python value."""
         if isinstance(ann, cst.Subscript):
             outer = (self.scope.qname(ann.value) or "").rsplit(".", 1)[-1]
@@ -417,14 +594,14 @@ class ForwardPass(Walker):
             if outer in ops.TUPLE_NAMES and elements and not any(isinstance(e, cst.Ellipsis) for e in elements):
                 values = [self._annotated_value(e) for e in elements]
                 return None if any(v is None for v in values) else Seq(values)
-        return ACT if annotation_holds_tensor(self.scope, ann) else PY
+        return annotated_value(self.scope, ann)
 
     def _builtin_call(self, call, result, args, positional) -> Value:
         if result is Result.PYTHON:
             return PY
         if result is Result.ABSOLUTE and positional and positional[0].is_act():
             self._op(call, "method", "abs", positional, call)
-            return ACT
+            return _like(positional[0])
         if result is Result.UNKNOWN:
             return UNKNOWN
         if result is Result.ENUMERATE and positional:
@@ -435,10 +612,14 @@ class ForwardPass(Walker):
             source = positional[0]
             return source if isinstance(source, (Seq, Module)) else Seq([self.element_of(source)])
         if result is Result.ATTRIBUTE_OF and positional and isinstance(positional[0], SelfRef):
-            return Module(None, None)
+            name = literal_str(call.args[1].value) if len(call.args) > 1 else None
+            if name is None:
+                self.opaque = True
+                return Module(None, None)
+            return self._self_attr(call, name, False, positional[0])
         if result is Result.JOIN:
             return join(*args) if args else PY
-        return ACT if any(a.is_act() for a in args) else UNKNOWN
+        return unknown_call(args)
 
     def _binary(self, expr: cst.BinaryOperation) -> Value:
         left, right = self.expr(expr.left), self.expr(expr.right)
@@ -490,12 +671,12 @@ class ForwardPass(Walker):
         if isinstance(base, cst.Attribute) and base.attr.value == "_modules" and is_self(base.value):
             name = literal_index(expr)  # self._modules["act"] is self.act
             if name is not None and name in self.attrs:
-                return self._self_attr(expr, name, False)
+                return self._self_attr(expr, name, False, self.frame.env.get("self") or SelfRef(self.receiver))
         value = self.expr(expr.value)
         for element in expr.slice:
             self._slice(element.slice)
+        index = literal_index(expr)
         if isinstance(value, Module):
-            index = literal_index(expr)
             key = f"{value.key_path}.{index}" if value.key_path is not None and index is not None else None
             member_cls = value.element
             if value.members is not None and index is not None:
@@ -504,9 +685,8 @@ class ForwardPass(Walker):
                     position = int(index)
                     if -len(value.members) <= position < len(value.members):
                         member_cls = value.members[position][1]
-            return Module(key, member_cls)
+            return Module(key, member_cls, parent=value.key_path if key is None else None)
         if isinstance(value, Seq):
-            index = literal_index(expr)
             if index is not None and index.lstrip("-").isdigit() and value.items:
                 position = int(index)
                 if -len(value.items) <= position < len(value.items) and len(value.items) > 1:
@@ -514,6 +694,10 @@ class ForwardPass(Walker):
             if isinstance(expr.slice[0].slice, cst.Slice):
                 return value
             return self.element_of(value)
+        if value.origin is not None and isinstance(value, (Tensor, Unknown)):
+            position = int(index) if index is not None and index.lstrip("-").isdigit() else None
+            if not isinstance(expr.slice[0].slice, cst.Slice) or len(expr.slice) > 1:
+                return value.with_origin(("item", value.origin, position))
         if isinstance(value, Tensor):
             return value
         if isinstance(value, Py) and not value.none:
@@ -562,6 +746,20 @@ class ForwardPass(Walker):
         return self.expr(expr.expression)
 
 
+def _integer_dtype(call: cst.Call, args: list, positional) -> bool:
+    """Whether the call asks for an integer or bool result: `dtype=torch.long`, or (for a
+    cast) `.to(torch.bool)`: the result is an index or a mask, not an activation."""
+    dtypes = [v for v, arg in zip(args, call.args) if arg.keyword is not None and arg.keyword.value == "dtype"]
+    return any(isinstance(v, Func) and v.qname in ops.INTEGER_DTYPES for v in (*dtypes, *positional))
+
+
+def _like(value: Value) -> Value:
+    """An activation computed from `value` alone (its state and origin, not its producer)."""
+    if isinstance(value, Tensor) and value.activation:
+        return act(value.state).with_origin(value.origin)
+    return value
+
+
 def _derived(result: Optional[Result], source: Value, call: cst.Call, rest: list) -> Optional[Value]:
     """What an op that returns no values of its input gives: a mask (x.ne(0)), indices
     (argmax), or values and indices (topk; max along a dim); None for any other op."""
@@ -570,7 +768,7 @@ def _derived(result: Optional[Result], source: Value, call: cst.Call, rest: list
     if result is Result.VALUES_AND_INDICES or (result is Result.VALUES_AND_INDICES_ALONG_DIM and (
             (rest and isinstance(rest[0], Py)) or any(
             a.keyword is not None and a.keyword.value == "dim" for a in call.args))):
-        values = source if isinstance(source, Tensor) else UNKNOWN
+        values = _like(source) if isinstance(source, Tensor) else UNKNOWN
         return Seq([values, TENSOR])
     return None
 

@@ -23,6 +23,7 @@ class FuseCall:
     node: cst.Call
     qat: Optional[bool]  # None when either function may be called
     groups: Optional[list[FuseGroup]]  # None when they are computed (a comprehension, a variable)
+    anchor: Optional[cst.CSTNode] = None  # the method it is in (for positions)
 
 
 def _fuse_function(model: FileScope, expr, aliases: dict) -> Optional[set[str]]:
@@ -201,7 +202,7 @@ def _find_fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
                     groups = None
                     break
                 groups.extend(found)
-            calls.append(FuseCall(node, qat, groups))
+            calls.append(FuseCall(node, qat, groups, method))
     return calls
 
 

@@ -1,14 +1,59 @@
-"""The project index: every class and module-building function of a run, by qualified
-name, and the queries that follow bases across files (is this an nn.Module, what are its
-attributes, which torch class does it derive from)."""
+"""The project index: every class and function of a run, by qualified name, and the
+queries that follow bases and calls across files.
+
+Besides what a class is (an nn.Module? which attributes, through inherited `__init__`s?
+which torch class is it?), the index answers what a call gives and who calls whom: each
+class's forward and each module-level function is summarized as a `Flow` (its call sites
+and returned value, as origins over its parameters). From them the index derives
+
+- what a module call returns for given arguments (`module_result`): a QuantStub makes
+  float quantized, a DeQuantStub makes quantized float, a module convert() swaps takes and
+  returns quantized values, a module given `qconfig = None` returns float, a user class
+  returns what its forward computes;
+- the contexts a class's forward (or a method or function called from another file) runs
+  in (`contexts`): one per call site in the run, evaluated in each of the caller's own
+  contexts, beside a float-entry context for a class that quantizes its own inputs.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from qlint.semantic import torch_api as api
 from qlint.semantic.names import canonical
 from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, UNKNOWN, VALUE, AttrSummary,
-                                      ClassSummary, FileSummary)
+                                      ClassSummary, FileSummary, Flow)
+from qlint.semantic.values import (ACT, NONE, PY, TENSOR, UNKNOWN as UNKNOWN_VALUE, FLOAT, QUANTIZED, Module, Py,
+                                   Quant, Seq, Tensor, Unknown, Value, act, activation_state, element_of_sequence, from_key, join, unknown_call)
+
+# Problems at a module call, found when the states of its inputs are known.
+FLOAT_INTO_QUANTIZED = "float-into-quantized"
+QUANTIZED_INTO_FLOAT = "quantized-into-float"
+QUANTIZE_TWICE = "quantize-twice"
+
+MAX_CONTEXTS = 8  # per class, method or function; more are not told apart
+# Bases that never make a class an nn.Module (mixins of the standard library, torch's own non-module classes).
+_NOT_MODULE_BASES = ("builtins.", "typing.", "abc.", "collections.", "enum.", "dataclasses.", "torch.")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a forward path (or a method or function) is given by one caller.
+
+    `args`/`keywords` hold value keys (`Value.key()`); none of them for the default context
+    (no known caller: parameters by their annotations) and the float-entry context (a class
+    that quantizes its own inputs: every tensor parameter is a float activation)."""
+
+    receiver: Optional[str]  # the class whose attributes `self` has
+    args: tuple = ()
+    keywords: tuple = ()
+    island: bool = False  # runs under `qconfig = None`: nothing in it is converted
+    float_entry: bool = False
+    caller: Optional[str] = None  # the calling class or function, for messages
+    known: bool = False  # given by a call site
+
+    def bound(self) -> tuple[list[Value], dict[str, Value]]:
+        return [from_key(k) for k in self.args], {name: from_key(k) for name, k in self.keywords}
 
 
 class ProjectIndex:
@@ -19,20 +64,25 @@ class ProjectIndex:
         self.function_returns: dict[str, str] = {}
         self.exports: dict[str, str] = {}
         self.fuse_wrappers: dict[str, tuple[int, int]] = {}
+        self.functions: dict[str, Flow] = {}
         for summary in summaries:
             self.classes.update(summary.classes)
             self.function_returns.update(summary.function_returns)
             self.fuse_wrappers.update(summary.fuse_wrappers)
+            self.functions.update(summary.functions)
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
         self._module_memo: dict[str, bool] = {}
         self._attrs_memo: dict[str, dict[str, AttrSummary]] = {}
         self._torch_base_memo: dict[Optional[str], Optional[str]] = {}
+        self._flow_memo: dict = {}
+        self._contexts_memo: dict = {}
+        self._callers: Optional[dict] = None
 
     def resolve(self, qname: Optional[str]) -> Optional[str]:
         """Follow re-exports (`pkg.Block` imported in pkg/__init__.py from pkg.blocks)."""
         for _ in range(8):
-            if qname is None or qname in self.classes or qname not in self.exports:
+            if qname is None or qname in self.classes or qname in self.functions or qname not in self.exports:
                 return qname
             qname = canonical(self.exports[qname])
         return qname
@@ -51,9 +101,20 @@ class ProjectIndex:
         if summary is None:
             result = api.is_torch_module_class(qname)
         else:
-            result = any(self.is_module_class(base) for base in summary.bases)
+            result = any(self.is_module_class(base) for base in summary.bases) or self._module_like(qname)
         self._module_memo[qname] = result
         return result
+
+    def _module_like(self, qname: str) -> bool:
+        """A class built on a base the run cannot resolve (transformers' PreTrainedModel,
+        GradientCheckpointingLayer) that defines forward and builds nn modules in __init__."""
+        hierarchy = self.mro(qname)
+        unresolved = any(self.resolve(b) not in self.classes and not b.startswith(_NOT_MODULE_BASES)
+                         for s in hierarchy for b in s.bases)
+        if not unresolved or not any("forward" in s.methods for s in hierarchy):
+            return False
+        return any(a.kind in (MODULE, CONTAINER) and a.cls is not None and self.is_module_class(a.cls)
+                   for a in self.attrs(qname).values())
 
     def torch_base(self, qname: Optional[str]) -> Optional[str]:
         """The torch class a module class derives from (itself if it is one)."""
@@ -136,3 +197,306 @@ class ProjectIndex:
             if attr.kind == MODULE and self.is_stateful(attr.cls) is not False:
                 return True
         return torch_cls is not None and torch_cls not in api.MODULE_BASES
+
+    # ----- hierarchy ----------------------------------------------------------------------
+    def mro(self, qname: Optional[str]) -> list[ClassSummary]:
+        """The classes of the run a class is made of, itself first (bases breadth first)."""
+        found, seen, queue = [], set(), [self.resolve(qname)]
+        while queue:
+            current = queue.pop(0)
+            if current is None or current in seen:
+                continue
+            seen.add(current)
+            summary = self.classes.get(current)
+            if summary is not None:
+                found.append(summary)
+                queue.extend(self.resolve(b) for b in summary.bases)
+        return found
+
+    def forward_flow(self, qname: Optional[str]) -> Optional[Flow]:
+        """The summarized forward a class runs (its own or a base's)."""
+        for summary in self.mro(qname):
+            if "forward" in summary.methods:
+                return summary.forward
+        return None
+
+    def method_owner(self, qname: Optional[str], name: str) -> Optional[str]:
+        return next((s.qname for s in self.mro(qname) if name in s.methods), None)
+
+    def float_island(self, qname: Optional[str]) -> bool:
+        """Whether instances of the class stay float (`self.qconfig = None` in it or a base)."""
+        return any(s.float_island for s in self.mro(qname))
+
+    def float_attr(self, qname: Optional[str], path: Optional[str]) -> bool:
+        """Whether the submodule at `path` of the class is given `qconfig = None`."""
+        if path is None:
+            return False
+        return any(path == p or path.startswith(p + ".") for s in self.mro(qname) for p in s.float_attrs)
+
+    def attr_at(self, qname: Optional[str], path: str) -> Optional[AttrSummary]:
+        """What the submodule at a dotted attribute path of the class is ("layers.0", "block.conv")."""
+        info = None
+        for part in path.split("."):
+            if info is None:
+                info = self.attrs(qname).get(part) if qname is not None else None
+            elif info.members is not None:
+                members = dict(info.members)
+                member = members.get(part)
+                if member is None and part.lstrip("-").isdigit() and -len(info.members) <= int(part) < len(info.members):
+                    member = info.members[int(part)][1]
+                info = AttrSummary(MODULE, member) if member is not None else None
+            elif info.element is not None:
+                info = AttrSummary(MODULE, info.element)
+            elif info.cls is not None and self.summary(info.cls) is not None:
+                info = self.attrs(info.cls).get(part)
+            else:
+                return None
+            if info is None:
+                return None
+        return info
+
+    # ----- calls ------------------------------------------------------------------------------
+    def site_target(self, receiver: Optional[str], callee: tuple) -> Optional[tuple]:
+        """What a summarized call calls: ("module", class, float attr, members, element),
+        ("method", owner, name) or ("function", qname); None when it cannot be told."""
+        kind, name = callee
+        if kind in ("attr", "member"):
+            info = self.attr_at(receiver, name)
+            if info is None:
+                return None
+            float_attr = self.float_attr(receiver, name)
+            if kind == "attr":
+                return ("module", info.cls, float_attr, info.members, info.element, info.others)
+            classes = {cls for _, cls in info.members} if info.members else {info.element}
+            return ("module", classes.pop() if len(classes) == 1 else None, float_attr, None, None, ())
+        if kind == "class":
+            return ("module", name, False, None, None, ())
+        if kind == "method":
+            owner = self.method_owner(receiver, name)
+            return ("method", owner, name) if owner is not None else None
+        resolved = self.resolve(name)
+        return ("function", resolved) if resolved in self.functions else None
+
+    def call_result(self, receiver: Optional[str], target: Optional[tuple], args: list, keywords: dict,
+                    island: bool) -> tuple[Value, Optional[str]]:
+        """What a call gives, and the boundary problem at it (None when there is none)."""
+        if target is None or target[0] == "method":
+            return unknown_call([*args, *keywords.values()]), None
+        if target[0] == "function":
+            flow = self.functions[target[1]]
+            return self.run_flow(None, flow, self.bind(flow, args, keywords), island)[1], None
+        _, cls, float_attr, members, element, others = target
+        value, problem = self.module_result(cls, args, keywords, island, float_attr, members, element)
+        for other in others:  # one of several classes, by configuration
+            alternative, other_problem = self.module_result(other, args, keywords, island, float_attr)
+            value, problem = join(value, alternative), problem or other_problem
+        return value, problem
+
+    def module_result(self, cls: Optional[str], args: list, keywords: dict, island: bool = False,
+                      float_attr: bool = False, members=None, element=None) -> tuple[Value, Optional[str]]:
+        """What calling a module of class `cls` gives, and the boundary problem at the call."""
+        state = activation_state([*args, *keywords.values()])
+        resolved = self.resolve(cls)
+        if resolved is None:
+            return ACT, None
+        if not island and (float_attr or self.float_island(resolved)):
+            problem = QUANTIZED_INTO_FLOAT if state is QUANTIZED else None
+            return act(FLOAT), problem
+        summary = self.classes.get(resolved)
+        if summary is None:
+            return self._torch_module_result(resolved, state, args, island, members, element)
+        flow = self.forward_flow(resolved)
+        if flow is None:
+            if self.torch_base(resolved) == "torch.nn.Sequential":
+                return self._chain(None, None, state, island, args)
+            return ACT if state is None else act(state), None
+        return self.run_flow(resolved, flow, self.bind(flow, args, keywords), island)[1], None
+
+    def _torch_module_result(self, cls: str, state: Optional[Quant], args: list, island: bool,
+                             members, element) -> tuple[Value, Optional[str]]:
+        if island:  # nothing is converted: every module passes its input's state on
+            return ACT if state is None else act(state), None
+        if cls == api.QUANT_STUB:
+            return act(QUANTIZED), (QUANTIZE_TWICE if state is QUANTIZED else None)
+        if cls in (api.DEQUANT_STUB, api.QUANT_WRAPPER):
+            return act(FLOAT), None
+        if cls in api.SWAPPED_MODULES:
+            if state is FLOAT:
+                return ACT, FLOAT_INTO_QUANTIZED
+            return (act(QUANTIZED) if state is QUANTIZED else ACT), None
+        if api.CONTAINERS.get(cls) == "sequential":
+            return self._chain(members, element, state, island, args)
+        return ACT if state is None else act(state), None
+
+    def _chain(self, members, element, state, island, args) -> tuple[Value, Optional[str]]:
+        """An nn.Sequential: each member applied to the previous one's output."""
+        classes = [cls for _, cls in members] if members is not None else ([element] if element else None)
+        if classes is None:  # members unknown: a quantized input stays quantized
+            return (act(QUANTIZED) if state is QUANTIZED else ACT), None
+        value, first_problem = (args[0] if args else ACT), None
+        for cls in classes:
+            value, problem = self.module_result(cls, [value], {}, island)
+            first_problem = first_problem or problem
+        return value, first_problem
+
+    def bind(self, flow: Flow, args: list, keywords: dict) -> dict[str, Value]:
+        """A flow's parameters given a call's arguments (see `Flow.kinds`)."""
+        env = {}
+        for i, name in enumerate(flow.params):
+            kind = flow.kinds[i]
+            if i < len(args):
+                value = args[i]
+            elif name in keywords:
+                value = keywords[name]
+            elif flow.defaults[i] is not None:
+                value = from_key(flow.defaults[i])
+            else:
+                value = UNKNOWN_VALUE
+            if isinstance(value, Unknown):
+                value = _DECLARED[kind]
+            elif isinstance(value, Tensor) and kind in ("annotated", "index"):
+                value = _DECLARED[kind]  # `n: int`, `ids: torch.LongTensor`: whatever is passed
+            env[name] = value
+        return env
+
+    def entry_env(self, flow: Flow, context: Context) -> dict[str, Value]:
+        """A flow's parameters in a context (see `Context`)."""
+        if context.known:
+            env = self.bind(flow, *context.bound())
+        else:
+            entry = act(FLOAT) if context.float_entry or context.island else ACT
+            env = {name: entry if kind == "tensor" else _DECLARED[kind] for name, kind in zip(flow.params, flow.kinds)}
+        if context.island:
+            env = {name: (act(FLOAT) if v.is_act() and isinstance(v, Tensor) else v) for name, v in env.items()}
+        return env
+
+    def run_flow(self, receiver: Optional[str], flow: Flow, env: dict, island: bool) -> tuple[list, Value]:
+        """The values a flow's call sites give, and what it returns, for parameters `env`."""
+        key = (receiver, id(flow), tuple(sorted((name, v.key()) for name, v in env.items())), island)
+        memo = self._flow_memo.get(key)
+        if memo is not None:
+            return memo
+        self._flow_memo[key] = ([UNKNOWN_VALUE] * len(flow.sites), ACT)  # recursion: unknown
+        sites: list[Value] = []
+        for site in flow.sites:
+            args = [self._evaluate(o, env, sites) for o in site.args]
+            keywords = {name: self._evaluate(o, env, sites) for name, o in site.keywords}
+            sites.append(self.call_result(receiver, self.site_target(receiver, site.callee), args, keywords, island)[0])
+        result = (sites, self._evaluate(flow.returns, env, sites))
+        self._flow_memo[key] = result
+        return result
+
+    def _evaluate(self, origin: tuple, env: dict, sites: list) -> Value:
+        kind = origin[0]
+        if kind == "param":
+            return env.get(origin[1], UNKNOWN_VALUE)
+        if kind == "site":
+            return sites[origin[1]] if origin[1] < len(sites) else UNKNOWN_VALUE
+        if kind == "item":
+            value, index = self._evaluate(origin[1], env, sites), origin[2]
+            if isinstance(value, Seq):
+                if index is not None and -len(value.items) <= index < len(value.items):
+                    return value.items[index]
+                return element_of_sequence(value)
+            return value if isinstance(value, Tensor) or (isinstance(value, Py) and not value.none) else UNKNOWN_VALUE
+        if kind == "join":
+            return join(*(self._evaluate(o, env, sites) for o in origin[1]))
+        if kind == "seq":
+            return Seq([self._evaluate(o, env, sites) for o in origin[1]])
+        return from_key(origin[1])
+
+    # ----- contexts -----------------------------------------------------------------------------
+    def contexts(self, target: tuple) -> list[Context]:
+        """The contexts a forward path runs in: ("class", qname), ("method", owner, name) for a
+        method called from a subclass's forward, ("function", qname) for a function called
+        from a forward path."""
+        memo = self._contexts_memo.get(target)
+        if memo is not None:
+            return memo
+        receiver = target[1] if target[0] == "class" else None
+        island = target[0] == "class" and self.float_island(receiver)
+        # A class nobody calls runs in the default context; a method or function nobody calls
+        # from a forward path does not run (a cycle is cut the same way).
+        default = [Context(receiver, island=island)] if target[0] == "class" else []
+        self._contexts_memo[target] = default
+        found = []
+        if target[0] == "class" and self.quantizes_inputs(receiver):
+            found.append(Context(receiver, island=island, float_entry=True))
+        for caller, flow, k in self._callers_of().get(target, ()):
+            caller_receiver = caller[1] if caller[0] == "class" else None
+            site = flow.sites[k]
+            for context in self.contexts(caller):
+                env = self.entry_env(flow, context)
+                sites = self.run_flow(caller_receiver, flow, env, context.island)[0]
+                args = [self._evaluate(o, env, sites) for o in site.args]
+                keywords = [(name, self._evaluate(o, env, sites)) for name, o in site.keywords]
+                site_island = context.island or island
+                if target[0] == "class":
+                    site_island = site_island or self.float_attr(caller_receiver, site.callee[1])
+                found.append(Context(receiver if target[0] != "method" else caller_receiver,
+                                     tuple(v.key() for v in args), tuple((n, v.key()) for n, v in keywords),
+                                     site_island, caller=caller[1], known=True))
+            if len(found) >= MAX_CONTEXTS:
+                break
+        unique = list(dict.fromkeys(found))[:MAX_CONTEXTS]
+        result = unique or default
+        self._contexts_memo[target] = result
+        return result
+
+    def quantizes_inputs(self, qname: Optional[str]) -> bool:
+        """Whether the class's forward applies a QuantStub to (what it computes from) its inputs."""
+        flow = self.forward_flow(qname)
+        if flow is None:
+            return False
+        for site in flow.sites:
+            target = self.site_target(qname, site.callee)
+            if target is not None and target[0] == "module" and self.resolve(target[1]) == api.QUANT_STUB \
+                    and any(_mentions_param(o, flow) for o in site.args):
+                return True
+        return False
+
+    def _callers_of(self) -> dict:
+        """target -> [(caller, flow, site index)] over every summarized call of the run."""
+        if self._callers is not None:
+            return self._callers
+        callers: dict = {}
+        for qname in self.classes:
+            flow = self.forward_flow(qname)
+            if flow is not None:
+                self._note_callers(callers, ("class", qname), qname, flow)
+        for qname, flow in self.functions.items():
+            self._note_callers(callers, ("function", qname), None, flow)
+        self._callers = callers
+        return callers
+
+    def _note_callers(self, callers: dict, caller: tuple, receiver: Optional[str], flow: Flow) -> None:
+        for k, site in enumerate(flow.sites):
+            target = self.site_target(receiver, site.callee)
+            if target is None:
+                continue
+            if target[0] == "module":
+                for cls in (target[1], *target[5]):
+                    resolved = self.resolve(cls)
+                    if resolved in self.classes:
+                        callers.setdefault(("class", resolved), []).append((caller, flow, k))
+            else:
+                callers.setdefault(target, []).append((caller, flow, k))
+
+
+# A parameter's value when its caller gives none, by `Flow.kinds`.
+_DECLARED = {"tensor": ACT, "index": TENSOR, "annotated": PY, "literal": PY}
+
+
+def _mentions_param(origin: tuple, flow: Flow, depth: int = 0) -> bool:
+    """Whether a value is computed from the flow's parameters (through its call sites too)."""
+    kind = origin[0]
+    if kind == "param" or depth > 16:
+        return kind == "param"
+    if kind == "site":
+        site = flow.sites[origin[1]]
+        return any(_mentions_param(o, flow, depth + 1) for o in (*site.args, *(o for _, o in site.keywords)))
+    if kind == "item":
+        return _mentions_param(origin[1], flow, depth + 1)
+    if kind in ("join", "seq"):
+        return any(_mentions_param(o, flow, depth + 1) for o in origin[1])
+    return False

@@ -59,6 +59,7 @@ class InitPass(Walker):
     def __init__(self, scope: FileScope, cls: ClassModel):
         super().__init__(scope, cls)
         self.attrs: dict[str, Value] = {}
+        self.others: dict[str, list] = {}  # attribute -> classes it held before its last binding
 
     def run(self) -> None:
         init = self.cls.methods.get("__init__")
@@ -68,7 +69,8 @@ class InitPass(Walker):
             self.invoke(init, env, ())
         summary = self.cls.summary
         for name, value in self.attrs.items():
-            summary.attrs[name] = _summarize(value)
+            summary.attrs[name] = _summarize(value, self.others.get(name, ()))
+        class_facts(self.cls, self.attrs)
 
     # ----- walker hooks ------------------------------------------------------------------
     def bind_self_attr(self, name: str, value: Value, node) -> None:
@@ -78,6 +80,9 @@ class InitPass(Walker):
             return  # `self.x = None` on one branch keeps what the other branch built
         if isinstance(previous, Instance) and previous.role == PARAM and value.role != PARAM:
             return  # a parameter on one branch, a buffer on the other (train_eps): may be a parameter
+        if isinstance(previous, Instance) and isinstance(value, Instance) and previous.cls \
+                and previous.cls != value.cls and previous.role is None:
+            self.others.setdefault(name, []).append(previous.cls)
         self.attrs[name] = value
 
     def element_of(self, value: Value) -> Value:
@@ -123,7 +128,7 @@ class InitPass(Walker):
         earlier = next((label for label, arms in value.bound if not exclusive(arms, self.arms)), None)
         if earlier is not None or value.loop_depth < self.loop_depth:
             first = earlier or f"{name} in an earlier loop iteration"
-            self.cls.aliases.append(Alias(node, name, first, value.cls))
+            self.cls.aliases.append(Alias(node, name, first, value.cls, self.anchor))
         value.bound.append((name, self.arms))
 
     def _grow(self, seq: Built) -> None:
@@ -305,7 +310,7 @@ class InitPass(Walker):
         return [(str(i), m, arg.value) for i, (m, arg) in enumerate(zip(args, call.args))]
 
 
-def _summarize(value: Value) -> AttrSummary:
+def _summarize(value: Value, others=()) -> AttrSummary:
     if isinstance(value, Instance):
         if value.role in (PARAM, BUFFER):
             return AttrSummary(value.role)
@@ -314,7 +319,8 @@ def _summarize(value: Value) -> AttrSummary:
         members = None
         if value.members is not None:
             members = tuple((name, m.cls if isinstance(m, Instance) else None) for name, m in value.members)
-        return AttrSummary(MODULE, value.cls, members, value.element)  # MODULE until the index says otherwise
+        others = tuple(dict.fromkeys(c for c in others if c != value.cls))
+        return AttrSummary(MODULE, value.cls, members, value.element, others)  # MODULE until the index says otherwise
     if isinstance(value, Unknown):
         return AttrSummary(UNKNOWN)
     return AttrSummary(VALUE)
@@ -323,3 +329,114 @@ def _summarize(value: Value) -> AttrSummary:
 def _is_super_init(func) -> bool:
     return (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)
             and isinstance(func.value.func, cst.Name) and func.value.func.value == "super")
+
+
+def class_facts(cls: ClassModel, attrs: dict) -> None:
+    """What a class defines besides its `__init__` bindings, read from every method's
+    statements: attributes bound anywhere (`self.x = ...`), `qconfig = None` on itself or on
+    a submodule, attributes bound under computed names, stubs its `__init__` builds."""
+    summary = cls.summary
+    defined = set(cls.methods)
+    islands = set()
+    for stmt in cls.node.body.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                for target in _targets(small):
+                    if isinstance(target, cst.Name):
+                        defined.add(target.value)
+                        if target.value == "qconfig" and _is_none(small):
+                            summary.float_island = True
+        elif isinstance(stmt, cst.ClassDef):
+            defined.add(stmt.name.value)
+    for method in cls.methods.values():
+        for small in _small_statements(method.body):
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                _dynamic_binding(small.value, summary, defined)
+                continue
+            for target in _targets(small):
+                path = _self_path(target)
+                if path is None:
+                    continue
+                if "." not in path:
+                    defined.add(path)
+                elif path.endswith(".qconfig") and _is_none(small):
+                    islands.add(path[: -len(".qconfig")])
+                if path == "qconfig" and _is_none(small):
+                    summary.float_island = True
+    summary.defined = frozenset(defined | set(summary.attrs))
+    summary.float_attrs = frozenset(islands)
+    summary.getattr_hook = "__getattr__" in cls.methods or "__getattribute__" in cls.methods
+    stubs = {name: value for name, value in attrs.items()
+             if isinstance(value, Instance) and value.cls in (api.QUANT_STUB, api.DEQUANT_STUB)}
+    summary.stubs = frozenset(stubs)
+    cls.stub_nodes = {name: value.node for name, value in stubs.items()}
+
+
+def _small_statements(block):
+    """Every simple statement of a function body, nested blocks included (not nested functions)."""
+    stack = [block]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            yield from node.body
+        elif isinstance(node, (cst.IndentedBlock,)):
+            stack.extend(reversed(node.body))
+        elif isinstance(node, (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar, cst.Else,
+                               cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)):
+            for name in ("finalbody", "orelse", "handlers", "body"):
+                child = getattr(node, name, None)
+                if isinstance(child, (list, tuple)):
+                    stack.extend(reversed(child))
+                elif child is not None:
+                    stack.append(child)
+        elif isinstance(node, cst.Match):
+            stack.extend(reversed(node.cases))
+
+
+def _targets(small):
+    if isinstance(small, cst.Assign):
+        for target in small.targets:
+            yield from _unpack(target.target)
+    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+        yield small.target
+
+
+def _unpack(target):
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            yield from _unpack(element.value)
+    else:
+        yield target
+
+
+def _self_path(expr) -> Optional[str]:
+    """'x' for `self.x`, 'x.qconfig' for `self.x.qconfig`; None for anything else."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if parts and is_self(expr):
+        return ".".join(reversed(parts))
+    return None
+
+
+def _is_none(small) -> bool:
+    value = getattr(small, "value", None)
+    return isinstance(value, cst.Name) and value.value == "None"
+
+
+def _dynamic_binding(call: cst.Call, summary, defined: set) -> None:
+    """setattr(self, name, ...), self.add_module(name, ...), self.register_buffer(name, ...)."""
+    func = call.func
+    if isinstance(func, cst.Name) and func.value == "setattr" and call.args and is_self(call.args[0].value):
+        name_arg = call.args[1].value if len(call.args) > 1 else None
+    elif isinstance(func, cst.Attribute) and is_self(func.value) and ops.module_op(func.attr.value) is not None \
+            and ops.module_op(func.attr.value).result is Result.REGISTER:
+        name_arg = call.args[0].value if call.args else None
+    else:
+        return
+    name = literal_str(name_arg) if name_arg is not None else None
+    if name is None:
+        summary.dynamic_attrs = True
+    else:
+        defined.add(name)

@@ -18,19 +18,20 @@ import libcst as cst
 from qlint.semantic import ops
 from qlint.semantic.names import canonical, import_bindings
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.values import NONE, PY, UNKNOWN, Closure, Func, Seq, SelfRef, Value
+from qlint.semantic.values import ACT, NONE, PY, TENSOR, UNKNOWN, Closure, Func, Seq, SelfRef, Value
 
 
 class Frame:
-    __slots__ = ("env", "returns", "invocation", "loop_depth", "name", "return_nodes")
+    __slots__ = ("env", "returns", "invocation", "loop_depth", "name", "return_nodes", "func")
 
-    def __init__(self, env: dict, invocation: tuple, loop_depth: int, name):
+    def __init__(self, env: dict, invocation: tuple, loop_depth: int, name, func=None):
         self.env = env
         self.returns: list[Value] = []
         self.return_nodes: list[cst.Return] = []
         self.invocation = invocation  # the chain of inlined call sites leading here
         self.loop_depth = loop_depth
         self.name = name
+        self.func = func  # the method or module-level function walked (None: a closure or lambda)
 
 
 class Walker:
@@ -58,6 +59,10 @@ class Walker:
     def element_of(self, value: Value) -> Value:
         return UNKNOWN
 
+    def unpacked(self, value: Value, position: int) -> Value:
+        """The value bound to position `position` of a tuple target (`a, b = value`)."""
+        return self.element_of(value)
+
     def merge(self, a: Value, b: Value) -> Value:
         """The value of a name bound differently by two arms."""
         return a
@@ -78,12 +83,21 @@ class Walker:
         return self.frames[-1]
 
     @property
+    def anchor(self):
+        """The method or module-level function the current statement is in (for positions)."""
+        for frame in reversed(self.frames):
+            if frame.func is not None:
+                return frame.func
+        return None
+
+    @property
     def loop_depth(self) -> int:
         return self.frames[-1].loop_depth if self.frames else 0
 
-    def invoke(self, func: cst.FunctionDef, env: dict, invocation: tuple) -> tuple[Value, Frame]:
+    def invoke(self, func: cst.FunctionDef, env: dict, invocation: tuple, name=None,
+               closure: bool = False) -> tuple[Value, Frame]:
         """Run a function body in a new frame; its returned value and the frame."""
-        frame = Frame(env, invocation, self.loop_depth, func.name.value)
+        frame = Frame(env, invocation, self.loop_depth, name or func.name.value, None if closure else func)
         self.frames.append(frame)
         try:
             self.block(func.body)
@@ -111,7 +125,7 @@ class Walker:
             return self.inline_refused(call, args)
         env = self.bind_arguments(node.params, call, args, dict(self.frame.env), None)
         if isinstance(node, cst.FunctionDef):
-            return self.invoke(node, env, self.frame.invocation + (call,))[0]
+            return self.invoke(node, env, self.frame.invocation + (call,), closure=True)[0]
         frame = Frame(env, self.frame.invocation + (call,), self.loop_depth, name)
         self.frames.append(frame)
         try:
@@ -317,12 +331,11 @@ class Walker:
                 for i, (element, item) in enumerate(zip(elements, value.items)):
                     self.assign(element.value, item, nodes[i].value if nodes else node)
                 return
-            element_value = self.element_of(value)
-            for element in elements:
+            for i, element in enumerate(elements):
                 if isinstance(element, cst.StarredElement):
-                    self.assign(element.value, Seq([element_value]), node)
+                    self.assign(element.value, Seq([self.element_of(value)]), node)
                 else:
-                    self.assign(element.value, element_value, node)
+                    self.assign(element.value, self.unpacked(value, i), node)
         elif isinstance(target, cst.StarredElement):
             self.assign(target.value, Seq([value]), node)
         elif isinstance(target, cst.Attribute) and is_self(target.value):
@@ -409,24 +422,33 @@ def literal_index(expr: cst.Subscript) -> Optional[str]:
     return literal_str(value)
 
 
-def annotation_holds_tensor(scope: FileScope, ann: cst.BaseExpression) -> bool:
-    """Whether a parameter annotated so may hold a tensor."""
+def annotated_value(scope: FileScope, ann: cst.BaseExpression) -> Value:
+    """What a parameter annotated so holds: ACT (may hold an activation), TENSOR (an integer
+    or bool tensor, never an activation) or PY (no tensor)."""
     if isinstance(ann, cst.SimpleString):
-        return "Tensor" in ann.value or "Any" in ann.value
+        return ACT if "Tensor" in ann.value or "Any" in ann.value else PY
     if isinstance(ann, cst.Name) and ann.value == "None":
-        return False
+        return PY
     if isinstance(ann, cst.BinaryOperation):  # X | None
-        return annotation_holds_tensor(scope, ann.left) or annotation_holds_tensor(scope, ann.right)
+        return _widest(annotated_value(scope, ann.left), annotated_value(scope, ann.right))
     if isinstance(ann, cst.Subscript):
         outer = scope.qname(ann.value)
         if ops.ANNOTATIONS.get(outer) is ops.Annotation.WRAPPER or (outer or "").rsplit(".", 1)[-1] in ops.WRAPPER_NAMES:
-            return any(annotation_holds_tensor(scope, e.slice.value)
-                       for e in ann.slice if isinstance(e.slice, cst.Index))
-        return True
+            return _widest(*(annotated_value(scope, e.slice.value) for e in ann.slice if isinstance(e.slice, cst.Index)))
+        return ACT
     qname = scope.qname(ann)
-    if qname is None and isinstance(ann, cst.Name):
-        qname = "builtins." + ann.value
-    return ops.ANNOTATIONS.get(qname) is not ops.Annotation.NOT_TENSOR
+    if qname is None:  # a name nothing binds
+        return PY if isinstance(ann, cst.Name) and ann.value in ops.PYTHON_TYPES else ACT
+    kind = ops.ANNOTATIONS.get(qname)
+    if kind in (ops.Annotation.TENSOR, ops.Annotation.ANY):
+        return ACT
+    return TENSOR if kind is ops.Annotation.INDEX else PY
+
+
+def _widest(*values: Value) -> Value:
+    if any(v is ACT for v in values):
+        return ACT
+    return TENSOR if any(v is TENSOR for v in values) else PY
 
 
 def default_holds_tensor(default) -> bool:

@@ -4,10 +4,12 @@ Two phases, so that files can be linted in parallel and still see each other's c
 
 1. `FileModel(path, source, module)` parses nothing itself: given a parsed module it
    resolves the file's names (`scope.py`), runs the `__init__` pass of each class
-   (`init.py`) and summarizes what other files need in a pickleable `FileSummary`.
+   (`init.py`), and `summary()` summarizes what other files need in a pickleable
+   `FileSummary`, with each forward and function as a flow (`forward.summarize`).
 2. A `ProjectIndex` merges the summaries of every file of the run; rules then ask the file
    model which classes are nn.Modules (through bases in any file), what their attributes
-   are (through inherited `__init__`s) and what their forward path does (`forward.py`).
+   are (through inherited `__init__`s) and what their forward paths do in each context the
+   run gives them (`runs()`, `trace()`).
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ from typing import Optional
 
 import libcst as cst
 
-from qlint.semantic.forward import Trace, trace_forward
+from qlint.semantic.forward import Trace, summarize, trace_forward
 from qlint.semantic.fusion import find_fuse_wrappers
-from qlint.semantic.index import ProjectIndex
+from qlint.semantic.index import Context, ProjectIndex
 from qlint.semantic.init import InitPass
+from qlint.semantic.interpret import annotated_value, default_holds_tensor
 from qlint.semantic.scope import ClassModel, FileScope
 from qlint.semantic.summaries import FileSummary
+from qlint.semantic.values import PY
 
 
 class FileModel(FileScope):
@@ -29,7 +33,6 @@ class FileModel(FileScope):
 
     def __init__(self, path: Path, source: str, module: cst.Module):
         super().__init__(path, source, module)
-        self._traces: dict[str, Trace] = {}
         for cls in self.classes.values():
             InitPass(self, cls).run()
 
@@ -42,14 +45,67 @@ class FileModel(FileScope):
         """The run's index (phase two): what was derived without it is computed again."""
         self._index = index
         self.cache = {}
-        self._traces = {}
+        self._runs: Optional[list[Trace]] = None
+        self._primary: dict[str, Trace] = {}
 
     def summary(self) -> FileSummary:
-        return FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
-                           self.function_returns, dict(self.imported), find_fuse_wrappers(self))
+        summary = FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
+                              self.function_returns, dict(self.imported), find_fuse_wrappers(self))
+        self.index = ProjectIndex([summary])  # this file alone
+        for cls in self.classes.values():
+            if "forward" in cls.methods:
+                cls.summary.forward = summarize(self, self.index, cls, cls.methods["forward"])
+        for name, func in self.functions.items():
+            if self._may_take_tensors(func):
+                summary.functions[f"{self.module_name}.{name}"] = summarize(self, self.index, None, func)
+        self.index = None
+        return summary
+
+    def _may_take_tensors(self, func: cst.FunctionDef) -> bool:
+        """Whether a function can be given a tensor (by its parameters' annotations and
+        defaults): only those are summarized for callers in other files."""
+        params = func.params
+        return isinstance(params.star_arg, cst.Param) or any(
+            annotated_value(self, p.annotation.annotation) is not PY if p.annotation is not None
+            else default_holds_tensor(p.default) for p in (*params.posonly_params, *params.params))
+
+    def runs(self) -> list[Trace]:
+        """Every traced run of the file: each module class's forward in each of its contexts,
+        and the methods and functions that other files call, in the contexts they give."""
+        if self._runs is None:
+            self._runs = []
+            for cls in self.module_classes():
+                found = self.find_method(cls, "forward")
+                if found is not None:
+                    for context in self.index.contexts(("class", cls.qname)):
+                        self._trace(cls, found[1], context)
+                for name, method in cls.methods.items():
+                    for context in self._foreign(("method", cls.qname, name)):
+                        self._trace(cls, method, context)
+            for name, func in self.functions.items():
+                for context in self._foreign(("function", f"{self.module_name}.{name}")):
+                    self._trace(None, func, context)
+        return self._runs
 
     def trace(self, cls: ClassModel) -> Trace:
-        """The forward-path trace of a module class (computed once)."""
-        if cls.qname not in self._traces:
-            self._traces[cls.qname] = trace_forward(self, self.index, cls)
-        return self._traces[cls.qname]
+        """The forward-path trace of a module class in its first context."""
+        self.runs()
+        if cls.qname not in self._primary:
+            found = self.find_method(cls, "forward")
+            self._primary[cls.qname] = trace_forward(self, self.index, cls, found[1]) if found else Trace()
+        return self._primary[cls.qname]
+
+    def _trace(self, cls: Optional[ClassModel], func: cst.FunctionDef, context: Context) -> None:
+        trace = trace_forward(self, self.index, cls, func, context)
+        trace.cls = cls
+        self._runs.append(trace)
+        if cls is not None and func.name.value == "forward" and cls.qname not in self._primary:
+            self._primary[cls.qname] = trace
+
+    def _foreign(self, target: tuple) -> list[Context]:
+        """The contexts other files' calls give a method or function of this file (calls in this
+        file run it inline)."""
+        prefix = self.module_name + "."
+        return [c for c in self.index.contexts(target)
+                if c.known and c.caller is not None and not c.caller.startswith(prefix)]
+

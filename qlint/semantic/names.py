@@ -28,6 +28,9 @@ DEPRECATED_NAMESPACES = {
 _FLATTENED = {
     "torch.nn.modules": True,
     "torch.ao.nn.quantized.modules": True,
+    "torch.ao.nn.intrinsic.modules": True,
+    "torch.ao.nn.intrinsic.qat.modules": True,
+    "torch.ao.nn.qat.modules": True,
     "torch.nn.parameter": False,
     "torch.ao.quantization.stubs": False,
     "torch.ao.quantization.fuse_modules": False,

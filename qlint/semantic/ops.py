@@ -185,19 +185,27 @@ def operator_op(symbol: str) -> Optional[Op]:
 
 # --- annotations --------------------------------------------------------------------------
 class Annotation(enum.Enum):
-    NOT_TENSOR = "a Python type that never holds a tensor"
+    TENSOR = "a float tensor: may be an activation"
+    INDEX = "an integer or bool tensor: never an activation"
+    ANY = "anything, a tensor included"
     WRAPPER = "a container or union: holds a tensor when one of its arguments does"
+    # any other class named by an annotation holds no tensor (an int, a config, a cache)
 
 
 ANNOTATIONS: dict[str, Annotation] = {
-    **{name: Annotation.NOT_TENSOR for name in (
-        "builtins.int", "builtins.float", "builtins.bool", "builtins.str", "builtins.bytes",
-        "builtins.complex", "torch.Size", "torch.dtype", "torch.device", "builtins.None")},
+    **{"torch." + name: Annotation.TENSOR for name in (
+        "Tensor", "FloatTensor", "HalfTensor", "DoubleTensor", "BFloat16Tensor", "nn.Parameter")},
+    **{"torch." + name: Annotation.INDEX for name in (
+        "LongTensor", "IntTensor", "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor")},
+    **{name: Annotation.ANY for name in ("typing.Any", "builtins.object", "typing_extensions.Any")},
     **{name: Annotation.WRAPPER for name in (
         "typing.Optional", "typing.Union", "typing.List", "typing.Tuple", "typing.Sequence",
         "typing.Dict", "typing.Iterable", "typing.Mapping", "builtins.list", "builtins.tuple",
         "builtins.dict", "typing.Final", "typing.Set", "builtins.set")},
 }
+# Python's own types, by name (an annotation naming one holds no tensor).
+PYTHON_TYPES = frozenset({"int", "float", "bool", "str", "bytes", "complex", "list", "tuple", "dict", "set",
+                          "frozenset", "type", "range", "slice"})
 # The last part of a wrapper's name, when it is imported from elsewhere (typing_extensions).
 WRAPPER_NAMES = frozenset({"Optional", "Union", "List", "Tuple", "Sequence", "Dict", "list", "tuple", "dict"})
 TUPLE_NAMES = frozenset({"Tuple", "tuple"})

@@ -23,6 +23,7 @@ class Alias:
     name: str  # this binding ("self.relu2", "position 3 of nn.Sequential")
     first: str  # the first binding of the same instance
     cls: Optional[str]
+    anchor: Optional[cst.CSTNode] = None  # the method it is in (for positions)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ClassModel:
     methods: dict[str, cst.FunctionDef]
     summary: ClassSummary
     aliases: list[Alias] = field(default_factory=list)
+    stub_nodes: dict = field(default_factory=dict)  # stub attribute -> the call building it
 
 
 class FileScope:

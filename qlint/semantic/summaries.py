@@ -20,6 +20,7 @@ class AttrSummary:
     cls: Optional[str] = None  # qualified class of a module or container
     members: Optional[tuple] = None  # literal container members: ((name, cls), ...)
     element: Optional[str] = None  # the class of every member, when a comprehension built them
+    others: tuple = ()  # other classes bound to it on other arms (`if sine: ... else: ...`)
 
 
 @dataclass
@@ -31,6 +32,12 @@ class ClassSummary:
     attrs: dict[str, AttrSummary]
     methods: frozenset[str]
     dynamic_attrs: bool = False  # attributes bound under computed names (setattr, add_module)
+    float_island: bool = False  # `self.qconfig = None`: convert() leaves the class float
+    float_attrs: frozenset[str] = frozenset()  # attribute paths given `qconfig = None`
+    stubs: frozenset[str] = frozenset()  # QuantStub/DeQuantStub attributes its own __init__ builds
+    defined: frozenset[str] = frozenset()  # every name an instance has: methods, class and self attributes
+    getattr_hook: bool = False  # defines __getattr__ or __getattribute__
+    forward: Optional["Flow"] = None  # its own forward method, summarized
 
 
 @dataclass
@@ -40,3 +47,41 @@ class FileSummary:
     function_returns: dict[str, str]  # function qname -> qualified class it returns
     exports: dict[str, str]  # module-level import bindings, for re-exports
     fuse_wrappers: dict[str, tuple[int, int]] = field(default_factory=dict)  # function qname -> (model, groups) parameter indices
+    functions: dict[str, "Flow"] = field(default_factory=dict)  # module-level functions, summarized
+
+
+# ----- flows: how a method's values derive from its parameters and its calls ----------------
+# An origin is a small tuple the project index evaluates for each caller:
+#   ("param", name)            the value a parameter is given
+#   ("site", k)                what the k-th call site of the flow returns
+#   ("item", origin, i)        item i of a sequence (i None: any element)
+#   ("join", (origin, ...))    a value computed from several (activations dominate)
+#   ("seq", (origin, ...))     a tuple or list of values
+#   ("const", key)             a value known without the caller (`values.Value.key()`)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A call whose callee is resolved by the index:
+    ("attr", "layers.0")   the submodule at an attribute path of self;
+    ("member", "layers")   a member of the container at that path, reached by iteration;
+    ("class", qname)       a module of a known class (no path);
+    ("method", name)       a method of self not defined in this file;
+    ("function", qname)    a function defined in another file of the run."""
+
+    callee: tuple
+    args: tuple  # origins of the positional arguments
+    keywords: tuple  # (name, origin) of the keyword arguments
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A method or function summarized for its callers."""
+
+    params: tuple[str, ...]  # parameter names, without self
+    kinds: tuple[str, ...]  # each: "tensor" (may hold one), "annotated" (annotated as no tensor), "literal" (a literal default)
+    defaults: tuple  # each: the key of its default value, or None
+    sites: tuple[Site, ...]
+    returns: tuple  # origin of the returned value
+    reads: frozenset[str] = frozenset()  # self attributes read on the path
+    opaque: bool = False  # it calls self methods defined elsewhere or reads self attributes by computed name

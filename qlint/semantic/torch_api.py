@@ -79,7 +79,49 @@ CONCAT_FUNCTIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate", 
 DIVISION_FUNCTIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
 DIVISION_METHODS = frozenset({"div", "divide", "true_divide"})
 
+QUANT_STUB = "torch.ao.quantization.QuantStub"
 DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
+QUANT_WRAPPER = "torch.ao.quantization.QuantWrapper"  # quant -> module -> dequant: returns float
+
+# Modules eager convert() replaces by quantized modules that take and return quantized
+# tensors and raise on a float one: torch.ao.quantization's default static mapping (the
+# 2.13 keys, by canonical name; tests/runtime/test_stub_rules.py checks it against torch),
+# without the stubs, Dropout (quantized Dropout passes any tensor through) and Embedding
+# (quantized only with a weight-only qconfig; it takes indices).
+_INTRINSIC = "torch.ao.nn.intrinsic."
+SWAPPED_MODULES = frozenset(
+    {NN + name for name in (
+        "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "Linear", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+        "InstanceNorm2d", "InstanceNorm3d", "ELU", "Hardswish", "LeakyReLU", "PReLU", "ReLU6",
+        "NonDynamicallyQuantizableLinear")}
+    | {_INTRINSIC + name for name in (
+        "BNReLU2d", "BNReLU3d", "ConvAdd2d", "ConvAddReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d",
+        "LinearLeakyReLU", "LinearReLU", "LinearTanh")}
+    | {_INTRINSIC + "qat." + name for name in (
+        "ConvBn1d", "ConvBn2d", "ConvBn3d", "ConvBnReLU1d", "ConvBnReLU2d", "ConvBnReLU3d",
+        "ConvReLU2d", "ConvReLU3d", "LinearBn1d", "LinearReLU")}
+    | {"torch.ao.nn.qat." + name for name in ("Conv2d", "Conv3d", "Linear")})
+
+# What an nn.Module instance has without defining it (a `self.x(...)` of these is no typo).
+NN_MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu",
+    "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "type", "xpu", "zero_grad", "training", "_parameters", "_buffers", "_modules", "_apply",
+    "_call_impl", "_compiled_call_impl", "_get_name", "_load_from_state_dict", "_named_members",
+    "_save_to_state_dict", "_slow_forward", "_version", "_wrapped_call_impl", "__call__",
+    "_replicate_for_data_parallel", "_register_load_state_dict_pre_hook", "_register_state_dict_hook",
+    "_get_backward_hooks", "_get_backward_pre_hooks", "_maybe_warn_non_full_backward_hook",
+    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_is_full_backward_hook",
+})
 
 INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 

