@@ -11,6 +11,7 @@ from qlint.runtime import (
     assert_parity,
     assert_qparams_in_optimizer,
     assert_quant_state,
+    quant_report,
     quant_state,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "assert_parity",
     "assert_qparams_in_optimizer",
     "assert_quant_state",
+    "quant_report",
     "quant_state",
 ]
