@@ -14,6 +14,7 @@ from qlint.runtime import (
     quant_report,
     quant_state,
 )
+from pytest_qlint.suite import quant_test_suite
 
 __all__ = [
     "assert_calibrated",
@@ -24,4 +25,5 @@ __all__ = [
     "assert_quant_state",
     "quant_report",
     "quant_state",
+    "quant_test_suite",
 ]
