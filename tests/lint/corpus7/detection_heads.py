@@ -1,7 +1,7 @@
 """Detection heads: a RetinaNet-style detector whose anchors and box decoding stay float after
 per-output DeQuantStubs, a YOLO-style export head that concatenates boxes and class
-probabilities, a query-based head with iterative box refinement, and a CenterNet-style
-heatmap head."""
+probabilities, a query-based head with iterative box refinement, a CenterNet-style heatmap
+head, and a decoupled head whose branches kept their own stubs."""
 import torch
 import torch.nn as nn
 from torch.ao.nn.quantized import FloatFunctional
@@ -20,7 +20,7 @@ def decode_boxes(deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     wh = anchors[..., 2:] - anchors[..., :2]
     ctr = anchors[..., :2] + 0.5 * wh
     pred_ctr = ctr + deltas[..., :2] * wh  # expect: QL702
-    pred_wh = torch.exp(deltas[..., 2:].clamp(max=4.0)) * wh
+    pred_wh = torch.exp(deltas[..., 2:].clamp(max=4.0)) * wh  # allow: QL702
     return torch.cat([pred_ctr - 0.5 * pred_wh, pred_ctr + 0.5 * pred_wh], dim=-1)
 
 
@@ -64,7 +64,7 @@ class QuantizableRetinaLite(nn.Module):
         self.cat_cls = FloatFunctional()
         self.cat_box = FloatFunctional()
         self.dequant_cls = DeQuantStub()
-        self.dequant_box = DeQuantStub()
+        self.dequant_box = DeQuantStub()  # allow: QL704
 
     @staticmethod
     def _flatten(maps, width: int):
@@ -137,6 +137,27 @@ class QueryBoxRefiner(nn.Module):
                 e = self.box_embeds[i](b)  # expect: QL701
             h = self.adds[i].add(h, e)
         return torch.stack(boxes)
+
+
+class DecoupledHeadDetector(nn.Module):
+    """The task branches kept the stubs they had when the head was benchmarked alone."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.quant = QuantStub()
+        self.backbone = TwoLevelBackbone()
+        self.quant_cls = QuantStub()
+        self.cls_branch = nn.Sequential(ConvReLU(16, 16), nn.Conv2d(16, num_classes, 1))
+        self.quant_reg = QuantStub()
+        self.reg_branch = nn.Sequential(ConvReLU(16, 16), nn.Conv2d(16, 4, 1))
+        self.dequant_cls = DeQuantStub()
+        self.dequant_reg = DeQuantStub()
+
+    def forward(self, images):
+        _, c4 = self.backbone(self.quant(images))
+        cls = self.cls_branch(self.quant_cls(c4))  # expect: QL703
+        reg = self.reg_branch(self.quant_reg(c4))  # expect: QL703
+        return self.dequant_cls(cls).sigmoid(), self.dequant_reg(reg)
 
 
 class CenterNetLite(nn.Module):

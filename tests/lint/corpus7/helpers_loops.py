@@ -1,5 +1,5 @@
 """Module-level helpers and loops on the forward path: channel shuffle and coordinate grids
-called with quantized and float tensors, a stub per resolution branch built in a loop, a
+called with quantized and float tensors, an inference copy of a block, a stub per resolution branch built in a loop, a
 shared stem added in front of branches that kept their stubs, and an FPN top-down loop
 whose per-level outputs are dequantized."""
 import torch
@@ -42,6 +42,14 @@ class ShuffleBlock(nn.Module):
     def forward(self, x):
         x1, x2 = x.chunk(2, dim=1)
         return channel_shuffle(self.cat.cat([x1, self.branch(x2)], dim=1), 2)
+
+
+class ShuffleBlockInference(ShuffleBlock):
+    """Inference copy of a training block; stochastic depth was dropped from __init__."""
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=1)
+        return channel_shuffle(self.cat.cat([x1, self.drop_path(self.branch(x2))], dim=1), 2)  # expect: QL705
 
 
 class CoordConvNet(nn.Module):

@@ -1,8 +1,9 @@
 """Stubs across module boundaries: stub-less children called by a parent that quantizes, a
 self-contained int8 embedder reused inside bigger models (in one of them its QuantStub sees an
 already quantized tensor), QuantWrapper around models with and without their own stubs,
-a two-stage pipeline that dequantizes between the stages, and services that return int8
-features or float scores."""
+a two-stage pipeline that dequantizes between the stages, services that return int8
+features or float scores, and a stacking ensemble over members that return float logits
+next to their embeddings."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -168,3 +169,51 @@ class ScoringService(nn.Module):
 
     def forward(self, x):
         return self.head(torch.flatten(self.pool(self.backbone(self.quant(x))), 1))
+
+
+class Member(nn.Module):
+    """Returns float logits and its int8 embedding."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.quant = QuantStub()
+        self.features = nn.Sequential(ConvBNReLU(3, 16, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, num_classes)
+        self.dequant = DeQuantStub()
+
+    def forward(self, x):
+        emb = self.features(self.quant(x))
+        return self.dequant(self.fc(emb)), emb
+
+
+class MemberFloatEmbedding(Member):
+    def __init__(self, num_classes: int = 10):
+        super().__init__(num_classes)
+        self.dequant_emb = DeQuantStub()
+
+    def forward(self, x):
+        emb = self.features(self.quant(x))
+        return self.dequant(self.fc(emb)), self.dequant_emb(emb)
+
+
+class StackingEnsemble(nn.Module):
+    """A float meta-classifier over the members' logits and embeddings."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.a = Member(num_classes)
+        self.b = Member(num_classes)
+        self.meta = nn.Linear(2 * num_classes + 2 * 16, num_classes)
+        self.meta.qconfig = None
+
+    def forward(self, x):
+        la, ea = self.a(x)
+        lb, eb = self.b(x)
+        return self.meta(torch.cat([la, lb, ea, eb], dim=1))  # expect: QL702
+
+
+class StackingEnsembleFloatEmbeddings(StackingEnsemble):
+    def __init__(self, num_classes: int = 10):
+        super().__init__(num_classes)
+        self.a = MemberFloatEmbedding(num_classes)
+        self.b = MemberFloatEmbedding(num_classes)

@@ -175,6 +175,33 @@ class TwoLayerPoolHead(PoolHead):
         return self.classifer(self.act2(x))  # expect: QL705
 
 
+class TimmStyleNet(nn.Module):
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.quant = QuantStub()
+        self.stem = ConvBNReLU(3, 16, 2)
+        self.stages = nn.Sequential(ShuffleUnit(16), ConvBNReLU(32, 32, 2))
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(32, num_classes)
+        self.dequant = DeQuantStub()
+
+    def forward_features(self, x):
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = torch.flatten(self.global_pool(x), 1)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x):
+        return self.dequant(self.forward_head(self.forward_features(self.quant(x))))
+
+
+class TimmStyleEmbedder(TimmStyleNet):
+    def forward(self, x):
+        x = self.forward_feature(self.quant(x))  # expect: QL705
+        return self.dequant(self.forward_head(x, pre_logits=True))
+
+
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
