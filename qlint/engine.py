@@ -12,7 +12,6 @@ import ast
 import gc
 import multiprocessing
 import os
-import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import libcst as cst
 
 from qlint.finding import Finding
+from qlint.noqa import Noqa
 from qlint.registry import all_rules
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -29,13 +29,14 @@ if TYPE_CHECKING:
     from qlint.config import Config
 
 PARSE_ERROR = "QL000"
+UNUSED_NOQA = "QL001"
+_ENGINE_CODES = (PARSE_ERROR, UNUSED_NOQA)  # reported by the engine, not by a rule's check
 # How many files outside the run may be read for base classes.
 MAX_DEPENDENCIES = 64
 # Qualified names never looked for in the project's files.
 _EXTERNAL = ("torch.", "builtins.", "typing.", "abc.", "collections.", "enum.")
 # Below this many files, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 16
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
 def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = None) -> list[Finding]:
@@ -87,6 +88,20 @@ def fix_paths(files: Sequence[Path], config: "Config") -> dict[Path, int]:
     return changed
 
 
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False) -> tuple[list[Finding], bytes]:
+    """Lint source given for `path` (standard input) as that file of its project would be,
+    base classes from other files included; with `fix`, fix it first. Returns the findings
+    left and the source (fixed or not)."""
+    unit = _Unit(path, codes)
+    summary = unit.parse(data)
+    index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
+    findings = unit.check(index)
+    if fix and unit.fixes:
+        data = unit.model.module.visit(_Replace(unit.fixes)).bytes
+        return lint_text(data, path, codes)[0], data
+    return sorted(findings), data
+
+
 class _Replace(cst.CSTTransformer):
     """Replaces nodes by identity (the nodes the rules reported on)."""
 
@@ -99,8 +114,9 @@ class _Replace(cst.CSTTransformer):
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
-    """Lint one file's source on its own (no other file's classes are known)."""
-    codes = frozenset(all_rules()) if codes is None else codes
+    """Lint one file's source on its own (no other file's classes are known); `codes`
+    defaults to the rules enabled by default."""
+    codes = frozenset(c for c, rule in all_rules().items() if not rule.opt_in) if codes is None else codes
     unit = _Unit(Path(path), codes)
     summary = unit.parse(source.encode("utf-8"))
     index = ProjectIndex([summary] if summary else [])
@@ -161,21 +177,33 @@ class _Unit:
         model.index = index
         reports, failures = [], []
         for code, rule in all_rules().items():
-            if code not in self.codes or code == PARSE_ERROR:
+            if code not in self.codes or code in _ENGINE_CODES:
                 continue
             try:
                 reports.extend((rule, report) for report in rule().check(model))
             except Exception as exc:  # an internal failure is a finding, never a crash
                 failures.append(self._failure(1, 1, f"internal error in {code}: {type(exc).__name__}: {exc}"))
+        noqa = Noqa(model.source)
+        findings = self._findings(reports, noqa)
+        if UNUSED_NOQA in self.codes:
+            from qlint.rules.suppression import UnusedNoqa, unused_noqa_reports
+
+            findings += self._findings([(UnusedNoqa, r) for r in unused_noqa_reports(model, noqa, self.codes)], noqa)
+        if PARSE_ERROR in self.codes:
+            findings.extend(failures)
+        return findings
+
+    def _findings(self, reports, noqa: Noqa) -> list[Finding]:
+        """Locate the reports, drop those under `# noqa`, keep their fixes for --fix."""
         if not reports:
-            return failures if PARSE_ERROR in self.codes else []
+            return []
+        model = self.model
         nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
         positions = locate(model.module, nodes)
-        lines = model.source.splitlines()
         findings, seen = [], set()
         for rule, report in reports:
             line, column, end_line, end_column = positions.get(id(report.node), (1, 1, 1, 1))
-            if (line, column, rule.code) in seen or _suppressed(lines, line, rule.code):
+            if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
             if rule.fixable and report.fix is not None:
@@ -185,19 +213,7 @@ class _Unit:
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))
             findings.append(Finding(str(self.path), line, column, end_line, end_column, rule.code,
                                     rule.name, report.severity or rule.severity, message))
-        if PARSE_ERROR in self.codes:
-            findings.extend(failures)
         return findings
-
-
-def _suppressed(lines: list[str], line: int, code: str) -> bool:
-    if not 0 < line <= len(lines) or "noqa" not in lines[line - 1].lower():
-        return False
-    match = _NOQA.search(lines[line - 1])
-    if match is None:
-        return False
-    codes = match.group("codes")
-    return codes is None or code in {c.strip().upper() for c in codes.split(",")}
 
 
 def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple[list[FileSummary], list[Path]]:
