@@ -218,6 +218,16 @@ class _Notes:
 
 
 def _lint_files(files, config, args, notes: _Notes):
+    """The findings of `files`, through the result cache unless --no-cache."""
+    if not args.no_cache and files:
+        from qlint.cache import CacheUnavailable, ResultCache, lint_cached
+
+        try:
+            cache = ResultCache(config.root, config)
+        except CacheUnavailable as error:
+            notes.warn(f"{error}; linting without it (--no-cache silences this)")
+        else:
+            return lint_cached(files, config, cache, jobs=args.jobs)
     from qlint.engine import lint_paths
 
     return lint_paths(files, config, jobs=args.jobs)

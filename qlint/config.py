@@ -38,6 +38,7 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "*.egg-info",
     ".mypy_cache",
     ".ruff_cache",
+    ".qlint_cache",
     ".pytest_cache",
     "__pycache__",
     "build",

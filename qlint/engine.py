@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -48,14 +49,35 @@ def lint_with_dependencies(files: Sequence[Path], config: "Config",
                            jobs: Optional[int] = None) -> tuple[list[Finding], list[Path]]:
     """Lint files, and say which other files of the project were read for base classes
     defined outside the run (what the findings depend on besides the files themselves)."""
+    result = lint_project(files, config, jobs)
+    return result.findings, result.read
+
+
+@dataclass
+class ProjectLint:
+    findings: list[Finding]
+    summaries: dict[Path, FileSummary]  # by resolved path: the run's files, the known ones, those read
+    read: list[Path]  # files outside the run read for base classes
+
+
+def lint_project(files: Sequence[Path], config: "Config", jobs: Optional[int] = None,
+                 known: Sequence[tuple[FileSummary, Path]] = ()) -> ProjectLint:
+    """Lint files; `known` are (summary, path) of other files of the run summarized before
+    (the CLI's cache): they join the index unparsed and unchecked, so that the files
+    linted see the same project as in a run of them all."""
     tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
     with _collector_paused():
         if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-            findings, dependencies = _lint_serial(tasks)
+            findings, summaries, read = _lint_serial(tasks, list(known))
         else:
-            findings, dependencies = _lint_parallel(tasks, jobs)
-    return sorted(findings), dependencies
+            findings, summaries, read = _lint_parallel(tasks, jobs, list(known))
+    return ProjectLint(sorted(findings), summaries, read)
+
+
+def _summarized(parsed, summaries, read) -> dict[Path, FileSummary]:
+    """Summaries by resolved path (`_with_dependencies` appends those of `read` in order)."""
+    return {path.resolve(): summary for path, summary in zip([p for _, p in parsed] + read, summaries)}
 
 
 @contextmanager
@@ -260,12 +282,13 @@ def _module_files(qname: str, roots: list[Path]):
                     yield candidate.resolve()
 
 
-def _lint_serial(tasks) -> tuple[list[Finding], list[Path]]:
+def _lint_serial(tasks, known):
     units = [_Unit(path, codes) for path, codes in tasks]
-    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
+    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None] + known
     summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
     index = ProjectIndex(summaries)
-    return [finding for unit in units for finding in unit.check(index)], dependencies
+    findings = [finding for unit in units for finding in unit.check(index)]
+    return findings, _summarized(parsed, summaries, dependencies), dependencies
 
 
 def _worker(conn, tasks) -> None:
@@ -277,7 +300,7 @@ def _worker(conn, tasks) -> None:
     conn.close()
 
 
-def _lint_parallel(tasks, jobs: int) -> list[Finding]:
+def _lint_parallel(tasks, jobs: int, known):
     """Both phases in `jobs` processes, files balanced by size."""
     shares = [[] for _ in range(jobs)]
     loads = [0] * jobs
@@ -295,7 +318,7 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
         pipes.append(parent)
         processes.append(process)
     try:
-        parsed = [item for pipe in pipes for item in pipe.recv()]
+        parsed = [item for pipe in pipes for item in pipe.recv()] + known
         summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
         for pipe in pipes:
             pipe.send(summaries)
@@ -303,7 +326,7 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
     finally:
         for process in processes:
             process.join(timeout=5)
-    return findings, dependencies
+    return findings, _summarized(parsed, summaries, dependencies), dependencies
 
 
 def _start_method() -> str:
