@@ -70,13 +70,13 @@ class MLP(nn.Module):
     def __init__(self):
         super().__init__()
         self.quant = QuantStub()
-        self.fc1, self.relu1 = nn.Linear(12, 32), nn.ReLU()
+        self.fc1, self.relu1 = nn.Linear(192, 32), nn.ReLU()
         self.fc2, self.relu2 = nn.Linear(32, 32), nn.ReLU()
         self.head = nn.Linear(32, 5)
         self.dequant = DeQuantStub()
 
     def forward(self, x):
-        x = self.relu2(self.fc2(self.relu1(self.fc1(self.quant(x.flatten(1)[:, :12])))))
+        x = self.relu2(self.fc2(self.relu1(self.fc1(self.quant(x.flatten(1))))))
         return self.dequant(self.head(x))
 
 

@@ -83,6 +83,10 @@ SCENARIOS: dict[str, list[tuple]] = {
         ("call", "fuse_for", (True,)),
         ("call", "fuse_for", (False,)),
     ],
+    "optimizer_order.py": calls(
+        "qat_on_returned_copy", "qat_on_deepcopy", "lsq_qat", "param_groups_then_copy",
+        "lsq_activations_only", "qat_rebuilt_optimizer", "qat_in_place_default_qconfig",
+        "lsq_optimizer_after_prepare", "wrapper_prepared_in_place", "distill_into_quantized_student"),
 }
 
 
