@@ -87,6 +87,17 @@ SCENARIOS: dict[str, list[tuple]] = {
         "qat_on_returned_copy", "qat_on_deepcopy", "lsq_qat", "param_groups_then_copy",
         "lsq_activations_only", "qat_rebuilt_optimizer", "qat_in_place_default_qconfig",
         "lsq_optimizer_after_prepare", "wrapper_prepared_in_place", "distill_into_quantized_student"),
+    "qconfig_attach.py": [
+        *calls("ptq_forgot_qconfig", "qconfig_after_prepare", "qconfig_kept_in_a_variable",
+               "copy_taken_before_qconfig", "fused_copy_before_qconfig", "student_without_qconfig",
+               "qat_with_ptq_qconfig", "qat_with_default_qconfig", "qat_with_observer_qconfig",
+               "qat_backend_switch"),
+        ("call", "qat_backend_switch", ("qnnpack",)),
+        *calls("qat_with_fake_quant_qconfig"),
+        ("call", "qat_or_observe", (True,)),
+        *calls("class_sets_qconfig", "quantize_backbone_only", "qconfig_on_every_module",
+               "copy_taken_after_qconfig"),
+    ],
 }
 
 
