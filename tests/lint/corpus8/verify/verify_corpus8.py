@@ -44,6 +44,7 @@ from torch.ao.quantization import FakeQuantizeBase, ObserverBase
 
 CORPUS = Path(__file__).resolve().parents[1]
 LABELS = {kind: re.compile(rf"#.*?\b{kind}:\s*([A-Z0-9, ]+)") for kind in ("expect", "allow")}
+PROBE_SHAPES = ((8, 3, 16, 16), (8, 3, 8, 8))  # inputs tried when a scenario ran no forward
 BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 
 
@@ -67,6 +68,11 @@ def saved_state_dict(factory: str):
         torch.save(getattr(module, factory)().state_dict(), path)
         return str(path)
     return make
+
+
+def loader(module, tmp: Path):
+    """An argument: the module's own make_loader()."""
+    return module.make_loader()
 
 
 def calls(*names: str) -> list[tuple]:
@@ -97,6 +103,18 @@ SCENARIOS: dict[str, list[tuple]] = {
         ("call", "qat_or_observe", (True,)),
         *calls("class_sets_qconfig", "quantize_backbone_only", "qconfig_on_every_module",
                "copy_taken_after_qconfig"),
+    ],
+    "calibration_flows.py": [
+        ("call", "quantize_static", (loader,)),
+        *calls("prepare_then_convert"),
+        ("call", "calibrated_before_prepare", (loader,)),
+        *calls("one_line_quantize"),
+        ("call", "wrapper_calibrated_on_float", (loader,)),
+        ("call", "convert_a_copy_early", (loader,)),
+        ("call", "maybe_calibrate", (loader, True)),
+        *calls("calibrate_with_zeros", "calibrate_with_full_tensor", "calibrate_with_example_input"),
+        ("call", "shape_check_then_calibrate", (loader,)),
+        *calls("calibrate_on_random_batches"),
     ],
 }
 
@@ -305,16 +323,19 @@ class Recorder:
         return convert
 
     def sqnr(self, state, quantized) -> str:
-        shape = state["shape"] or self.last_shape
-        if shape is None:
-            return "n/a"
+        shapes = [s for s in (state["shape"], self.last_shape) if s] + list(PROBE_SHAPES)
         self.suspended = True
         try:
             generator = torch.Generator().manual_seed(1)
-            x = torch.randn(shape, generator=generator)
             reference = state["float"].eval()
             with torch.no_grad():
-                ref = reference(x)
+                for shape in shapes:
+                    x = torch.randn(shape, generator=generator)
+                    try:
+                        ref = reference(x)
+                        break
+                    except RuntimeError:
+                        continue
                 out = quantized(x)
             if out.is_quantized:
                 out = out.dequantize()
