@@ -116,6 +116,15 @@ SCENARIOS: dict[str, list[tuple]] = {
         ("call", "shape_check_then_calibrate", (loader,)),
         *calls("calibrate_on_random_batches"),
     ],
+    "argparse_ptq_qat.py": [
+        ("call", "main", (["--mode", "ptq"],)),
+        ("call", "main", (["--mode", "qat", "--backend", "qnnpack"],)),
+        ("call", "finetune_main", (["--mode", "qat"],)),
+        ("call", "finetune_main", (["--mode", "ptq"],)),
+        ("call", "qat_main", ([],)),
+        ("call", "export_main", ([],)),
+        ("call", "calibration_main", ([],)),
+    ],
 }
 
 
