@@ -125,6 +125,8 @@ SCENARIOS: dict[str, list[tuple]] = {
         ("call", "export_main", ([],)),
         ("call", "calibration_main", ([],)),
     ],
+    "trainer_class.py": [("call", "main", (stage,))
+                         for stage in ("qat", "ptq", "qat-copy", "qat-folded", "export", "quick")],
 }
 
 
