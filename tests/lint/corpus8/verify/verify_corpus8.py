@@ -70,6 +70,22 @@ def saved_state_dict(factory: str):
     return make
 
 
+def output(name: str):
+    """An argument: a path in the scratch directory."""
+    return lambda module, tmp: str(tmp / name)
+
+
+def wrapped_factory(module, tmp: Path):
+    """An argument: a model factory the script cannot see into (eval, fused, with a qconfig)."""
+    def factory():
+        model = module.TinyDetector().eval()
+        model.fuse_model()
+        wrapped = torch.ao.quantization.QuantWrapper(model)
+        wrapped.qconfig = torch.ao.quantization.get_default_qconfig("x86")
+        return wrapped
+    return factory
+
+
 def loader(module, tmp: Path):
     """An argument: the module's own make_loader()."""
     return module.make_loader()
@@ -127,6 +143,13 @@ SCENARIOS: dict[str, list[tuple]] = {
     ],
     "trainer_class.py": [("call", "main", (stage,))
                          for stage in ("qat", "ptq", "qat-copy", "qat-folded", "export", "quick")],
+    "lightning_hooks.py": [("call", "cli_main", ("fit",)), ("call", "cli_main", ("test",))],
+    "export_pipeline.py": [
+        ("call", "quantize_checkpoint", (saved_model("TinyDetector", "eval"), output("ckpt.pt"))),
+        ("call", "quantize_from_factory", (wrapped_factory, output("factory.pt"))),
+        *calls("qat_from_registry", "export_mobile", "export_with_example_input",
+               "qat_after_export_fusion", "qat_finetune", "quantize_unwrapped"),
+    ],
 }
 
 
@@ -360,6 +383,7 @@ class Recorder:
 
     # ---- installation ----------------------------------------------------------------------
     def install(self) -> None:
+        self.engine = torch.backends.quantized.engine
         self.handles = [
             torch.nn.modules.module.register_module_forward_pre_hook(self.pre_forward),
             torch.nn.modules.module.register_module_forward_hook(self.post_forward),
@@ -387,6 +411,7 @@ class Recorder:
             setattr(legacy, name, function)
 
     def reset(self) -> None:
+        torch.backends.quantized.engine = self.engine
         self.depth, self.window, self.stepped, self.optimizers = 0, [], False, []
         self.last_shape = None
 
@@ -394,6 +419,7 @@ class Recorder:
 def load(path: Path):
     spec = importlib.util.spec_from_file_location(f"corpus8_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # torch.save pickles the script's classes by module name
     spec.loader.exec_module(module)
     return module
 
