@@ -72,7 +72,9 @@ def quantize_static(loader):
 
 
 def prepare_then_convert():
-    model = build_model()
+    model = SegHead()
+    model.eval()
+    model.qconfig = get_default_qconfig("x86")
     prepared = prepare(model)
     quantized = convert(prepared)  # expect: QL606
     return quantized
@@ -121,7 +123,8 @@ def calibrate_with_zeros():
 
 
 def calibrate_with_full_tensor():
-    model = build_model()
+    model = SegHead().eval()
+    model.qconfig = default_qconfig
     prepare(model, inplace=True)
     dummy = torch.full((2, 3, 16, 16), 0.5)
     with torch.no_grad():
