@@ -499,7 +499,7 @@ def check(path: Path, events, rows) -> int:
     wanted = labels(path)
     failures = 0
     seen: dict[tuple[int, str], str] = {}
-    for code, frames, detail in events:
+    for code, frames, detail in dict.fromkeys(events):
         lines = [(start, end) for name, start, end in frames if name == path.name]
         hit = [key for key in wanted if key[1] == code and any(s <= key[0] <= e for s, e in lines)]
         if not hit:
