@@ -137,7 +137,7 @@ def _plots(report: QuantReport) -> list[tuple[str, bytes]] | str:
     def png(figure) -> bytes:
         FigureCanvasAgg(figure)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        figure.savefig(buffer, format="png", dpi=80)
         return buffer.getvalue()
 
     plots = [("Per-layer SQNR (quantized model vs float), model order", png(_bars(
@@ -159,7 +159,7 @@ def _bars(Figure, names, values, label, color):
     finite = [value for value in values if value is not None and math.isfinite(value)]
     ceiling = (max(finite) if finite else 0.0) + 10.0
     shown = [ceiling if value is not None and math.isinf(value) else (value or 0.0) for value in values]
-    figure = Figure(figsize=(8, 0.32 * len(names) + 1.2))
+    figure = Figure(figsize=(8, 0.32 * len(names) + 1.2), layout="constrained")
     axes = figure.add_subplot()
     positions = range(len(names))
     axes.barh(list(positions), shown, color=color)
@@ -177,7 +177,7 @@ def _histograms(Figure, report):
     names = [row["name"] for row in report.rows if row["name"] in report.histograms]
     columns = min(_HISTOGRAM_COLUMNS, len(names))
     rows = math.ceil(len(names) / columns)
-    figure = Figure(figsize=(3.2 * columns, 2.2 * rows))
+    figure = Figure(figsize=(3.2 * columns, 2.2 * rows), layout="constrained")
     for index, name in enumerate(names, start=1):
         data = report.histograms[name]
         axes = figure.add_subplot(rows, columns, index)
@@ -190,5 +190,4 @@ def _histograms(Figure, report):
                 axes.axvline(bound, color="#c44e52", linewidth=1)
         axes.set_title(name, fontsize=8)
         axes.tick_params(labelsize=6)
-    figure.tight_layout()
     return figure

@@ -7,11 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
+
+from qlint.cli import main  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MODELS = '''
@@ -49,11 +53,19 @@ def batches():
 
 
 def run(tmp_path, *arguments):
+    """`python -m qlint report ...` in a subprocess, from ``tmp_path``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "qlint", "report", *arguments],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
     )
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 @pytest.fixture
@@ -62,9 +74,27 @@ def project(tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def run_here(project, monkeypatch, capsys):
+    """`qlint report ...` in this process (torch is loaded once), from ``project``."""
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
+
+    def invoke(*arguments):
+        try:
+            code = main(["report", *arguments])
+        finally:
+            sys.modules.pop("mymodels", None)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
 @pytest.mark.parametrize("flow", ["ptq", "qat"])
-def test_clean_model_reports_and_exits_zero(project, flow):
-    result = run(project, "mymodels:Net", "--input", "2,3,6,6", "--flow", flow, "-o", "out.html",
+def test_clean_model_reports_and_exits_zero(project, run_here, flow):
+    result = run_here("mymodels:Net", "--input", "2,3,6,6", "--flow", flow, "-o", "out.html",
                  "--json", "out.json")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -73,11 +103,10 @@ def test_clean_model_reports_and_exits_zero(project, flow):
     assert (project / "out.html").read_text().startswith("<!DOCTYPE html>")
     data = json.loads((project / "out.json").read_text())
     assert sorted(row["name"] for row in data["rows"]) == ["conv", "fc", "quant"]
-    assert "sensitivity [" not in result.stderr  # no progress bar when stderr is not a terminal
 
 
-def test_failed_check_exits_one_and_calibration_callable(project):
-    result = run(project, "mymodels:RawAdd", "--input", "2,3,6,6", "--calibration", "mymodels:batches",
+def test_failed_check_exits_one_and_calibration_callable(run_here):
+    result = run_here("mymodels:RawAdd", "--input", "2,3,6,6", "--calibration", "mymodels:batches",
                  "--max-layers", "1", "-o", "out.html")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL assert_parity: the converted model crashed" in result.stdout
@@ -90,14 +119,22 @@ def test_failed_check_exits_one_and_calibration_callable(project):
     (["mymodels:Missing", "--input", "1,3,6,6"], "mymodels has no attribute 'Missing'"),
     (["mymodels:Net", "--input", "1,3,6,6", "--flow", "pt2e"], "--flow pt2e is not supported yet"),
 ])
-def test_usage_errors_exit_two(project, arguments, message):
-    result = run(project, *arguments)
+def test_usage_errors_exit_two(run_here, arguments, message):
+    result = run_here(*arguments)
     assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
-def test_bad_shape_is_a_usage_error(project):
-    result = run(project, "mymodels:Net", "--input", "1,x")
+def test_bad_shape_is_a_usage_error(run_here):
+    result = run_here("mymodels:Net", "--input", "1,x")
     assert result.returncode == 2 and "comma-separated sizes" in result.stderr
+
+
+def test_command_line_entry_point(project):
+    """The real `python -m qlint report` from the project directory (a fresh process)."""
+    result = run(project, "mymodels:Net", "--input", "2,3,6,6", "--no-sensitivity", "-o", "out.html")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sensitivity sweep off" in result.stdout and (project / "out.html").exists()
+    assert "sensitivity [" not in result.stderr  # no progress bar when stderr is not a terminal
 
 
 def test_linting_never_imports_torch(tmp_path):
