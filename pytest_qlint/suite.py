@@ -35,7 +35,10 @@ other items use the first). pytest's own ``-k``/``--deselect`` work as usual.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -66,12 +69,14 @@ _CALIBRATION_PASSES = 4
 _TOGGLE_ATOL = 1e-6
 
 
+@dataclass(frozen=True)
 class Flow:
     """The result of the quantization flow on one engine."""
 
-    def __init__(self, model, optimizer, example_inputs, engine: str):
-        self.model, self.optimizer = model, optimizer
-        self.example_inputs, self.engine = example_inputs, engine
+    model: Any
+    optimizer: Any
+    example_inputs: Any
+    engine: str
 
 
 def default_prepare(model, engine: str, flow: str):
@@ -81,8 +86,6 @@ def default_prepare(model, engine: str, flow: str):
     model.train(flow == "qat")
     fuse_model = getattr(model, "fuse_model", None)
     if callable(fuse_model):
-        import inspect
-
         if "is_qat" in inspect.signature(fuse_model).parameters:
             fuse_model(is_qat=flow == "qat")
         else:
@@ -217,21 +220,18 @@ def _run_flow(factory, example_inputs, flow, engine, prepare, calibrate) -> Flow
     return Flow(prepared, optimizer, inputs, engine)
 
 
-class _engine:
+@contextmanager
+def _engine(name: str) -> Iterator[None]:
     """``torch.backends.quantized.engine`` set for the block, then restored."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        torch = require_torch()
-        if self.name not in torch.backends.quantized.supported_engines:
-            pytest.skip(f"quantized engine {self.name!r} is not supported by this torch build")
-        self.previous = torch.backends.quantized.engine
-        torch.backends.quantized.engine = self.name
-
-    def __exit__(self, *exc_info):
-        require_torch().backends.quantized.engine = self.previous
+    torch = require_torch()
+    if name not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"quantized engine {name!r} is not supported by this torch build")
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
 
 
 def _skip_unless_judgeable(model, flow: str | None) -> None:

@@ -33,9 +33,10 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from qlint.runtime._modules import as_args, eval_copy, iter_quant_modules
+from qlint.runtime._modules import as_args, eval_copy, iter_quant_modules, tensors_in
 from qlint.runtime._torch import require_torch
 from qlint.runtime.sensitivity import (
     Layer,
@@ -187,8 +188,6 @@ class QuantReport:
         """Write a self-contained HTML file: tables, and plots when matplotlib is installed."""
         from qlint.runtime.report_html import render_html
 
-        from pathlib import Path
-
         Path(path).write_text(render_html(self), encoding="utf-8")
 
 
@@ -286,8 +285,6 @@ def _converted_layer_outputs(converted, layers, inputs):
 
 
 def _tensors(value):
-    from qlint.runtime._modules import tensors_in
-
     return [tensor for tensor in tensors_in(value) if tensor.is_floating_point() or tensor.is_quantized]
 
 
@@ -456,6 +453,14 @@ def quant_report(
     return report
 
 
+def _assert_converted_copy(model, assert_converted) -> None:
+    __tracebackhide__ = True
+    converted, error = _converted_copy(model)
+    if converted is None:
+        raise AssertionError(f"assert_converted: convert() of a copy of the model failed: {error}")
+    assert_converted(converted)
+
+
 def run_checks(model, example_inputs) -> list[CheckResult]:
     """Every runtime check that applies to a prepared model, each caught as a result."""
     torch = require_torch()
@@ -476,7 +481,7 @@ def run_checks(model, example_inputs) -> list[CheckResult]:
     if has_fake_quant:
         planned.append(("assert_quant_state", lambda: assert_quant_state(model, fake_quant=True)))
     planned.append(("assert_parity", lambda: assert_parity(model, example_inputs)))
-    planned.append(("assert_converted", lambda: assert_converted(_converted_copy(model)[0] or model)))
+    planned.append(("assert_converted", lambda: _assert_converted_copy(model, assert_converted)))
     results = []
     for name, check in planned:
         try:
