@@ -146,3 +146,23 @@ def test_linting_never_imports_torch(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from qlint.report_cli import _progress_bar
+
+    assert _progress_bar(io.StringIO()) is None
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    show = _progress_bar(stream)
+    show(1, 2, "layer1.0.conv1")
+    show(2, 2, "fc")
+    text = stream.getvalue()
+    assert "\rsensitivity [###############...............] 1/2 layer1.0.conv1" in text
+    assert "\rsensitivity [##############################] 2/2 fc" in text and text.endswith("\n")
