@@ -51,8 +51,9 @@ from qlint.runtime import (
     assert_qparams_in_optimizer,
     assert_quant_state,
 )
-from qlint.runtime._modules import as_args, iter_quant_modules, tensors_in
+from qlint.runtime._modules import as_args, tensors_in
 from qlint.runtime._torch import require_torch
+from qlint.runtime.sensitivity import quant_modules
 
 FLOWS = ("qat", "ptq")
 QAT_ONLY = ("test_fake_quant_enabled", "test_qparams_in_optimizer", "test_toggles")
@@ -272,7 +273,7 @@ def check_toggles(model, example_inputs) -> None:
     switched_off.apply(tq.disable_fake_quant)
     switched_off.apply(tq.disable_observer)
     removed = copy.deepcopy(switched_off)
-    for _, module in iter_quant_modules(removed):
+    for _, module in quant_modules(removed):
         module.forward = _identity
     with torch.no_grad():
         found, expected = tensors_in(switched_off(*inputs)), tensors_in(removed(*inputs))
@@ -281,7 +282,7 @@ def check_toggles(model, example_inputs) -> None:
         if not torch.allclose(left.float(), right.float(), atol=_TOGGLE_ATOL, rtol=0)
     ]
     if differing:
-        kinds = sorted({type(module).__name__ for _, module in iter_quant_modules(model)})
+        kinds = sorted({type(module).__name__ for _, module in quant_modules(model)})
         worst = max(float((found[i].float() - expected[i].float()).abs().max()) for i in differing)
         raise AssertionError(
             "test_toggles: with disable_fake_quant and disable_observer applied, expected the "
@@ -298,13 +299,13 @@ def check_toggles(model, example_inputs) -> None:
     # Only observers that saw data: a never-run one is test_observers_calibrated's to report
     # (torch's fused fake-quant rewrites its default qparams on every call).
     before = {
-        name: _state(module) for name, module in iter_quant_modules(frozen) if _has_observed(module, torch)
+        name: _state(module) for name, module in quant_modules(frozen) if _has_observed(module, torch)
     }
     with torch.no_grad():
         frozen(*(tensor * 3 if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() else tensor
                  for tensor in inputs))
     moved = [
-        name for name, module in iter_quant_modules(frozen)
+        name for name, module in quant_modules(frozen)
         if name in before and not _same_state(_state(module), before[name], torch)
     ]
     if moved:

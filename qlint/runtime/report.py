@@ -36,13 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlint.runtime._modules import as_args, eval_copy, iter_quant_modules, tensors_in
+from qlint.runtime._modules import as_args, eval_copy, tensors_in
 from qlint.runtime._torch import require_torch
 from qlint.runtime.sensitivity import (
     Layer,
     Simulation,
     enumerate_layers,
     histogram,
+    is_fake_quant,
+    quant_modules,
     sqnr_db,
     sweep,
 )
@@ -229,10 +231,7 @@ def _range(row) -> str:
 
 def _flow_of(model, layers: list[Layer]) -> str:
     torch = require_torch()
-    fake_quant = any(
-        isinstance(module, torch.ao.quantization.FakeQuantizeBase)
-        for _, module in iter_quant_modules(model)
-    )
+    fake_quant = any(is_fake_quant(module) for _, module in quant_modules(model))
     mode = "qat" if fake_quant else "ptq"
     return f"fx {mode}" if isinstance(model, torch.fx.GraphModule) else f"eager {mode}"
 
@@ -297,7 +296,7 @@ def _describe_points(model, layer: Layer) -> dict[str, Any]:
     if layer.output_points:
         point = modules[layer.output_points[0]]
         described["observer"] = type(point).__name__
-        if isinstance(point, torch.ao.quantization.FakeQuantizeBase):
+        if is_fake_quant(point):
             described["fake_quant"] = "on" if bool(point.fake_quant_enabled) else "off"
         observer = getattr(point, "activation_post_process", point)
         low, high = getattr(observer, "min_val", None), getattr(observer, "max_val", None)
@@ -463,17 +462,13 @@ def _assert_converted_copy(model, assert_converted) -> None:
 
 def run_checks(model, example_inputs) -> list[CheckResult]:
     """Every runtime check that applies to a prepared model, each caught as a result."""
-    torch = require_torch()
     from qlint.runtime.calibration import assert_calibrated
     from qlint.runtime.convert import assert_converted
     from qlint.runtime.fusion import assert_fused
     from qlint.runtime.parity import assert_parity
     from qlint.runtime.state import assert_quant_state
 
-    has_fake_quant = any(
-        isinstance(module, torch.ao.quantization.FakeQuantizeBase)
-        for _, module in iter_quant_modules(model)
-    )
+    has_fake_quant = any(is_fake_quant(module) for _, module in quant_modules(model))
     planned: list[tuple[str, Callable[[], None]]] = [
         ("assert_fused", lambda: assert_fused(model, example_inputs)),
         ("assert_calibrated", lambda: assert_calibrated(model)),

@@ -29,8 +29,32 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from qlint.runtime._modules import eval_copy, iter_quant_modules, parent_name, tensors_in
+from qlint.runtime._modules import eval_copy, parent_name, tensors_in
 from qlint.runtime._torch import require_torch
+
+# The runtime's recognition of quantization modules and its convert mechanism move into
+# qlint.runtime._flow / _twins with issue 9 (torchao's observers and fake-quants, PT2E).
+# Until that lands, main's eager helpers serve; the report recognizes nothing itself.
+try:
+    from qlint.runtime._flow import quant_points as _quant_points
+    from qlint.runtime._machinery import is_fake_quant
+    from qlint.runtime._twins import _dtype_range, _quantize_weights_as_converted
+except ImportError:  # before issue 9's flow layer
+    from qlint.runtime._modules import iter_quant_modules as _iter_quant_modules
+    from qlint.runtime.parity import _dtype_range, _quantize_weights_as_converted
+
+    _quant_points = None
+
+    def is_fake_quant(module) -> bool:
+        """A torch.ao fake-quant module."""
+        return isinstance(module, require_torch().ao.quantization.FakeQuantizeBase)
+
+
+def quant_modules(model) -> list[tuple[str, Any]]:
+    """(name, module) of each fake-quant module and each observer not inside one."""
+    if _quant_points is not None:
+        return [(point.name, point.module) for point in _quant_points(model)]
+    return list(_iter_quant_modules(model))
 
 _WEIGHT_POINT = "weight_fake_quant"
 _OUTPUT_POINT = "activation_post_process"
@@ -120,7 +144,7 @@ def _fx_layers(model, points) -> list[Layer]:
 def enumerate_layers(model) -> list[Layer]:
     """The quantized layers of a prepared eager or FX model, in module/graph order."""
     torch = require_torch()
-    points = list(iter_quant_modules(model))
+    points = quant_modules(model)
     if isinstance(model, torch.fx.GraphModule):
         return _fx_layers(model, points)
     return _layers_by_module_path(model, points)
@@ -195,8 +219,6 @@ class OutputQuantizer:
 def _output_quantizer(point) -> OutputQuantizer | None:
     """convert's qparams of an 8-bit per-tensor point (kernels saturate at the dtype range)."""
     torch = require_torch()
-    from qlint.runtime.parity import _dtype_range
-
     dtype_range = _dtype_range(getattr(point, "dtype", None), torch)
     qscheme = getattr(point, "qscheme", None)
     if dtype_range is None or qscheme not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
@@ -235,8 +257,6 @@ class Simulation:
         }
         with torch.no_grad():
             if converted is not None:
-                from qlint.runtime.parity import _quantize_weights_as_converted
-
                 _quantize_weights_as_converted(self.model, converted, torch)
             else:
                 self._quantize_weights_alone(layers, modules, torch)
@@ -249,7 +269,7 @@ class Simulation:
             owner = parent_name(name)
             layer = layer_names.get(owner) or layer_names.get(parent_name(owner))
             self._weights.append((layer, parameter, float_weights[name], parameter.detach().clone()))
-        for name, point in iter_quant_modules(self.model):
+        for name, point in quant_modules(self.model):
             layer = layer_of_point.get(name)
             if layer is None:
                 continue
