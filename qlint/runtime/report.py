@@ -42,6 +42,7 @@ from qlint.runtime.sensitivity import (
     Layer,
     Simulation,
     enumerate_layers,
+    flow_name,
     histogram,
     is_fake_quant,
     quant_modules,
@@ -229,16 +230,24 @@ def _range(row) -> str:
     return f"{row['range_min']:.4g}..{row['range_max']:.4g}"
 
 
-def _flow_of(model, layers: list[Layer]) -> str:
-    torch = require_torch()
-    fake_quant = any(is_fake_quant(module) for _, module in quant_modules(model))
-    mode = "qat" if fake_quant else "ptq"
-    return f"fx {mode}" if isinstance(model, torch.fx.GraphModule) else f"eager {mode}"
+def _flow_of(model) -> str:
+    mode = "qat" if any(is_fake_quant(module) for _, module in quant_modules(model)) else "ptq"
+    return f"{flow_name(model)} {mode}"
 
 
 def _converted_copy(model):
-    """``convert`` (eager) or ``convert_fx`` of an eval copy; the error text if it fails."""
+    """The flow's convert of an eval copy (``convert``, ``convert_fx``, ``convert_pt2e``);
+    (None, the error text) if it fails."""
     torch = require_torch()
+    try:
+        from qlint.runtime._twins import ConvertFailed, converted_copy, kind_of
+    except ImportError:  # before issue 9's flow layer: eager and FX
+        ConvertFailed = converted_copy = kind_of = None  # noqa: N806
+    if converted_copy is not None:
+        try:
+            return converted_copy(model, kind_of(model)), None
+        except ConvertFailed as error:
+            return None, str(error)
     copied = eval_copy(model)
     try:
         with warnings.catch_warnings():  # never-run observers: their rows tell
@@ -440,7 +449,7 @@ def quant_report(
 
     report = QuantReport(
         model=type(model).__name__,
-        flow=_flow_of(model, layers),
+        flow=_flow_of(model),
         engine=torch.backends.quantized.engine,
         rows=rows,
         summary=summary,

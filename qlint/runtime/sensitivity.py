@@ -3,13 +3,16 @@
 A *layer* is what ``convert`` turns into one quantized op: a module with its own output
 quantization point (eager: ``conv1`` with ``conv1.activation_post_process`` and, in QAT,
 ``conv1.weight_fake_quant``; FX: the node an ``activation_post_process_N`` observes, a
-module path such as ``layer1.0.conv1`` or a function node such as ``add_1``).
+module path such as ``layer1.0.conv1`` or a function node such as ``add_1``; PT2E: a
+conv/linear node with its weight point and the output point after its fused bn/relu, or
+another observed node such as ``add``, named by node and placed by source module path).
 
 ``Simulation`` is an eval deep copy of a prepared model in which every layer can be
 quantized or left float on its own, as ``convert`` would quantize it: each activation
 point fake-quantizes with the qparams ``convert`` takes from it (fake-quant switches
 ignored: ``convert`` quantizes a layer whose fake-quant is off, with whatever qparams it
-holds), and weights take the int8 values of a converted copy. One forward pass runs
+holds), and weights take the int8 values of a converted copy (or, where names do not
+match it, as in PT2E, the qparams their own point holds). One forward pass runs
 with any set of layers quantized and records every layer's float input to its output
 point and what the point passed on.
 
@@ -141,13 +144,80 @@ def _fx_layers(model, points) -> list[Layer]:
     return [layers[key] for key in order]
 
 
+# PT2E ops that fusion patterns put between a conv/linear and the output observer
+# (X86InductorQuantizer and XNNPACKQuantizer annotate conv-bn-relu, linear-relu, ...).
+_PT2E_FUSED_TAIL = frozenset({
+    "relu", "relu_", "hardtanh", "hardtanh_", "batch_norm", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training", "getitem",
+})
+
+
+def _pt2e_layers(model, points) -> list[Layer]:
+    """PT2E: weight points belong to the conv/linear node whose weight they quantize; an
+    output point to the node it observes, or to the conv/linear a fused tail (bn, relu)
+    leads back to. Named by node, placed by source module path (``nn_module_stack``)."""
+    from qlint.runtime._flow import _weight_users, is_conv_or_linear, module_path, op_name
+
+    nodes = {node.target: node for node in model.graph.nodes if node.op == "call_module"}
+    point_names = {point.name for point in points}
+    layers: dict[str, Layer] = {}
+
+    def layer_of(node, fused: bool) -> Layer:
+        if node.name not in layers:
+            kind = "input" if node.op == "placeholder" else op_name(node)
+            name = f"input:{node.name}" if node.op == "placeholder" else node.name
+            layers[node.name] = Layer(name, kind, fused, module_path(node))
+        layer = layers[node.name]
+        layer.fused = layer.fused or fused
+        return layer
+
+    for point in points:
+        call = nodes.get(point.name)
+        if call is None or not call.args:
+            continue
+        if point.role == "weight":
+            users = _weight_users(call)
+            if users:
+                layer_of(users[0], False).weight_points.append(point.name)
+            continue
+        observed, steps = call.args[0], 0
+        while observed.op == "call_module" and observed.target in point_names and observed.args:
+            observed = observed.args[0]  # a point observing a point: the first producer's
+        head = observed
+        while (head.op == "call_function" and not is_conv_or_linear(head)
+               and op_name(head) in _PT2E_FUSED_TAIL and head.args and hasattr(head.args[0], "op")):
+            head, steps = head.args[0], steps + 1
+        if head.op == "call_function" and is_conv_or_linear(head) and steps:
+            layer_of(head, True).output_points.append(point.name)
+        else:
+            layer_of(observed, False).output_points.append(point.name)
+    order = {node.name: index for index, node in enumerate(model.graph.nodes)}
+    return sorted(layers.values(), key=lambda layer: order.get(layer.name.removeprefix("input:"), 0))
+
+
 def enumerate_layers(model) -> list[Layer]:
-    """The quantized layers of a prepared eager or FX model, in module/graph order."""
+    """The quantized layers of a prepared model (eager, FX; PT2E with the flow layer), in
+    module/graph order."""
     torch = require_torch()
+    if _quant_points is not None:
+        from qlint.runtime._flow import PT2E, flow_of
+
+        if flow_of(model) == PT2E:
+            return _pt2e_layers(model, _quant_points(model))
     points = quant_modules(model)
     if isinstance(model, torch.fx.GraphModule):
         return _fx_layers(model, points)
     return _layers_by_module_path(model, points)
+
+
+def flow_name(model) -> str:
+    """``eager``, ``fx`` or ``pt2e``."""
+    torch = require_torch()
+    if _quant_points is not None:
+        from qlint.runtime._flow import flow_of
+
+        return flow_of(model)
+    return "fx" if isinstance(model, torch.fx.GraphModule) else "eager"
 
 
 @dataclass
@@ -216,10 +286,45 @@ class OutputQuantizer:
         return (self.quant_max - self.zero_point) * self.scale
 
 
-def _output_quantizer(point) -> OutputQuantizer | None:
-    """convert's qparams of an 8-bit per-tensor point (kernels saturate at the dtype range)."""
+def _quant_range(point, torch) -> tuple[int, int] | None:
+    """Where a point's quantized values saturate: torch.ao's quantized kernels at the dtype's
+    range (x86 ``reduce_range`` observers compute qparams for 0..127, the kernels clamp at
+    255); PT2E's quantize ops (plain int8/uint8 dtypes) at the point's own quant_min/max."""
+    dtype = getattr(point, "dtype", None)
+    dtype_range = _dtype_range(dtype, torch)
+    if dtype_range is not None:
+        return dtype_range
+    low, high = getattr(point, "quant_min", None), getattr(point, "quant_max", None)
+    if dtype in (torch.int8, torch.uint8) and isinstance(low, int) and isinstance(high, int):
+        return low, high
+    return None
+
+
+def _frozen_quantizer(point):
+    """A weight point fake-quantizing with the qparams it holds (``calculate_qparams``)."""
     torch = require_torch()
-    dtype_range = _dtype_range(getattr(point, "dtype", None), torch)
+    quant_range = _quant_range(point, torch)
+    qscheme = getattr(point, "qscheme", None)
+    if quant_range is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scale, zero_point = point.calculate_qparams()
+    if qscheme in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return partial(
+            torch.fake_quantize_per_channel_affine, scale=scale.float(), zero_point=zero_point.int(),
+            axis=getattr(point, "ch_axis", 0), quant_min=quant_range[0], quant_max=quant_range[1],
+        )
+    return partial(
+        torch.fake_quantize_per_tensor_affine, scale=float(scale), zero_point=int(zero_point),
+        quant_min=quant_range[0], quant_max=quant_range[1],
+    )
+
+
+def _output_quantizer(point) -> OutputQuantizer | None:
+    """convert's qparams of an 8-bit per-tensor point."""
+    torch = require_torch()
+    dtype_range = _quant_range(point, torch)
     qscheme = getattr(point, "qscheme", None)
     if dtype_range is None or qscheme not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
         return None
@@ -251,7 +356,9 @@ class Simulation:
         # Weights: QAT weight fake-quants forced on; PTQ weights get convert's values.
         for layer in layers:
             for point in layer.weight_points:
-                modules[point].apply(torch.ao.quantization.enable_fake_quant)
+                switch = getattr(modules[point], "fake_quant_enabled", None)
+                if switch is not None:
+                    switch.fill_(1)
         float_weights = {
             name: parameter.detach().clone() for name, parameter in self.model.named_parameters()
         }
@@ -269,13 +376,14 @@ class Simulation:
             owner = parent_name(name)
             layer = layer_names.get(owner) or layer_names.get(parent_name(owner))
             self._weights.append((layer, parameter, float_weights[name], parameter.detach().clone()))
+        weight_points = {point for layer in layers for point in layer.weight_points}
         for name, point in quant_modules(self.model):
             layer = layer_of_point.get(name)
             if layer is None:
                 continue
-            if name.rpartition(".")[2] == _WEIGHT_POINT:
+            if name in weight_points:
                 frozen = point.forward if isinstance(point.forward, partial) else None
-                point.forward = _Switch(self, layer, frozen or self._own_weight_quantizer(point), None)
+                point.forward = _Switch(self, layer, frozen or _frozen_quantizer(point), None)
                 continue
             quantizer = _output_quantizer(point)
             if quantizer is not None:
@@ -283,14 +391,6 @@ class Simulation:
             point.forward = _Switch(self, layer, quantizer, record=name)
         self.model.apply(torch.ao.quantization.disable_observer)
         self.set_quantized(frozenset())
-
-    @staticmethod
-    def _own_weight_quantizer(point):
-        """A QAT weight fake-quant frozen at its own qparams (when no converted copy)."""
-        torch = require_torch()
-        point.apply(torch.ao.quantization.disable_observer)
-        original = type(point).forward.__get__(point)
-        return original
 
     @staticmethod
     def _quantize_weights_alone(layers, modules, torch):
