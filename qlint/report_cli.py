@@ -2,11 +2,14 @@
 
 The only subcommand that imports torch. MODULE is imported as `python -m` would (the
 current directory first on sys.path); FACTORY (a dotted attribute path) builds the float
-model. The flow runs eager-mode quantization on the model as a user would: a model
+model. ptq and qat run eager-mode quantization on the model as a user would: a model
 without a QuantStub is wrapped in a QuantWrapper, ``fuse_model()`` is called when the
 model defines it, the engine's default qconfig is set where the model sets none, then
 prepare (ptq) or prepare_qat (qat), calibration on random batches of SHAPE or on the
-batches a MODULE:CALLABLE yields, and (qat) observers frozen in eval mode.
+batches a MODULE:CALLABLE yields, and (qat) observers frozen in eval mode. pt2e exports
+the model and runs torchao's prepare_pt2e with the engine's quantizer (x86:
+X86InductorQuantizer, qnnpack: XNNPACKQuantizer), then calibrates; it needs the runtime's
+PT2E support (issue 9) and torchao.
 
 Exit status: 0 every runtime check passed, 1 a check failed, 2 usage error (or the
 model could not be built, prepared or run).
@@ -147,12 +150,52 @@ def prepare_eager(model, flow: str, engine: str, batches: Iterable, torch) -> tu
     return prepared, notes
 
 
-def _run(args) -> int:
-    if args.flow == "pt2e":
-        raise UsageError(
-            "--flow pt2e is not supported yet: the runtime checks do not read PT2E models "
-            "(issue 9); use --flow ptq or qat"
+def prepare_pt2e_flow(model, example, engine: str, batches: Iterable, torch) -> tuple[Any, list[str]]:
+    """torch.export, then torchao's prepare_pt2e with the engine's quantizer, calibrated."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    if engine == "x86":
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
         )
+
+        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+        name = "X86InductorQuantizer"
+    else:
+        from torchao.testing.pt2e._xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config())
+        name = "XNNPACKQuantizer"
+    exported = torch.export.export(model.eval(), _as_args(example, torch)).module()
+    prepared = prepare_pt2e(exported, quantizer)
+    seen = 0
+    with torch.no_grad():
+        for batch in batches:
+            prepared(*_as_args(batch, torch))
+            seen += 1
+    return prepared, [f"torch.export, prepare_pt2e with {name}'s default config", f"calibrated on {seen} batches"]
+
+
+def _pt2e_available() -> str | None:
+    """Why --flow pt2e cannot run here, or None."""
+    try:
+        import qlint.runtime._flow  # noqa: F401  (issue 9's flow layer: reads PT2E graphs)
+    except ImportError:
+        return "the runtime checks do not read PT2E models yet (issue 9); use --flow ptq or qat"
+    try:
+        import torchao.quantization.pt2e  # noqa: F401
+    except ImportError:
+        return "torchao is not installed: pip install 'torch-qlint[torchao]'"
+    return None
+
+
+def _run(args) -> int:
+    if args.flow == "pt2e" and (reason := _pt2e_available()):
+        raise UsageError(f"--flow pt2e: {reason}")
     factory = _resolve(args.target, "MODULE:FACTORY")
     calibration = _resolve(args.calibration, "--calibration") if args.calibration else None
     from qlint.runtime._torch import require_torch
@@ -177,7 +220,10 @@ def _run(args) -> int:
         batches = [torch.randn(args.input) for _ in range(args.batches)]
     example = _as_args(torch.randn(args.input) if calibration is None else batches[0], torch)
     example = example[0] if len(example) == 1 else example
-    prepared, notes = prepare_eager(model, args.flow, args.engine, batches, torch)
+    if args.flow == "pt2e":
+        prepared, notes = prepare_pt2e_flow(model, example, args.engine, batches, torch)
+    else:
+        prepared, notes = prepare_eager(model, args.flow, args.engine, batches, torch)
     report = quant_report(
         prepared,
         example,

@@ -145,11 +145,41 @@ def _fx_layers(model, points) -> list[Layer]:
 
 
 # PT2E ops that fusion patterns put between a conv/linear and the output observer
-# (X86InductorQuantizer and XNNPACKQuantizer annotate conv-bn-relu, linear-relu, ...).
+# (X86InductorQuantizer and XNNPACKQuantizer annotate conv-bn-relu, linear-relu, ...; QAT
+# keeps BatchNorm as conv(x, w * factor) / factor + bias -> batch_norm). Arithmetic counts
+# only with a parameter expression as its other operand (a residual add does not).
 _PT2E_FUSED_TAIL = frozenset({
     "relu", "relu_", "hardtanh", "hardtanh_", "batch_norm", "_native_batch_norm_legit",
     "_native_batch_norm_legit_no_training", "getitem",
 })
+_PT2E_PARAMETER_ARITHMETIC = frozenset({"add", "add_", "sub", "mul", "div"})
+
+
+def _parameters_only(value) -> bool:
+    """True when a graph value is computed from parameters and constants, not from inputs."""
+    frontier, seen = [value], set()
+    while frontier:
+        current = frontier.pop()
+        if not hasattr(current, "op") or current in seen:
+            continue
+        seen.add(current)
+        if current.op == "placeholder" or len(seen) > 32:
+            return False
+        frontier.extend(arg for arg in current.args if hasattr(arg, "op"))
+    return True
+
+
+def _fused_tail_input(node, op_name):
+    """The value a fused-tail op carries on from the conv/linear, or None if it is no tail op."""
+    if node.op != "call_function" or not node.args or not hasattr(node.args[0], "op"):
+        return None
+    name = op_name(node)
+    if name in _PT2E_FUSED_TAIL:
+        return node.args[0]
+    others = [arg for arg in node.args[1:] if hasattr(arg, "op")]
+    if name in _PT2E_PARAMETER_ARITHMETIC and all(_parameters_only(arg) for arg in others):
+        return node.args[0]
+    return None
 
 
 def _pt2e_layers(model, points) -> list[Layer]:
@@ -164,9 +194,10 @@ def _pt2e_layers(model, points) -> list[Layer]:
 
     def layer_of(node, fused: bool) -> Layer:
         if node.name not in layers:
-            kind = "input" if node.op == "placeholder" else op_name(node)
-            name = f"input:{node.name}" if node.op == "placeholder" else node.name
-            layers[node.name] = Layer(name, kind, fused, module_path(node))
+            if node.op == "placeholder":
+                layers[node.name] = Layer(f"input:{node.name}", "input", False, None)
+            else:
+                layers[node.name] = Layer(node.name, op_name(node), fused, module_path(node))
         layer = layers[node.name]
         layer.fused = layer.fused or fused
         return layer
@@ -184,9 +215,8 @@ def _pt2e_layers(model, points) -> list[Layer]:
         while observed.op == "call_module" and observed.target in point_names and observed.args:
             observed = observed.args[0]  # a point observing a point: the first producer's
         head = observed
-        while (head.op == "call_function" and not is_conv_or_linear(head)
-               and op_name(head) in _PT2E_FUSED_TAIL and head.args and hasattr(head.args[0], "op")):
-            head, steps = head.args[0], steps + 1
+        while not is_conv_or_linear(head) and (carried := _fused_tail_input(head, op_name)) is not None:
+            head, steps = carried, steps + 1
         if head.op == "call_function" and is_conv_or_linear(head) and steps:
             layer_of(head, True).output_points.append(point.name)
         else:

@@ -117,7 +117,6 @@ def test_failed_check_exits_one_and_calibration_callable(run_here):
 @pytest.mark.parametrize(("arguments", "message"), [
     (["nosuchmodule:Net", "--input", "1,3,6,6"], "cannot import 'nosuchmodule'"),
     (["mymodels:Missing", "--input", "1,3,6,6"], "mymodels has no attribute 'Missing'"),
-    (["mymodels:Net", "--input", "1,3,6,6", "--flow", "pt2e"], "--flow pt2e is not supported yet"),
 ])
 def test_usage_errors_exit_two(run_here, arguments, message):
     result = run_here(*arguments)
@@ -166,3 +165,14 @@ def test_progress_bar_only_on_a_terminal():
     text = stream.getvalue()
     assert "\rsensitivity [###############...............] 1/2 layer1.0.conv1" in text
     assert "\rsensitivity [##############################] 2/2 fc" in text and text.endswith("\n")
+
+
+def test_pt2e_flow_needs_the_runtime_pt2e_support(run_here):
+    try:
+        import qlint.runtime._flow  # noqa: F401
+    except ImportError:
+        result = run_here("mymodels:Net", "--input", "1,3,6,6", "--flow", "pt2e")
+        assert result.returncode == 2, result.stderr
+        assert "--flow pt2e: the runtime checks do not read PT2E models yet (issue 9)" in result.stderr
+    else:
+        pytest.skip("the runtime reads PT2E models: tests/runtime/test_report_pt2e.py runs the flow")
