@@ -126,7 +126,7 @@ class QuantReport:
         table = [header] + [
             (
                 str(rank),
-                row["name"],
+                layer_label(row),
                 row["kind"] + (" (fused)" if row["fused"] else ""),
                 _db(row["sensitivity_db"]),
                 _db(row["sqnr_db"]),
@@ -192,6 +192,12 @@ class QuantReport:
         from qlint.runtime.report_html import render_html
 
         Path(path).write_text(render_html(self), encoding="utf-8")
+
+
+def layer_label(row) -> str:
+    """The layer's name, with its source module when that differs (graph nodes)."""
+    module = row["module"]
+    return row["name"] if module in (None, row["name"]) else f"{row['name']} [{module}]"
 
 
 def _json_safe(value):

@@ -12,7 +12,7 @@ import html
 import io
 import math
 
-from qlint.runtime.report import COLUMNS, QuantReport, _db, _number, _share
+from qlint.runtime.report import COLUMNS, QuantReport, _db, _number, _share, layer_label
 
 _INSTALL_HINT = "pip install 'torch-qlint[report]'"
 _HISTOGRAM_COLUMNS = 4
@@ -79,7 +79,7 @@ def _ranked_table(report: QuantReport) -> str:
     for rank, row in enumerate(report.ranked(), start=1):
         cells = [
             str(rank),
-            row["name"],
+            layer_label(row),
             row["kind"] + (" (fused)" if row["fused"] else ""),
             _db(row["sensitivity_db"]),
             _db(row["sqnr_db"]),

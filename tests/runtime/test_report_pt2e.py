@@ -101,6 +101,8 @@ def test_planted_weights_rank_first(prepared_models):
         prepared.get_parameter("stages.0.conv1.weight").mul_(100)
     report = quant_report(prepared, example)
     assert report.ranked()[0]["module"] == "stages.0.conv1", str(report)
+    top_line = str(report).splitlines()[2]
+    assert f"{report.ranked()[0]['name']} [stages.0.conv1]" in top_line
 
 
 def test_qlint_report_flow_pt2e(tmp_path, monkeypatch, capsys):
