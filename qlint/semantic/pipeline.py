@@ -202,7 +202,6 @@ class ModelState:
     origin: int  # the model this one was first copied from (itself when none)
     parent: Optional[int] = None
     children: tuple = ()  # ((key, id), ...); key is an attribute name or a tuple for "some submodule"
-    fusions: tuple = ()
     qconfig: Optional[str] = None  # PTQ, QAT, LEARNABLE, NO_QCONFIG, UNKNOWN_KIND; None: never assigned
     qconfig_unknown: bool = False
     prepared: Optional[PrepareEvent] = None
@@ -236,24 +235,45 @@ class Hazard:
 
 
 class _State:
-    """One path: local variables, the heap, facts about symbols, how the path left its block."""
+    """One path: local variables, the heap, facts about symbols, the fusions each model went
+    through, and how the path left its block."""
 
-    __slots__ = ("env", "heap", "facts", "genv", "flow", "ret")
+    __slots__ = ("env", "heap", "facts", "genv", "flow", "ret", "fused")
 
-    def __init__(self, env, heap, facts, genv=None, flow=None, ret=None):
+    def __init__(self, env, heap, facts, genv=None, flow=None, ret=None, fused=None):
         self.env = env
         self.heap = heap
         self.facts = facts
         self.genv = genv  # the module's variables, for functions called from the module body
         self.flow = flow  # None, "return", "break", "continue" or "raise"
         self.ret = ret
+        self.fused = {} if fused is None else fused  # model id -> frozenset of FuseEvents
 
     def fork(self) -> "_State":
-        return _State(dict(self.env), dict(self.heap), dict(self.facts), self.genv, self.flow, self.ret)
+        return _State(dict(self.env), dict(self.heap), dict(self.facts), self.genv, self.flow, self.ret,
+                      dict(self.fused))
 
     def same(self, other: "_State") -> bool:
+        """The same path but for fusions (kept from both: a fusion on any path) and for
+        submodules one path looked at and the other did not."""
         return (self.flow == other.flow and self.ret == other.ret and self.env == other.env
-                and self.heap == other.heap)
+                and _same_heap(self.heap, other.heap))
+
+    def absorb(self, other: "_State") -> None:
+        """Take in a path that ended the same: the facts both knew, the fusions of either."""
+        if self.facts != other.facts:
+            self.facts = {k: v for k, v in self.facts.items() if other.facts.get(k) == v}
+        if self.fused != other.fused:
+            for mid, events in other.fused.items():
+                self.fused[mid] = self.fused.get(mid, frozenset()) | events
+        if self.heap != other.heap:
+            for key, value in other.heap.items():
+                mine = self.heap.get(key)
+                if mine is None:
+                    self.heap[key] = value
+                elif mine != value and isinstance(mine, ModelState):
+                    children = mine.children + tuple(c for c in value.children if c not in mine.children)
+                    self.heap[key] = replace(mine, children=children)
 
 
 class _Budget(Exception):
@@ -272,6 +292,7 @@ class ScriptInterpreter:
         self.hazards: dict[tuple, Hazard] = {}
         self._ids = itertools.count(1)
         self._free_memo: dict = {}
+        self._child_ids: dict = {}
         self._reset()
         self.statics: dict = {}
         self.statics = self._static_globals()
@@ -327,7 +348,8 @@ class ScriptInterpreter:
                     init_env = self._bind_params(init.node, _Args([], {}, False), self_value)
                     self.owners.append(cls.qname)
                     self.selves.append(self_value)
-                    states = [s for s in self._exec_block(init.node.body.body, [_State(init_env, state.heap, {})])
+                    states = [s for s in self._exec_block(init.node.body.body,
+                                                          [_State(init_env, state.heap, {}, fused=state.fused)])
                               if s.flow != "raise"]
                     for s in states:
                         s.flow = None
@@ -605,8 +627,7 @@ class ScriptInterpreter:
         for state in states:
             for kept in merged:
                 if kept.same(state):
-                    if kept.facts != state.facts:
-                        kept.facts = {k: v for k, v in kept.facts.items() if state.facts.get(k) == v}
+                    kept.absorb(state)
                     break
             else:
                 merged.append(state)
@@ -1114,7 +1135,7 @@ class ScriptInterpreter:
         env = dict(function.closure)
         env.update(self._bind_params(node, a, self_value))
         in_module = st.genv is None and not self.active and self._module_entry
-        callee = _State(env, dict(st.heap), dict(st.facts), st.env if in_module else st.genv)
+        callee = _State(env, dict(st.heap), dict(st.facts), st.env if in_module else st.genv, fused=dict(st.fused))
         self.active.append(node)
         self.owners.append(function.owner)
         self.selves.append(self_value)
@@ -1140,8 +1161,8 @@ class ScriptInterpreter:
         if ends is None:
             self._unknown_effects(st, a.values() + ([self_value] if self_value is not None else []))
             return [(st, UNKNOWN)]
-        return [(_State(st.env if i == 0 else dict(st.env), s.heap, s.facts, st.genv), value)
-                for i, (s, value) in enumerate(ends)]
+        return [(_State(st.env if i == 0 else dict(st.env), s.heap, s.facts, st.genv, fused=s.fused), value)
+                for i, (s, value) in enumerate(_join_returns(ends))]
 
     def _bind_params(self, node, a: "_Args", self_value) -> dict:
         params = node.params
@@ -1310,7 +1331,7 @@ class ScriptInterpreter:
             self._hazard(FUSE_IN_TRAIN_MODE, report)
         event = FuseEvent(kind, report, folds)
         for member in [target, *self._ancestors(st, target)]:
-            self._update(st, member, fusions=st.heap[member].fusions + (event,))
+            st.fused[member] = st.fused.get(member, frozenset()) | {event}
         return target
 
     def _prepare(self, st: _State, call, mid: int, kind: str, inplace: bool) -> int:
@@ -1472,11 +1493,15 @@ class ScriptInterpreter:
         st.heap[mid] = replace(st.heap[mid], **changes)
 
     def _child(self, st: _State, mid: int, key, cls) -> int:
+        """A submodule looked at (`model.backbone`, one of `model.modules()`): the same id on
+        every path, so that paths differing only in what they looked at are one."""
         model = st.heap[mid]
         for existing, child, _ in model.children:
             if existing == key:
                 return child
-        child = self._new_model(st, cls, constructed=model.constructed and cls is not None, mode=INHERIT, parent=mid)
+        child = self._child_ids.setdefault((mid, key), next(self._ids))
+        st.heap[child] = ModelState(cls=cls, constructed=model.constructed and cls is not None, mode=INHERIT,
+                                    origin=child, parent=mid)
         self._update(st, mid, children=model.children + ((key, child, False),))
         return child
 
@@ -1496,6 +1521,8 @@ class ScriptInterpreter:
         mode = model.mode if parent is not None else self._mode(st, mid)
         children = tuple((key, self._copy(st, child, new), linked) for key, child, linked in model.children)
         st.heap[new] = replace(model, mode=mode, parent=parent, children=children)
+        if mid in st.fused:
+            st.fused[new] = st.fused[mid]
         return new
 
     def _mode(self, st: _State, mid: Optional[int]) -> Optional[str]:
@@ -1537,10 +1564,10 @@ class ScriptInterpreter:
         return [mid, *self._ancestors(st, mid), *self._descendants(st, mid)]
 
     def _fusions(self, st: _State, mid: int) -> list[FuseEvent]:
-        events = []
+        events: set = set()
         for member in [mid, *self._descendants(st, mid)]:
-            events.extend(e for e in st.heap[member].fusions if e not in events)
-        return events
+            events |= st.fused.get(member, frozenset())
+        return sorted(events, key=lambda e: id(e.report))
 
     def _qconfig_kinds(self, st: _State, mid: int) -> tuple[set, bool]:
         """The qconfig kinds given to the model and its submodules, and whether some are unknown."""
@@ -1686,6 +1713,51 @@ _LITERALS = {"True": Const(True), "False": Const(False), "None": Const(None)}
 def _suite(body) -> list:
     """The statements of an indented block or of a one-line suite (`if x: return`)."""
     return list(body.body)
+
+
+def _untouched(value) -> bool:
+    """A submodule only looked at: nothing done to it that its parent did not do."""
+    return isinstance(value, ModelState) and value.mode == INHERIT and value.qconfig is None \
+        and not value.qconfig_unknown and value.prepared is None and not value.converted \
+        and not any(linked for _, _, linked in value.children)
+
+
+def _same_heap(a: dict, b: dict) -> bool:
+    if a == b:
+        return True
+    for key in a.keys() | b.keys():
+        x, y = a.get(key), b.get(key)
+        if x == y:
+            continue
+        if x is None or y is None:
+            if not _untouched(x or y):
+                return False
+        elif isinstance(x, ModelState) and isinstance(y, ModelState) \
+                and replace(x, children=(), runs=0) == replace(y, children=(), runs=0):
+            for _, child, linked in set(x.children) ^ set(y.children):
+                if linked or not _untouched(a.get(child) or b.get(child)):
+                    return False
+            if x.runs != y.runs and not (_untouched(x) and _untouched(y)):
+                return False
+        else:
+            return False
+    return True
+
+
+def _join_returns(ends: list) -> list:
+    """Ways a call ends that leave the heap the same are one: the value is the one they all
+    return, or unknown, and the facts are those they share."""
+    joined: list = []
+    for state, value in ends:
+        for i, (kept, kept_value) in enumerate(joined):
+            if _same_heap(kept.heap, state.heap):
+                kept.absorb(state)
+                if kept_value != value:
+                    joined[i] = (kept, UNKNOWN)
+                break
+        else:
+            joined.append((state, value))
+    return joined
 
 
 def _truth(value) -> Optional[bool]:
