@@ -1095,11 +1095,16 @@ class ScriptInterpreter:
         if isinstance(receiver, Tensor):
             keeps = receiver.constant and name in api.CONSTANT_PRESERVING_METHODS
             return [(st, receiver if keeps else UNKNOWN)]
-        if isinstance(receiver, Seq) and name in ("append", "extend", "insert") \
-                and isinstance(receiver_expr, cst.Name) and receiver_expr.value in st.env:
+        if isinstance(receiver, Seq) and name in ("append", "extend", "insert"):
             item = a.positional[-1] if a.positional else UNKNOWN
             added = (item.items if isinstance(item, Seq) else (UNKNOWN,)) if name == "extend" else (item,)
-            st.env[receiver_expr.value] = Seq((receiver.items + added)[:16])
+            # `decay.append(p)`, or `(no_decay if p.ndim <= 1 else decay).append(p)`: both lists
+            # may hold it
+            arms = ([receiver_expr.body, receiver_expr.orelse] if isinstance(receiver_expr, cst.IfExp)
+                    else [receiver_expr])
+            for arm in arms:
+                if isinstance(arm, cst.Name) and isinstance(st.env.get(arm.value), Seq):
+                    st.env[arm.value] = Seq((st.env[arm.value].items + added)[:16])
             return [(st, Const(None))]
         if isinstance(receiver, (Params, Submodules, Seq, Const, Function, ClassValue, QConfigValue)):
             return [(st, UNKNOWN)]
