@@ -104,6 +104,7 @@ class Ref:
 @dataclass(frozen=True)
 class QConfigValue:
     kind: str
+    parts: tuple = ()  # the kinds of its activation and weight parts, when built here
 
 
 @dataclass(frozen=True)
@@ -289,10 +290,10 @@ class ScriptInterpreter:
     def __init__(self, model: FileModel):
         self.model = model
         self.index = model.index
-        self.hazards: dict[tuple, Hazard] = {}
         self._ids = itertools.count(1)
         self._free_memo: dict = {}
         self._child_ids: dict = {}
+        self._outcomes: dict = {}
         self._reset()
         self.statics: dict = {}
         self.statics = self._static_globals()
@@ -329,7 +330,11 @@ class ScriptInterpreter:
             except _Budget:
                 continue
             self._judge_optimizers(states)
-        return self.hazards
+        hazards: dict[tuple, Hazard] = {}
+        for hazard, seen in self._outcomes.values():
+            if seen == {True}:
+                hazards.setdefault((hazard.kind, id(hazard.node)), hazard)
+        return hazards
 
     def _run_function(self, func: cst.FunctionDef, cls: Optional[ClassModel]) -> list[_State]:
         """A function or method on its own, its arguments unknown. A method of a script class
@@ -411,15 +416,17 @@ class ScriptInterpreter:
                 if isinstance(small, cst.Assign) and len(small.targets) == 1 \
                         and isinstance(small.targets[0].target, cst.Name) and self._static(small.value):
                     value = self._eval(small.value, _State({}, {}, {}))[0][1]
-                    if isinstance(value, (Const, Function, Partial, Global, QConfigValue, QConfigPart, ClassValue)):
+                    if isinstance(value, _STATIC_VALUES):
                         statics[small.targets[0].target.value] = value
         return statics
 
     def _static(self, expr) -> bool:
-        """An expression whose value needs no model: a literal, a name, a lambda, a qconfig,
-        `functools.partial(...)`."""
+        """An expression whose value needs no model: a literal (fuse groups), a name, a lambda,
+        a qconfig, `functools.partial(...)`."""
         if isinstance(expr, (cst.Lambda, cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.SimpleString)):
             return True
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            return all(not isinstance(e, cst.StarredElement) and self._static(e.value) for e in expr.elements)
         if isinstance(expr, cst.Call):
             qname = self.model.qname(expr.func)
             return qname in (api.QCONFIG_CLASS, "functools.partial") or qname in api.QCONFIG_FACTORIES
@@ -935,6 +942,9 @@ class ScriptInterpreter:
             return self._resolve(Sym(base.key + (name,)), st)
         if isinstance(base, QConfigPart) and name == "with_args":
             return base
+        if isinstance(base, QConfigValue) and base.parts and name in ("activation", "weight"):
+            kind = base.parts[name == "weight"]
+            return QConfigPart(kind) if kind else UNKNOWN
         if isinstance(base, Ref):
             obj = st.heap.get(base.id)
             if isinstance(obj, ModelState):
@@ -1253,7 +1263,7 @@ class ScriptInterpreter:
         if qname in api.QCONFIG_FACTORIES:
             return [(st, QConfigValue(api.QCONFIG_FACTORIES[qname]))]
         if qname == api.QCONFIG_CLASS:
-            return [(st, QConfigValue(_qconfig_from_parts(a)))]
+            return [(st, _qconfig_from_parts(a))]
         if _is_optimizer(qname):
             params = a.positional[0] if a.positional else a.keywords.get("params", UNKNOWN)
             oid = next(self._ids)
@@ -1332,23 +1342,21 @@ class ScriptInterpreter:
         target = mid if inplace else self._copy(st, mid)
         folds = self._folds_bn(st, target, groups)
         report = self._fusion_site(call)
-        if kind == "eval" and folds and self._mode(st, target) == TRAIN:
-            self._hazard(FUSE_IN_TRAIN_MODE, report)
+        if kind == "eval":
+            self._outcome(FUSE_IN_TRAIN_MODE, call, report, folds is True and self._mode(st, target) == TRAIN)
         event = FuseEvent(kind, report, folds)
         for member in [target, *self._ancestors(st, target)]:
             st.fused[member] = st.fused.get(member, frozenset()) | {event}
         return target
 
     def _prepare(self, st: _State, call, mid: int, kind: str, inplace: bool) -> int:
-        if self._no_qconfig(st, mid, own_class=True):
-            self._hazard(PREPARE_WITHOUT_QCONFIG, call)
+        self._outcome(PREPARE_WITHOUT_QCONFIG, call, call, self._no_qconfig(st, mid, own_class=True))
         kinds, unknown = self._qconfig_kinds(st, mid)
         if kind == QAT:
-            if not unknown and kinds == {PTQ}:
-                self._hazard(PTQ_QCONFIG_FOR_QAT, call)
+            self._outcome(PTQ_QCONFIG_FOR_QAT, call, call, not unknown and kinds == {PTQ})
             for event in self._fusions(st, mid):
                 if event.kind == "eval" and event.folds_bn is not False:
-                    self._hazard(EVAL_FUSION_BEFORE_QAT, event.report, (("prepare", call),))
+                    self._outcome(EVAL_FUSION_BEFORE_QAT, event.report, event.report, True, (("prepare", call),))
         target = mid if inplace else self._copy(st, mid)
         event = PrepareEvent(kind, call, tuple(self.stack))
         if kind == QAT:
@@ -1358,13 +1366,14 @@ class ScriptInterpreter:
 
     def _convert(self, st: _State, call, mid: int, inplace: bool) -> int:
         model = st.heap[mid]
-        if model.prepared is not None and not model.converted and not model.forward_unknown:
-            lines = (("prepare", model.prepared.node),)
-            if model.prepared.kind == PTQ and not model.forwards:
-                self._hazard(CONVERT_WITHOUT_CALIBRATION, call, lines)
-            elif model.forwards and all(f.constant for f in model.forwards):
-                for forward in model.forwards:
-                    self._hazard(CONSTANT_CALIBRATION, forward.report, (("convert", call),))
+        prepared = model.prepared is not None and not model.converted
+        known = prepared and not model.forward_unknown
+        lines = (("prepare", model.prepared.node),) if model.prepared is not None else ()
+        self._outcome(CONVERT_WITHOUT_CALIBRATION, call, call,
+                      known and model.prepared.kind == PTQ and not model.forwards, lines)
+        constant = known and all(f.constant for f in model.forwards)
+        for forward in (model.forwards if prepared else ()):
+            self._outcome(CONSTANT_CALIBRATION, forward.report, forward.report, constant, (("convert", call),))
         target = mid if inplace else self._copy(st, mid)
         self._update(st, target, converted=True)
         return target
@@ -1415,13 +1424,16 @@ class ScriptInterpreter:
             if st.flow == "return":
                 self._unknown_effects(st, [st.ret])  # returned: the caller uses it
             for optimizer in st.heap.values():
-                if not isinstance(optimizer, OptimizerState) or not optimizer.used:
+                if not isinstance(optimizer, OptimizerState):
+                    continue
+                if optimizer.stale is None:
+                    self._outcome(STALE_OPTIMIZER, optimizer.node, _frame_node(optimizer.stack, optimizer.node, ()),
+                                  False)
                     continue
                 event, reason, owner, runs = optimizer.stale
-                if reason == "copy" and st.heap[owner].runs > runs:
-                    continue
+                positive = optimizer.used and not (reason == "copy" and st.heap[owner].runs > runs)
                 node = _frame_node(optimizer.stack, optimizer.node, event.stack)
-                self._hazard(STALE_OPTIMIZER, node, (("prepare", event.node),), reason)
+                self._outcome(STALE_OPTIMIZER, optimizer.node, node, positive, (("prepare", event.node),), reason)
 
     def _model_method(self, call, mid: int, name: str, a: "_Args", st: _State):
         if name == "train":
@@ -1678,8 +1690,18 @@ class ScriptInterpreter:
                 return node
         return call
 
-    def _hazard(self, kind: str, node, lines: tuple = (), detail: str = "") -> None:
-        self.hazards.setdefault((kind, id(node)), Hazard(kind, node, lines, detail))
+    def _outcome(self, kind: str, site, report, hazard: bool, lines: tuple = (), detail: str = "") -> None:
+        """Whether a step (`site`) is a hazard this time it runs. A hazard is reported only
+        where every time the step runs, on every path and in every call, it is one: a step
+        that is a hazard on one arm of a branch qlint cannot decide, or for one caller of a
+        helper and not another, is left unknown."""
+        key = (kind, id(site), id(report))
+        entry = self._outcomes.get(key)
+        if entry is None:
+            entry = self._outcomes[key] = [Hazard(kind, report, lines, detail), set()]
+        elif hazard and not entry[1] - {False}:
+            entry[0] = Hazard(kind, report, lines, detail)
+        entry[1].add(hazard)
 
 
 class _Args:
@@ -1713,6 +1735,7 @@ class _Args:
 from qlint.semantic.model import BUILTIN_NAMES as _BUILTINS, RETURNS_SELF  # noqa: E402
 
 _LITERALS = {"True": Const(True), "False": Const(False), "None": Const(None)}
+_STATIC_VALUES = (Const, Function, Partial, Global, QConfigValue, QConfigPart, ClassValue, Seq)
 
 
 def _suite(body) -> list:
@@ -1855,18 +1878,18 @@ def _qconfig_kind(value) -> str:
     return UNKNOWN_KIND
 
 
-def _qconfig_from_parts(a: _Args) -> str:
+def _qconfig_from_parts(a: _Args) -> QConfigValue:
     """QConfig(activation=..., weight=...): learnable if a part is, QAT if a part fake-quantizes,
     PTQ when both are observers."""
     parts = [a.keywords.get("activation"), a.keywords.get("weight")]
     for i, value in enumerate(a.positional[:2]):
         parts[i] = value
-    kinds = [p.kind if isinstance(p, QConfigPart) else None for p in parts]
+    kinds = tuple(p.kind if isinstance(p, QConfigPart) else None for p in parts)
     if LEARNABLE in kinds:
-        return LEARNABLE
+        return QConfigValue(LEARNABLE, kinds)
     if QAT in kinds:
-        return QAT
-    return PTQ if kinds == [PTQ, PTQ] else UNKNOWN_KIND
+        return QConfigValue(QAT, kinds)
+    return QConfigValue(PTQ if kinds == (PTQ, PTQ) else UNKNOWN_KIND, kinds)
 
 
 def _is_optimizer(qname: str) -> bool:

@@ -147,11 +147,23 @@ def main():
     parser.add_argument("--qat", action="store_true")
     args = parser.parse_args()
     model = Net()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: QL601
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # a hazard on one arm only: unknown
     if args.qat:
         model.qconfig = get_default_qat_qconfig("x86")
         model = prepare_qat(model)
     train(model, optimizer, [torch.randn(2, 3, 8, 8)])
+
+
+def main_qat_arm():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--qat", action="store_true")
+    args = parser.parse_args()
+    model = Net()
+    if args.qat:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: QL601
+        model.qconfig = get_default_qat_qconfig("x86")
+        model = prepare_qat(model)
+        train(model, optimizer, [torch.randn(2, 3, 8, 8)])
 ''',
     "optimizer-in-a-trainer-class": '''
 class Trainer:
