@@ -180,6 +180,7 @@ class FuseEvent:
     kind: str  # "eval" or "qat"
     report: cst.CSTNode
     folds_bn: Optional[bool]  # a group folds BatchNorm into a conv or linear (None: unknown)
+    mode: Optional[str] = None  # the model's mode when it fused
 
 
 @dataclass(frozen=True)
@@ -310,8 +311,9 @@ class ScriptInterpreter:
     # ----- entries ------------------------------------------------------------------------
     def run(self) -> dict[tuple, Hazard]:
         relevant = self._relevant_functions()
+        names = {func.name.value for func in relevant} | {name for _, name in self.index.method_effects}
         entries: list[tuple[Optional[cst.FunctionDef], Optional[ClassModel]]] = []
-        if self._mentions_steps(self.model.module.body, relevant, top_level=True):
+        if self._mentions_steps(self.model.module.body, names, top_level=True):
             entries.append((None, None))
         entries.extend((func, None) for func in self.model.functions.values() if func in relevant)
         for cls in self.model.classes.values():
@@ -374,7 +376,7 @@ class ScriptInterpreter:
         functions = list(self.model.functions.values()) + [
             m for cls in self.model.classes.values() for m in cls.methods.values()]
         relevant: set = set()
-        names: set = set()
+        names: set = {name for _, name in self.index.method_effects}  # fuse methods of other files
         changed = True
         while changed:
             changed = False
@@ -391,16 +393,16 @@ class ScriptInterpreter:
             if top_level and isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 continue
             for node in iter_nodes(stmt):
-                if not isinstance(node, cst.Call):
-                    continue
-                func = node.func
-                name = func.attr.value if isinstance(func, cst.Attribute) else (
-                    func.value if isinstance(func, cst.Name) else None)
-                if name in names:
-                    return True
-                qname = self.model.qname(func)
-                if qname and (qname in api.SCRIPT_STEPS or self.index.resolve(qname) in self.index.fuse_wrappers):
-                    return True
+                if isinstance(node, cst.Call):
+                    func = node.func
+                    name = func.attr.value if isinstance(func, cst.Attribute) else (
+                        func.value if isinstance(func, cst.Name) else None)
+                    if name in names:
+                        return True
+                elif isinstance(node, (cst.Name, cst.Attribute)):  # `fuse = fuse_modules_qat if qat else ...`
+                    qname = self.model.qname(node)
+                    if qname and (qname in api.SCRIPT_STEPS or self.index.resolve(qname) in self.index.fuse_wrappers):
+                        return True
         return False
 
     def _static_globals(self) -> dict:
@@ -1344,7 +1346,7 @@ class ScriptInterpreter:
         report = self._fusion_site(call)
         if kind == "eval":
             self._outcome(FUSE_IN_TRAIN_MODE, call, report, folds is True and self._mode(st, target) == TRAIN)
-        event = FuseEvent(kind, report, folds)
+        event = FuseEvent(kind, report, folds, self._mode(st, target))
         for member in [target, *self._ancestors(st, target)]:
             st.fused[member] = st.fused.get(member, frozenset()) | {event}
         return target
@@ -1464,9 +1466,91 @@ class ScriptInterpreter:
         method = self._find_method(st.heap[mid].cls, name)
         if method is not None:
             return self._invoke(call, method, a, st, Ref(mid), True)
+        effect = self._method_effect(st.heap[mid].cls, name)
+        if effect is not None and self._apply_effect(call, mid, effect, a, st):
+            return [(st, UNKNOWN)]
         self._taint(st, mid)
         self._unknown_effects(st, a.values())
         return [(st, UNKNOWN)]
+
+    def _method_effect(self, cls: Optional[str], name: str) -> Optional["MethodEffect"]:
+        """The summarized effect of a model method defined in another file of the run."""
+        queue, seen = [cls], set()
+        while queue:
+            current = self.index.resolve(queue.pop(0))
+            if current is None or current in seen:
+                continue
+            seen.add(current)
+            effect = self.index.method_effects.get((current, name))
+            if effect is not None:
+                return effect
+            summary = self.index.summary(current)
+            if summary is None or name in summary.methods:
+                return None
+            queue.extend(summary.bases)
+        return None
+
+    def _apply_effect(self, call, mid: int, effect: "MethodEffect", a: "_Args", st: _State) -> bool:
+        """Apply a summarized method to the model, for the call's boolean arguments and the
+        model's mode; False when they do not decide which case applies."""
+        flags = []
+        for position, default in zip(effect.flags, effect.defaults):
+            name = effect.params[position]
+            value = a.positional[position] if position < len(a.positional) else a.keywords.get(name, Const(default))
+            truth = _truth(value)
+            if truth is None and isinstance(value, Sym):
+                truth = _lookup(st.facts, ("truth", value.key))
+            if truth is None:
+                return False
+            flags.append(truth)
+        mode = self._mode(st, mid)
+        outcome = dict(effect.cases).get((mode, tuple(flags)))
+        if outcome is None:
+            return False
+        report = self._fusion_site(call)
+        for i, (kind, folds, fused_mode) in enumerate(outcome.fusions):
+            if kind == "eval":
+                self._outcome(FUSE_IN_TRAIN_MODE, (id(call), i), report, folds is True and fused_mode == TRAIN)
+            event = FuseEvent(kind, report, folds, fused_mode)
+            for member in [mid, *self._ancestors(st, mid)]:
+                st.fused[member] = st.fused.get(member, frozenset()) | {event}
+        if outcome.mode != mode:
+            self._set_mode(st, mid, outcome.mode)
+        if outcome.qconfig is not None:
+            self._update(st, mid, qconfig=outcome.qconfig)
+        if outcome.unknown:
+            self._taint(st, mid)
+        return True
+
+    def method_effect(self, cls: ClassModel, method: cst.FunctionDef) -> Optional["MethodEffect"]:
+        """What calling `method` does to a model of class `cls`, for each mode the model may be
+        in and each value of the method's boolean parameters (at most two)."""
+        nodes = [*method.params.posonly_params, *method.params.params][1:]
+        params = tuple(p.name.value for p in nodes)
+        flags = tuple(i for i, p in enumerate(nodes) if p.default is not None
+                      and _truth(_LITERALS.get(getattr(p.default, "value", None))) is not None)[:2]
+        defaults = tuple(_LITERALS[nodes[i].default.value].value for i in flags)
+        cases = []
+        for mode in (TRAIN, EVAL, None):
+            for values in itertools.product((True, False), repeat=len(flags)):
+                self._reset()
+                st = _State({}, {}, {})
+                mid = self._new_model(st, cls.qname, constructed=True, mode=mode)
+                keywords = {params[i]: Const(v) for i, v in zip(flags, values)}
+                try:
+                    ends = self._invoke(method, Function(method, owner=cls.qname), _Args([], keywords, False), st,
+                                        Ref(mid), True)
+                except _Budget:
+                    ends = []
+                outcomes = {self._outcome_of(s, mid) for s, _ in ends}
+                cases.append(((mode, values), outcomes.pop() if len(outcomes) == 1 else None))
+        return MethodEffect(params, flags, defaults, tuple(cases))
+
+    def _outcome_of(self, st: _State, mid: int) -> "MethodOutcome":
+        model = st.heap[mid]
+        fusions = tuple(sorted({(e.kind, e.folds_bn, e.mode) for e in st.fused.get(mid, ())}, key=repr))
+        return MethodOutcome(fusions, self._mode(st, mid), model.qconfig,
+                             model.qconfig_unknown or model.forward_unknown)
 
     def _unknown_effects(self, st: _State, values, depth: int = 0) -> None:
         """What a function the interpreter cannot read may do to what it is given."""
@@ -1627,9 +1711,8 @@ class ScriptInterpreter:
 
     def _find_class_sets_no_qconfig(self, cls: str, skip: frozenset) -> bool:
         summary = self.index.summary(cls)
-        own = self.model.by_qname.get(cls)
-        if summary is None or summary.dynamic_attrs or own is None or _mentions_qconfig(own.node):
-            return False  # classes of other files: whether they set a qconfig is not summarized
+        if summary is None or summary.dynamic_attrs or cls in self.index.qconfig_classes:
+            return False
         if not all(base in api.MODULE_BASES or self._class_sets_no_qconfig(base) for base in summary.bases):
             return False
         for name, attr in self.index.attrs(cls).items():
@@ -1695,7 +1778,7 @@ class ScriptInterpreter:
         where every time the step runs, on every path and in every call, it is one: a step
         that is a hazard on one arm of a branch qlint cannot decide, or for one caller of a
         helper and not another, is left unknown."""
-        key = (kind, id(site), id(report))
+        key = (kind, site if isinstance(site, tuple) else id(site), id(report))
         entry = self._outcomes.get(key)
         if entry is None:
             entry = self._outcomes[key] = [Hazard(kind, report, lines, detail), set()]
@@ -1973,6 +2056,56 @@ def _mentions_qconfig(node) -> bool:
         if isinstance(inner, cst.SimpleString) and "qconfig" in inner.value:
             return True
     return False
+
+
+# ----- what other files see (pickleable, in the file summary) -----------------------------------
+@dataclass(frozen=True)
+class MethodOutcome:
+    fusions: tuple  # ((kind, folds_bn, the model's mode then), ...)
+    mode: Optional[str]  # the model's mode after the call
+    qconfig: Optional[str]  # the qconfig kind it gives the model, if any
+    unknown: bool  # it did something qlint cannot follow (the model's state becomes unknown)
+
+
+@dataclass(frozen=True)
+class MethodEffect:
+    """What calling a model class's fuse method does, by the model's mode and the values of
+    its boolean parameters (`fuse_model(is_qat=False)`); None where that run is undecided."""
+
+    params: tuple  # parameter names after self
+    flags: tuple  # positions (in params) of the boolean parameters the cases vary
+    defaults: tuple  # their defaults
+    cases: tuple  # (((mode, flag values), MethodOutcome or None), ...)
+
+
+@dataclass(frozen=True)
+class ScriptFacts:
+    """A file's facts for the script interpreter of other files: which classes may set a
+    qconfig, and what their fuse methods do."""
+
+    qconfig_classes: frozenset
+    methods: dict  # (class qname, method name) -> MethodEffect
+
+
+def script_facts(model: FileModel, index) -> ScriptFacts:
+    """Computed from the file alone (`index` holds its own summary), while it is summarized."""
+    qconfig_classes = frozenset(cls.qname for cls in model.classes.values()
+                                if "qconfig" in model.source and _mentions_qconfig(cls.node))
+    methods = {}
+    if "fuse" in model.source:
+        saved, model.index = model.index, index
+        try:
+            interpreter = ScriptInterpreter(model)
+            fusing = interpreter._relevant_functions()
+            for cls in model.classes.values():
+                if not index.is_module_class(cls.qname):
+                    continue
+                for name, method in cls.methods.items():
+                    if method in fusing and not name.startswith("__") and name != "forward":
+                        methods[(cls.qname, name)] = interpreter.method_effect(cls, method)
+        finally:
+            model.index = saved
+    return ScriptFacts(qconfig_classes, methods)
 
 
 # ----- the query rules use ---------------------------------------------------------------------

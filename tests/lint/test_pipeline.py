@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from qlint.engine import lint_source
+from qlint.config import load_config
+from qlint.engine import lint_paths, lint_source
 from tests.lint.labels import labels, mismatches
 
 HEADER = '''\
@@ -625,3 +626,80 @@ def test_the_header_alone_is_silent():
 def test_every_case_has_a_label_or_is_a_negative_twin():
     labeled = [name for name, case in CASES.items() if labels(case)[0]]
     assert len(labeled) >= 20 and len(CASES) - len(labeled) >= 15
+
+
+MODELS = """\
+import torch.nn as nn
+from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.conv, self.bn, self.relu = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()
+
+    def forward(self, x):
+        return self.dequant(self.relu(self.bn(self.conv(self.quant(x)))))
+
+    def fuse_model(self, is_qat=False):
+        fuse = fuse_modules_qat if is_qat else fuse_modules
+        fuse(self, [["conv", "bn", "relu"]], inplace=True)
+
+
+class Configured(Net):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.fc.qconfig = None
+"""
+
+SCRIPT = """\
+import torch
+from torch.ao.quantization import get_default_qat_qconfig, get_default_qconfig, prepare, prepare_qat
+
+from models import Configured, Net
+
+
+def fuse_for_ptq():
+    model = Net()
+    model.fuse_model()  # expect: QL603
+
+
+def fuse_for_qat():
+    model = Net()
+    model.fuse_model(is_qat=True)
+    model.qconfig = get_default_qat_qconfig("x86")
+    return prepare_qat(model)
+
+
+def fuse_in_eval_then_qat():
+    model = Net().eval()
+    model.fuse_model(False)  # expect: QL602
+    model.qconfig = get_default_qat_qconfig("x86")
+    return prepare_qat(model.train())
+
+
+def fuse_by_flag(flag):
+    model = Net()
+    model.fuse_model(is_qat=flag)
+
+
+def prepare_unconfigured():
+    return prepare(Net().eval())  # expect: QL605
+
+
+def prepare_configured_by_its_class():
+    return prepare(Configured().eval())
+"""
+
+
+def test_model_classes_of_other_files_are_known_by_their_summaries(tmp_path):
+    """A script's model class from another file of the run: its fuse method (by mode and by
+    argument) and whether it sets a qconfig come from that file's summary."""
+    (tmp_path / "models.py").write_text(MODELS)
+    (tmp_path / "train.py").write_text(SCRIPT)
+    findings = lint_paths([tmp_path / "models.py", tmp_path / "train.py"], load_config(start=tmp_path), jobs=1)
+    found = [f for f in findings if f.path.endswith("train.py") and f.code.startswith("QL6")]
+    missed, unexpected = mismatches(SCRIPT, found)
+    assert not missed and not unexpected, (missed, unexpected, [(f.line, f.code) for f in found])
