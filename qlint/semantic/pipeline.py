@@ -1739,7 +1739,7 @@ class ScriptInterpreter:
         unknown = False
         cls = st.heap[mid].cls
         for group in groups:
-            roles = [self._role(cls, name) for name in group]
+            roles = [self._role(cls, name) if name is not None else None for name in group]
             if None in roles:
                 unknown = True
             elif "bn" in roles and any(r in roles for r in ("conv", "linear", "convtranspose")):
@@ -2015,16 +2015,23 @@ def _inplace(a: _Args, position: int) -> bool:
     return bool(value.value) if isinstance(value, Const) else True
 
 
-def _fuse_groups(value) -> Optional[list[list[str]]]:
-    """fuse_modules' groups as lists of names: one flat list, or a list of them."""
-    python = _python(value)
-    if not isinstance(python, list) or not python:
+def _fuse_groups(value) -> Optional[list[list]]:
+    """fuse_modules' groups as lists of names (None for a name not known, as in
+    `[str(i), str(i + 1), str(i + 2)]`): one flat list, or a list of them."""
+    if not isinstance(value, Seq) or not value.items:
+        python = _python(value)
+        return _fuse_groups(Seq(tuple(Const(item) if not isinstance(item, list) else Seq(tuple(map(Const, item)))
+                                      for item in python))) if isinstance(python, list) and python else None
+    if all(isinstance(item, Seq) for item in value.items):
+        groups = [[_name(name) for name in item.items] for item in value.items]
+        return groups if all(groups) else None
+    if any(isinstance(item, Seq) for item in value.items):
         return None
-    if all(isinstance(name, str) for name in python):
-        return [python]
-    if all(isinstance(group, list) and group and all(isinstance(n, str) for n in group) for group in python):
-        return python
-    return None
+    return [[_name(name) for name in value.items]]
+
+
+def _name(value) -> Optional[str]:
+    return value.value if isinstance(value, Const) and isinstance(value.value, str) else None
 
 
 def _python(value):
