@@ -293,3 +293,66 @@ class ConstantCalibrationData(Rule):
                             "every calibration pass before convert (line {convert}) is fed constant "
                             "tensors like this one: the observers see one value and set a degenerate "
                             "range. Calibrate on representative data.")
+
+
+@register
+class PrepareQatInEvalMode(Rule):
+    code = "QL608"
+    name = "prepare-qat-in-eval-mode"
+    severity = ERROR
+    summary = "prepare_qat on a model in eval mode: raises `prepare_qat only works on models in training mode`"
+    explanation = (
+        "prepare_qat checks the model's mode before anything else: measured on torch 2.13, a "
+        "model in eval mode (after `.eval()`, often left from an eval-mode fusion) raises "
+        "`AssertionError: prepare_qat only works on models in training mode`. The rule is off "
+        "by default until a labeled corpus shows its precision: enable it with "
+        "`--extend-select QL608`.")
+    fix = "Call model.train() before prepare_qat."
+    opt_in = True
+    valid = (
+        _HEADER + "def prepare_model():\n    model = Net().eval()\n"
+        "    model.qconfig = get_default_qat_qconfig('x86')\n    return prepare_qat(model.train())\n",
+    )
+    invalid = (
+        _HEADER + "def prepare_model():\n    model = Net().eval()\n"
+        "    model.qconfig = get_default_qat_qconfig('x86')\n    return prepare_qat(model)  # expect: QL608\n",
+    )
+
+    def check(self, model):
+        yield from _reports(model, pipeline.PREPARE_QAT_IN_EVAL_MODE,
+                            "this model is in eval mode here, and prepare_qat raises `prepare_qat only works "
+                            "on models in training mode`. Call model.train() first.")
+
+
+@register
+class StepResultDiscarded(Rule):
+    code = "QL609"
+    name = "step-result-discarded"
+    severity = ERROR
+    summary = "fuse_modules, prepare, prepare_qat or convert without inplace=True, its result thrown away"
+    explanation = (
+        "With `inplace=False`, the default, these steps work on a deep copy and return it; the "
+        "model given to them is left as it was. A call whose result is not used changes nothing: "
+        "measured on torch 2.13, after `prepare(model)` the model has no observer and calibration "
+        "observes nothing, after `convert(model)` it is still float (fake-quant or observers "
+        "left in), after `fuse_modules(model, groups)` nothing is fused. The rule is off by "
+        "default until a labeled corpus shows its precision: enable it with `--extend-select QL609`.")
+    fix = "Use the returned model (`model = prepare(model)`), or pass inplace=True."
+    opt_in = True
+    valid = (
+        _HEADER + "def quantize(batches):\n    model = Net().eval()\n"
+        "    model.qconfig = get_default_qconfig('x86')\n    prepare(model, inplace=True)\n"
+        "    for images in batches:\n        model(images)\n    return convert(model)\n",
+    )
+    invalid = (
+        _HEADER + "def quantize(batches):\n    model = Net().eval()\n"
+        "    model.qconfig = get_default_qconfig('x86')\n    prepare(model)  # expect: QL609\n"
+        "    for images in batches:\n        model(images)\n    convert(model)  # expect: QL609\n"
+        "    return model\n",
+    )
+
+    def check(self, model):
+        yield from _reports(model, pipeline.STEP_RESULT_DISCARDED,
+                            "without inplace=True this step returns a changed copy, which is thrown away "
+                            "here: the model itself is left as it was. Use the result "
+                            "(`model = prepare(model)`) or pass inplace=True.")

@@ -46,6 +46,8 @@ PTQ_QCONFIG_FOR_QAT = "ptq-qconfig-for-qat"
 PREPARE_WITHOUT_QCONFIG = "prepare-without-qconfig"
 CONVERT_WITHOUT_CALIBRATION = "convert-without-calibration"
 CONSTANT_CALIBRATION = "constant-calibration"
+PREPARE_QAT_IN_EVAL_MODE = "prepare-qat-in-eval-mode"
+STEP_RESULT_DISCARDED = "step-result-discarded"
 
 MAX_PATHS = 32
 MAX_DEPTH = 6
@@ -307,6 +309,7 @@ class ScriptInterpreter:
         self.selves: list = []  # the self of each running method
         self.call_starts: list[tuple[int, int]] = []  # (steps at entry, budget) per running call
         self._module_entry = False
+        self._discarded = None  # the call of the expression statement being run (its value is dropped)
 
     # ----- entries ------------------------------------------------------------------------
     def run(self) -> dict[tuple, Hazard]:
@@ -501,6 +504,7 @@ class ScriptInterpreter:
             return [st]
         # small statements
         if isinstance(stmt, cst.Expr):
+            self._discarded = stmt.value
             return [s for s, _ in self._eval(stmt.value, st)]
         if isinstance(stmt, cst.Assign):
             out = []
@@ -1325,6 +1329,8 @@ class ScriptInterpreter:
             self._unknown_effects(st, a.values())
             return [(st, UNKNOWN)]
         inplace = _inplace(a, position)
+        if action != "quantize":
+            self._outcome(STEP_RESULT_DISCARDED, call, call, call is self._discarded and not inplace)
         if action == "fuse":
             groups = a.positional[1] if len(a.positional) > 1 else a.keywords.get("modules_to_fuse", UNKNOWN)
             return [(st, Ref(self._fuse(st, call, mid, kind, groups, inplace)))]
@@ -1355,6 +1361,7 @@ class ScriptInterpreter:
         self._outcome(PREPARE_WITHOUT_QCONFIG, call, call, self._no_qconfig(st, mid, own_class=True))
         kinds, unknown = self._qconfig_kinds(st, mid)
         if kind == QAT:
+            self._outcome(PREPARE_QAT_IN_EVAL_MODE, call, call, self._mode(st, mid) == EVAL)
             self._outcome(PTQ_QCONFIG_FOR_QAT, call, call, not unknown and kinds == {PTQ})
             for event in self._fusions(st, mid):
                 if event.kind == "eval" and event.folds_bn is not False:

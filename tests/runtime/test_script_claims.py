@@ -222,6 +222,23 @@ def test_ql607_constant_calibration_records_one_value_and_loses_accuracy():
     assert _quantized_quality(calibrated, reference) > _quantized_quality(constant, reference) + 10
 
 
+# ----- QL608 and QL609 (opt-in) ------------------------------------------------------------------
+def test_ql608_prepare_qat_of_a_model_in_eval_mode_raises():
+    with pytest.raises(AssertionError, match="prepare_qat only works on models in training mode"):
+        _example("QL608", "bad")["prepare_model"]()
+    assert isinstance(_example("QL608", "good")["prepare_model"]().conv.weight_fake_quant, FakeQuantizeBase)
+
+
+def test_ql609_a_step_whose_result_is_dropped_leaves_the_model_as_it_was():
+    model = _example("QL609", "bad")["quantize"](_batches())
+    assert type(model.conv) is nn.Conv2d and not hasattr(model.conv, "activation_post_process")
+    net = _example("QL609", "bad")["Net"]().eval()
+    tq.fuse_modules(net, [["conv", "bn", "relu"]])
+    assert type(net.conv) is nn.Conv2d and type(net.bn) is nn.BatchNorm2d
+    converted = _example("QL609", "good")["quantize"](_batches())
+    assert type(converted.conv).__module__.startswith("torch.ao.nn.quantized")
+
+
 # ----- the interpreter's table of the eager API ------------------------------------------------------
 def _kind(part) -> str:
     instance = part()
