@@ -61,6 +61,7 @@ _BUILTIN_INERT = frozenset("builtins." + name for name in (
     "getattr", "super", "any", "all", "divmod", "hash", "map", "reversed"))
 _BUILTIN_PASSTHROUGH = frozenset({"builtins.list", "builtins.tuple", "builtins.filter", "builtins.iter",
                                   "builtins.sorted", "itertools.chain", "builtins.next"})
+_TRAINING_METHODS = frozenset({"step", "zero_grad", "add_param_group"})  # an optimizer trains with these
 _PROMOTING_METHODS = frozenset({"train", "eval", "parameters", "named_parameters", "modules",
                                 "named_modules", "children", "named_children", "apply", "fuse_model"})
 _QUANT_PREFIXES = ("torch.ao.quantization.", "torch.fx.", "torch.export.")
@@ -1098,7 +1099,8 @@ class ScriptInterpreter:
             if isinstance(obj, ModelState):
                 return self._model_method(call, receiver.id, name, a, st)
             if isinstance(obj, OptimizerState):
-                self._use_optimizer(st, receiver.id)
+                if name in _TRAINING_METHODS:  # not state_dict() for a checkpoint, nor printing it
+                    self._use_optimizer(st, receiver.id)
                 self._unknown_effects(st, a.values())
                 return [(st, UNKNOWN)]
             if isinstance(obj, ObjectState):

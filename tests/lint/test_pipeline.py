@@ -141,6 +141,16 @@ def warmup_then_prepare(model, batches):
     train(model, optimizer, batches)
     model.qconfig = get_default_qat_qconfig("x86")
     return prepare_qat(model.train())
+
+
+def warmup_then_prepare_and_save(model, batches):
+    optimizer = torch.optim.Adam(model.parameters())
+    train(model, optimizer, batches)
+    model.qconfig = get_default_qat_qconfig("x86")
+    qat_model = prepare_qat(model.train())
+    torch.save({"model": qat_model.state_dict(), "optimizer": optimizer.state_dict()}, "warmup.pt")
+    print(optimizer)
+    return qat_model
 ''',
     "optimizer-and-prepare-in-an-argparse-branch": '''
 def main():
