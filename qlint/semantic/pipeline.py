@@ -36,7 +36,8 @@ from qlint.semantic.walk import iter_nodes
 
 TRAIN, EVAL, INHERIT = "train", "eval", "inherit"
 NO_QCONFIG, UNKNOWN_KIND = "none", "unknown"
-PTQ, QAT, LEARNABLE = api.QCONFIG_PTQ, api.QCONFIG_QAT, api.QCONFIG_LEARNABLE
+PTQ, QAT, LEARNABLE, WEIGHT_ONLY = api.QCONFIG_PTQ, api.QCONFIG_QAT, api.QCONFIG_LEARNABLE, api.QCONFIG_WEIGHT_ONLY
+CALIBRATED = frozenset({PTQ, QAT, LEARNABLE})  # kinds with activation observers that calibration sets
 
 # Hazard kinds: what the QL6xx rules query.
 STALE_OPTIMIZER = "stale-optimizer"
@@ -972,7 +973,7 @@ class ScriptInterpreter:
             mode = self._mode(st, mid)
             return Const(mode == TRAIN) if mode in (TRAIN, EVAL) else Sym((mid, "training"))
         if name == "qconfig":
-            if model.qconfig in (PTQ, QAT, LEARNABLE):
+            if model.qconfig in (PTQ, QAT, LEARNABLE, WEIGHT_ONLY):
                 return QConfigValue(model.qconfig)
             return Const(None) if model.qconfig == NO_QCONFIG else UNKNOWN
         for key, child, _ in model.children:
@@ -1378,7 +1379,9 @@ class ScriptInterpreter:
     def _convert(self, st: _State, call, mid: int, inplace: bool) -> int:
         model = st.heap[mid]
         prepared = model.prepared is not None and not model.converted
-        known = prepared and not model.forward_unknown
+        kinds, unknown = self._qconfig_kinds(st, mid)
+        # observers to calibrate: a qconfig with activation observers, all of them known
+        known = prepared and not model.forward_unknown and not unknown and bool(kinds & CALIBRATED)
         lines = (("prepare", model.prepared.node),) if model.prepared is not None else ()
         self._outcome(CONVERT_WITHOUT_CALIBRATION, call, call,
                       known and model.prepared.kind == PTQ and not model.forwards, lines)
@@ -1685,7 +1688,7 @@ class ScriptInterpreter:
         for member in [mid, *self._descendants(st, mid)]:
             model = st.heap[member]
             unknown = unknown or model.qconfig_unknown or model.qconfig == UNKNOWN_KIND
-            if model.qconfig in (PTQ, QAT, LEARNABLE):
+            if model.qconfig in (PTQ, QAT, LEARNABLE, WEIGHT_ONLY):
                 kinds.add(model.qconfig)
         return kinds, unknown
 
@@ -1981,6 +1984,8 @@ def _qconfig_from_parts(a: _Args) -> QConfigValue:
         return QConfigValue(LEARNABLE, kinds)
     if QAT in kinds:
         return QConfigValue(QAT, kinds)
+    if kinds[0] == api.QCONFIG_PLACEHOLDER and kinds[1] in (PTQ, api.QCONFIG_PLACEHOLDER):
+        return QConfigValue(WEIGHT_ONLY, kinds)
     return QConfigValue(PTQ if kinds == (PTQ, PTQ) else UNKNOWN_KIND, kinds)
 
 

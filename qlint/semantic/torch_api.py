@@ -242,12 +242,17 @@ SCRIPT_STEPS = {
 # qconfig kinds: what prepare_qat puts on a weight. PTQ: an observer (no fake-quant, QAT
 # trains in float); QAT: a fake-quant; LEARNABLE: _LearnableFakeQuantize, whose scale and
 # zero_point are new nn.Parameters. Checked against the installed torch by the tests.
-QCONFIG_PTQ, QCONFIG_QAT, QCONFIG_LEARNABLE = "ptq", "qat", "learnable"
+# WEIGHT_ONLY: observers on weights only (the activation part is a placeholder): dynamic,
+# float16 and embedding qconfigs, which convert needs no calibration for.
+QCONFIG_PTQ, QCONFIG_QAT, QCONFIG_LEARNABLE, QCONFIG_WEIGHT_ONLY = "ptq", "qat", "learnable", "weight-only"
+QCONFIG_PLACEHOLDER = "placeholder"  # an activation part that observes nothing
 QCONFIGS = {_Q + name: QCONFIG_PTQ for name in (
     "default_qconfig", "default_per_channel_qconfig", "default_debug_qconfig",
     "default_symmetric_qnnpack_qconfig", "default_per_channel_symmetric_qnnpack_qconfig",
+    "default_quint8_weight_qconfig",
+)} | {_Q + name: QCONFIG_WEIGHT_ONLY for name in (
     "default_dynamic_qconfig", "per_channel_dynamic_qconfig", "float16_static_qconfig",
-    "float16_dynamic_qconfig", "float_qparams_weight_only_qconfig", "default_quint8_weight_qconfig",
+    "float16_dynamic_qconfig", "float_qparams_weight_only_qconfig",
 )} | {_Q + name: QCONFIG_QAT for name in (
     "default_qat_qconfig", "default_qat_qconfig_v2", "default_symmetric_qnnpack_qat_qconfig",
     "default_per_channel_symmetric_qnnpack_qat_qconfig", "default_dynamic_qat_qconfig",
@@ -259,10 +264,11 @@ QCONFIG_CLASS = _Q + "QConfig"
 LEARNABLE_FAKE_QUANT = _Q + "_learnable_fake_quantize._LearnableFakeQuantize"
 QCONFIG_PARTS = {_Q + name: QCONFIG_PTQ for name in (
     "MinMaxObserver", "MovingAverageMinMaxObserver", "PerChannelMinMaxObserver",
-    "MovingAveragePerChannelMinMaxObserver", "HistogramObserver", "PlaceholderObserver",
-    "RecordingObserver", "NoopObserver", "default_observer", "default_weight_observer",
-    "default_histogram_observer", "default_per_channel_weight_observer", "default_debug_observer",
-    "default_dynamic_quant_observer", "default_placeholder_observer", "default_float_qparams_observer",
+    "MovingAveragePerChannelMinMaxObserver", "HistogramObserver", "RecordingObserver",
+    "default_observer", "default_weight_observer", "default_histogram_observer",
+    "default_per_channel_weight_observer", "default_debug_observer", "default_float_qparams_observer",
+)} | {_Q + name: QCONFIG_PLACEHOLDER for name in (
+    "PlaceholderObserver", "NoopObserver", "default_dynamic_quant_observer", "default_placeholder_observer",
 )} | {_Q + name: QCONFIG_QAT for name in (
     "FakeQuantize", "FusedMovingAvgObsFakeQuantize", "default_fake_quant", "default_weight_fake_quant",
     "default_per_channel_weight_fake_quant", "default_histogram_fake_quant", "default_fused_act_fake_quant",

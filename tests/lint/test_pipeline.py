@@ -560,6 +560,43 @@ def ptq_run_fn(batches):
     model.qconfig = get_default_qconfig("x86")
     return tq.quantize(model, calibrate, [batches])
 ''',
+    "weight-only-qconfig-needs-no-calibration": '''
+class Embedder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+
+    def forward(self, x):
+        return self.emb(x)
+
+
+def weight_only():
+    model = Embedder().eval()
+    model.emb.qconfig = tq.float_qparams_weight_only_qconfig
+    prepare(model, inplace=True)
+    return convert(model)
+
+
+def dynamic_like(model):
+    for name, module in model.named_modules():
+        module.qconfig = tq.default_dynamic_qconfig
+    prepare(model, inplace=True)
+    return convert(model)
+
+
+def static_uncalibrated():
+    model = Embedder().eval()
+    model.qconfig = tq.default_qconfig
+    prepare(model, inplace=True)
+    return convert(model)  # expect: QL606
+
+
+def qconfig_on_modules_of_a_list(model, embeddings):
+    for _, module in embeddings:
+        module.qconfig = tq.default_qconfig
+    prepare(model, inplace=True)
+    return convert(model)
+''',
     "qat-converted-after-training": '''
 def qat(batches):
     model = Net()

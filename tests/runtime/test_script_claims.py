@@ -16,7 +16,7 @@ from models import QUANT_WARNINGS  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize  # noqa: E402
 from torch.ao.quantization.fake_quantize import FakeQuantizeBase  # noqa: E402
-from torch.ao.quantization.observer import ObserverBase  # noqa: E402
+from torch.ao.quantization.observer import NoopObserver, ObserverBase, PlaceholderObserver  # noqa: E402
 
 from qlint.registry import all_rules  # noqa: E402
 from qlint.runtime import assert_qparams_in_optimizer  # noqa: E402
@@ -246,8 +246,19 @@ def _kind(part) -> str:
         return api.QCONFIG_LEARNABLE
     if isinstance(instance, FakeQuantizeBase):
         return api.QCONFIG_QAT
+    if isinstance(instance, (PlaceholderObserver, NoopObserver)):
+        return api.QCONFIG_PLACEHOLDER
     assert isinstance(instance, ObserverBase), type(instance)
     return api.QCONFIG_PTQ
+
+
+def _qconfig_kind(qconfig) -> str:
+    """What the interpreter calls a qconfig: the kind of its weight part, or weight-only when
+    its activation part observes nothing (nothing to calibrate)."""
+    if _kind(qconfig.activation) == api.QCONFIG_PLACEHOLDER \
+            and _kind(qconfig.weight) in (api.QCONFIG_PTQ, api.QCONFIG_PLACEHOLDER):
+        return api.QCONFIG_WEIGHT_ONLY
+    return _kind(qconfig.weight)
 
 
 def _torch_object(qname: str):
@@ -259,13 +270,13 @@ def _torch_object(qname: str):
 
 @pytest.mark.parametrize("qname", sorted(api.QCONFIGS))
 def test_qconfig_kinds_are_what_prepare_qat_puts_on_a_weight(qname):
-    assert _kind(_torch_object(qname).weight) == api.QCONFIGS[qname]
+    assert _qconfig_kind(_torch_object(qname)) == api.QCONFIGS[qname]
 
 
 @pytest.mark.parametrize("backend", ["x86", "fbgemm", "qnnpack", "onednn"])
 def test_qconfig_factories_by_backend(backend):
     for qname, kind in api.QCONFIG_FACTORIES.items():
-        assert _kind(_torch_object(qname)(backend).weight) == kind
+        assert _qconfig_kind(_torch_object(qname)(backend)) == kind
 
 
 @pytest.mark.parametrize("qname", sorted(api.QCONFIG_PARTS))
