@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional
+from typing import Optional
 
 import libcst as cst
 
 from qlint.semantic import torch_api as api
-from qlint.semantic.model import CONTAINER, MODULE, ClassModel, FileModel
+from qlint.semantic.model import BUILTIN_NAMES, CONTAINER, MODULE, RETURNS_SELF, ClassModel, FileModel
 from qlint.semantic.names import canonical, import_bindings
 from qlint.semantic.walk import iter_nodes
 
@@ -174,10 +174,6 @@ class Partial:
     keywords: tuple
 
 
-def _unknown(value) -> bool:
-    return value is UNKNOWN or isinstance(value, Sym)
-
-
 # ----- heap objects and events ---------------------------------------------------------------
 @dataclass(frozen=True)
 class FuseEvent:
@@ -300,7 +296,6 @@ class ScriptInterpreter:
         self._child_ids: dict = {}
         self._outcomes: dict = {}
         self._reset()
-        self.statics: dict = {}
         self.statics = self._static_globals()
 
     def _reset(self) -> None:
@@ -328,13 +323,15 @@ class ScriptInterpreter:
                     entries.append((method, cls))
         for func, cls in entries:
             self._reset()
+            before = {key: [hazard, set(seen)] for key, (hazard, seen) in self._outcomes.items()}
             try:
                 if func is None:
                     self._module_entry = True
                     states = self._exec_block(self.model.module.body, [_State({}, {}, {})], module=True)
                 else:
                     states = self._run_function(func, cls)
-            except _Budget:
+            except _Budget:  # too long to follow: what this run saw is left out, it may be partial
+                self._outcomes = before
                 continue
             self._judge_optimizers(states)
         hazards: dict[tuple, Hazard] = {}
@@ -913,11 +910,7 @@ class ScriptInterpreter:
         for s in states:
             results = (self._eval(expr.value, s) if isinstance(expr, cst.DictComp) else self._eval(expr.elt, s))
             for s2, value in results:
-                s2.env = {name: v for name, v in saved.items()} if s2.env is st.env else s2.env
-                for name in list(s2.env):
-                    if name not in saved:
-                        del s2.env[name]
-                s2.env.update({k: v for k, v in saved.items() if k in s2.env})
+                s2.env = dict(saved)  # the comprehension's variables are its own
                 owners = _owners(value)
                 if owners:
                     value = Params(owners)
@@ -938,7 +931,7 @@ class ScriptInterpreter:
         qname = self.model.globals.get(name)
         if qname:
             return _global_value(canonical(qname))
-        if name in _BUILTINS:
+        if name in BUILTIN_NAMES:
             return Global("builtins." + name)
         return UNKNOWN
 
@@ -1827,8 +1820,6 @@ class _Args:
 
 
 # ----- helpers ---------------------------------------------------------------------------------
-from qlint.semantic.model import BUILTIN_NAMES as _BUILTINS, RETURNS_SELF  # noqa: E402
-
 _LITERALS = {"True": Const(True), "False": Const(False), "None": Const(None)}
 _STATIC_VALUES = (Const, Function, Partial, Global, QConfigValue, QConfigPart, ClassValue, Seq)
 
@@ -2144,7 +2135,3 @@ def script_hazards(model: FileModel, kind: str) -> list[Hazard]:
         for hazard in found.values():
             hazards.setdefault(hazard.kind, []).append(hazard)
     return hazards.get(kind, [])
-
-
-def iter_hazards(model: FileModel, kind: str) -> Iterator[Hazard]:
-    yield from script_hazards(model, kind)
