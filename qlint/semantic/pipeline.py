@@ -208,7 +208,8 @@ class ModelState:
     qconfig_unknown: bool = False
     prepared: Optional[PrepareEvent] = None
     forwards: tuple = ()  # ForwardEvents since prepare
-    runs: int = 0  # forward passes so far
+    watched: frozenset = frozenset()  # prepare_qat events after which it running matters (QL601)
+    ran_after: frozenset = frozenset()  # those of them it (maybe) ran after
     forward_unknown: bool = False
     converted: bool = False
 
@@ -218,7 +219,7 @@ class OptimizerState:
     owners: frozenset
     node: cst.CSTNode
     stack: tuple
-    stale: Optional[tuple] = None  # (PrepareEvent, reason, owner, owner's runs then)
+    stale: Optional[tuple] = None  # (PrepareEvent, reason, owner)
     used: bool = False  # used after it went stale
 
 
@@ -256,13 +257,16 @@ class _State:
                       dict(self.fused))
 
     def same(self, other: "_State") -> bool:
-        """The same path but for fusions (kept from both: a fusion on any path) and for
-        submodules one path looked at and the other did not."""
-        return (self.flow == other.flow and self.ret == other.ret and self.env == other.env
+        """The same path but for fusions (kept from both: a fusion on any path), for
+        submodules one path looked at and the other did not, and for variables only one
+        path bound (an arm's or a loop's own, which the other path does not read)."""
+        return (self.flow == other.flow and self.ret == other.ret and _same_env(self.env, other.env)
                 and _same_heap(self.heap, other.heap))
 
     def absorb(self, other: "_State") -> None:
         """Take in a path that ended the same: the facts both knew, the fusions of either."""
+        for name, value in other.env.items():
+            self.env.setdefault(name, value)
         if self.facts != other.facts:
             self.facts = {k: v for k, v in self.facts.items() if other.facts.get(k) == v}
         if self.fused != other.fused:
@@ -307,6 +311,7 @@ class ScriptInterpreter:
         self.call_starts: list[tuple[int, int]] = []  # (steps at entry, budget) per running call
         self._module_entry = False
         self._discarded = None  # the call of the expression statement being run (its value is dropped)
+        self._pending: list[list] = [[]]  # outcomes of the runs under way, innermost last
 
     # ----- entries ------------------------------------------------------------------------
     def run(self) -> dict[tuple, Hazard]:
@@ -323,17 +328,16 @@ class ScriptInterpreter:
                     entries.append((method, cls))
         for func, cls in entries:
             self._reset()
-            before = {key: [hazard, set(seen)] for key, (hazard, seen) in self._outcomes.items()}
             try:
                 if func is None:
                     self._module_entry = True
                     states = self._exec_block(self.model.module.body, [_State({}, {}, {})], module=True)
                 else:
                     states = self._run_function(func, cls)
+                self._judge_optimizers(states)
             except _Budget:  # too long to follow: what this run saw is left out, it may be partial
-                self._outcomes = before
                 continue
-            self._judge_optimizers(states)
+            self._commit(self._pending.pop())
         hazards: dict[tuple, Hazard] = {}
         for hazard, seen in self._outcomes.values():
             if seen == {True}:
@@ -1158,6 +1162,7 @@ class ScriptInterpreter:
         self.selves.append(self_value)
         self.stack.append((call, module_method))
         self.call_starts.append((self.steps, budget))
+        self._pending.append([])
         depth = len(self.call_starts)
         try:
             if isinstance(node, cst.Lambda):
@@ -1175,6 +1180,9 @@ class ScriptInterpreter:
             self.selves.pop()
             self.stack.pop()
             self.call_starts.pop()
+            outcomes = self._pending.pop()
+        if ends is not None:
+            self._pending[-1].extend(outcomes)
         if ends is None:
             self._unknown_effects(st, a.values() + ([self_value] if self_value is not None else []))
             return [(st, UNKNOWN)]
@@ -1396,7 +1404,7 @@ class ScriptInterpreter:
             model = st.heap[member]
             forwards = model.forwards + (event,) if model.prepared is not None and not model.converted \
                 and len(model.forwards) < 8 else model.forwards
-            st.heap[member] = replace(model, runs=model.runs + 1, forwards=forwards)
+            st.heap[member] = replace(model, forwards=forwards, ran_after=model.ran_after | model.watched)
 
     def _stale_optimizers(self, st: _State, event: PrepareEvent, mid: int, target: int, learnable: bool) -> None:
         """Optimizers of this model (or of one it was copied from, or copied to) that prepare_qat
@@ -1415,7 +1423,8 @@ class ScriptInterpreter:
                     reason = "learnable"
                 else:
                     continue
-                st.heap[oid] = replace(optimizer, stale=(event, reason, owner, st.heap[owner].runs))
+                st.heap[oid] = replace(optimizer, stale=(event, reason, owner))
+                self._update(st, owner, watched=st.heap[owner].watched | {event})
                 break
 
     def _use_optimizer(self, st: _State, oid: int) -> None:
@@ -1437,8 +1446,8 @@ class ScriptInterpreter:
                     self._outcome(STALE_OPTIMIZER, optimizer.node, _frame_node(optimizer.stack, optimizer.node, ()),
                                   False)
                     continue
-                event, reason, owner, runs = optimizer.stale
-                positive = optimizer.used and not (reason == "copy" and st.heap[owner].runs > runs)
+                event, reason, owner = optimizer.stale
+                positive = optimizer.used and not (reason == "copy" and event in st.heap[owner].ran_after)
                 node = _frame_node(optimizer.stack, optimizer.node, event.stack)
                 self._outcome(STALE_OPTIMIZER, optimizer.node, node, positive, (("prepare", event.node),), reason)
 
@@ -1582,7 +1591,7 @@ class ScriptInterpreter:
         self._update(st, mid, qconfig_unknown=True)
         for member in self._family(st, mid):
             model = st.heap[member]
-            st.heap[member] = replace(model, runs=model.runs + 1, forward_unknown=True)
+            st.heap[member] = replace(model, forward_unknown=True, ran_after=model.ran_after | model.watched)
 
     # ----- model facts -----------------------------------------------------------------------
     def _new_model(self, st: _State, cls, constructed: bool, mode, parent=None) -> int:
@@ -1782,7 +1791,15 @@ class ScriptInterpreter:
         """Whether a step (`site`) is a hazard this time it runs. A hazard is reported only
         where every time the step runs, on every path and in every call, it is one: a step
         that is a hazard on one arm of a branch qlint cannot decide, or for one caller of a
-        helper and not another, is left unknown."""
+        helper and not another, is left unknown. Outcomes of a run cut short by its step
+        budget are dropped (the run may be partial)."""
+        self._pending[-1].append((kind, site, report, hazard, lines, detail))
+
+    def _commit(self, outcomes: list) -> None:
+        for outcome in outcomes:
+            self._record(*outcome)
+
+    def _record(self, kind: str, site, report, hazard: bool, lines: tuple, detail: str) -> None:
         key = (kind, site if isinstance(site, tuple) else id(site), id(report))
         entry = self._outcomes.get(key)
         if entry is None:
@@ -1836,6 +1853,12 @@ def _untouched(value) -> bool:
         and not any(linked for _, _, linked in value.children)
 
 
+def _same_env(a: dict, b: dict) -> bool:
+    if a == b:
+        return True
+    return all(a[name] == b[name] for name in a.keys() & b.keys())
+
+
 def _same_heap(a: dict, b: dict) -> bool:
     if a == b:
         return True
@@ -1847,12 +1870,10 @@ def _same_heap(a: dict, b: dict) -> bool:
             if not _untouched(x or y):
                 return False
         elif isinstance(x, ModelState) and isinstance(y, ModelState) \
-                and replace(x, children=(), runs=0) == replace(y, children=(), runs=0):
+                and replace(x, children=()) == replace(y, children=()):
             for _, child, linked in set(x.children) ^ set(y.children):
                 if linked or not _untouched(a.get(child) or b.get(child)):
                     return False
-            if x.runs != y.runs and not (_untouched(x) and _untouched(y)):
-                return False
         else:
             return False
     return True
