@@ -237,13 +237,14 @@ class ConvertWithoutCalibration(Rule):
     code = "QL606"
     name = "convert-without-calibration"
     severity = ERROR
-    summary = "convert of a model prepared for PTQ that ran no forward pass after prepare"
+    summary = "convert of a model prepared with observers (PTQ) that ran no forward pass after prepare"
     explanation = (
         "Observers learn activation ranges from the forward passes between prepare and convert. "
         "With none, measured on torch 2.13, convert only warns (\"must run observer before "
         "calling calculate_qparams. Returning default values\") and every activation gets "
         "scale 1.0 and zero point 0: the int8 model's outputs are garbage. Calibrating a "
-        "different model (the float one, when prepare made a copy) counts as none.")
+        "different model (the float one, when prepare made a copy) counts as none. A model "
+        "given observers by prepare_qat with a PTQ qconfig (QL604) counts as PTQ-prepared.")
     fix = "Run the prepared model on representative data (a few batches) before convert."
     valid = (
         _HEADER + "def quantize(batches):\n    model = Net().eval()\n"

@@ -1384,8 +1384,9 @@ class ScriptInterpreter:
         # observers to calibrate: a qconfig with activation observers, all of them known
         known = prepared and not model.forward_unknown and not unknown and bool(kinds & CALIBRATED)
         lines = (("prepare", model.prepared.node),) if model.prepared is not None else ()
-        self._outcome(CONVERT_WITHOUT_CALIBRATION, call, call,
-                      known and model.prepared.kind == PTQ and not model.forwards, lines)
+        # prepared with observers: by prepare, or by prepare_qat given a PTQ qconfig (QL604)
+        observed = known and (model.prepared.kind == PTQ or kinds == {PTQ})
+        self._outcome(CONVERT_WITHOUT_CALIBRATION, call, call, observed and not model.forwards, lines)
         constant = known and all(f.constant for f in model.forwards)
         for forward in (model.forwards if prepared else ()):
             self._outcome(CONSTANT_CALIBRATION, forward.report, forward.report, constant, (("convert", call),))

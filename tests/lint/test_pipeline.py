@@ -597,6 +597,21 @@ def qconfig_on_modules_of_a_list(model, embeddings):
     prepare(model, inplace=True)
     return convert(model)
 ''',
+    "observers-from-prepare-qat-never-run": '''
+def observed():
+    model = Net()
+    model.qconfig = get_default_qconfig("x86")
+    prepared = prepare_qat(model)  # expect: QL604
+    model(torch.randn(1, 3, 8, 8))
+    return convert(prepared.eval())  # expect: QL606
+
+
+def fake_quant_untrained():
+    model = Net()
+    model.qconfig = get_default_qat_qconfig("x86")
+    prepared = prepare_qat(model)
+    return convert(prepared.eval())
+''',
     "qat-converted-after-training": '''
 def qat(batches):
     model = Net()

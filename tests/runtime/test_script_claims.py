@@ -191,6 +191,17 @@ def test_ql606_convert_without_calibration_keeps_default_qparams():
     assert float(converted.quant.scale) == 1.0 and int(converted.quant.zero_point) == 0
 
 
+def test_ql606_observers_from_prepare_qat_with_a_ptq_qconfig_keep_defaults_too():
+    model = _example("QL606", "bad")["Net"]().train()
+    model.qconfig = tq.get_default_qconfig("x86")
+    prepared = tq.prepare_qat(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = tq.convert(prepared.eval())
+    assert any("must run observer before calling calculate_qparams" in str(w.message) for w in caught)
+    assert float(converted.quant.scale) == 1.0 and int(converted.quant.zero_point) == 0
+
+
 def test_ql606_calibrated_model_gets_its_qparams_and_tracks_the_float_model():
     torch.manual_seed(0)
     namespace = _example("QL606", "good")
