@@ -957,7 +957,7 @@ class ScriptInterpreter:
             if isinstance(obj, ObjectState):
                 attrs = dict(obj.attrs)
                 if name in attrs:
-                    return attrs[name]
+                    return self._resolve(attrs[name], st)
                 method = self._find_method(obj.cls, name)
                 if method is not None:
                     return BoundMethod(method, base)
@@ -1436,7 +1436,11 @@ class ScriptInterpreter:
     def _judge_optimizers(self, states: list[_State]) -> None:
         """At the end of a run: an optimizer used after prepare_qat left it stale is a hazard,
         unless it was stale only for holding the model prepare_qat copied and that model ran
-        again (two models trained side by side, each with its own optimizer)."""
+        again (two models trained side by side, each with its own optimizer). A run that
+        ends with the optimizer unused, or not stale, speaks against it only when another of
+        its paths found it a hazard (a branch qlint cannot decide): a method of a trainer
+        that builds the optimizer or prepares the model is one stage of a longer run."""
+        judged: dict[int, list] = {}
         for st in states:
             if st.flow == "return":
                 self._unknown_effects(st, [st.ret])  # returned: the caller uses it
@@ -1444,13 +1448,18 @@ class ScriptInterpreter:
                 if not isinstance(optimizer, OptimizerState):
                     continue
                 if optimizer.stale is None:
-                    self._outcome(STALE_OPTIMIZER, optimizer.node, _frame_node(optimizer.stack, optimizer.node, ()),
-                                  False)
-                    continue
-                event, reason, owner = optimizer.stale
-                positive = optimizer.used and not (reason == "copy" and event in st.heap[owner].ran_after)
-                node = _frame_node(optimizer.stack, optimizer.node, event.stack)
-                self._outcome(STALE_OPTIMIZER, optimizer.node, node, positive, (("prepare", event.node),), reason)
+                    outcome = (STALE_OPTIMIZER, optimizer.node, _frame_node(optimizer.stack, optimizer.node, ()),
+                               False, (), "")
+                else:
+                    event, reason, owner = optimizer.stale
+                    positive = optimizer.used and not (reason == "copy" and event in st.heap[owner].ran_after)
+                    node = _frame_node(optimizer.stack, optimizer.node, event.stack)
+                    outcome = (STALE_OPTIMIZER, optimizer.node, node, positive, (("prepare", event.node),), reason)
+                judged.setdefault(id(optimizer.node), []).append(outcome)
+        for outcomes in judged.values():
+            if any(outcome[3] for outcome in outcomes):
+                for outcome in outcomes:
+                    self._outcome(*outcome)
 
     def _model_method(self, call, mid: int, name: str, a: "_Args", st: _State):
         if name == "train":

@@ -187,6 +187,21 @@ class Trainer:
         self.model = prepare_qat(self.model.train())
         train(self.model, self.optimizer, batches)
 ''',
+    "optimizer-in-a-trainer-with-stages": '''
+class StagedTrainer:
+    def __init__(self, model, lr):
+        self.model = model
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr)  # expect: QL601
+
+    def to_qat(self):
+        self.qat_model = copy.deepcopy(self.model)
+        self.qat_model.qconfig = get_default_qat_qconfig("x86")
+        prepare_qat(self.qat_model.train(), inplace=True)
+
+    def fit(self, batches):
+        self.to_qat()
+        train(self.qat_model, self.optimizer, batches)
+''',
     "optimizer-in-a-trainer-class-after-prepare": '''
 class Trainer:
     def __init__(self, model, lr=0.1):
