@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import libcst
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# libcst's parser is a native (PyO3) module: it is initialized once per process and keeps the
+# classes of the first import. An in-process inner run (pytester.runpytest) drops every module
+# it imported when it ends, so a libcst first imported inside one is imported again by the
+# next, and the native parser then builds nodes of freed classes: `assert isinstance(result,
+# Module)` fails in libcst, or the garbage collector crashes the process (seen serially,
+# without xdist). Initialize it here, before any inner run, so every run shares it.
+libcst.parse_module("")
 
 
 @pytest.fixture(autouse=True)

@@ -19,8 +19,8 @@ def make_anchors(feat_h: int, feat_w: int, stride: int, size: float) -> torch.Te
 def decode_boxes(deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     wh = anchors[..., 2:] - anchors[..., :2]
     ctr = anchors[..., :2] + 0.5 * wh
-    pred_ctr = ctr + deltas[..., :2] * wh  # expect: QL702
-    pred_wh = torch.exp(deltas[..., 2:].clamp(max=4.0)) * wh  # allow: QL702
+    pred_ctr = ctr + deltas[..., :2] * wh  # expect: QL702, QL301
+    pred_wh = torch.exp(deltas[..., 2:].clamp(max=4.0)) * wh  # expect: QL104; allow: QL702, QL301
     return torch.cat([pred_ctr - 0.5 * pred_wh, pred_ctr + 0.5 * pred_wh], dim=-1)
 
 
@@ -107,7 +107,7 @@ class YoloLiteExport(nn.Module):
         outs = []
         for i, (c, b) in enumerate(zip(cls_maps, box_maps)):
             prob = self.dequants[i](c).sigmoid()
-            outs.append(torch.cat([b, prob], dim=1))  # expect: QL702
+            outs.append(torch.cat([b, prob], dim=1))  # expect: QL702, QL302
         return outs
 
 

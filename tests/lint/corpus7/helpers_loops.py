@@ -24,7 +24,7 @@ def coord_grid(x):
 
 
 def add_coords(x):
-    return torch.cat([x, coord_grid(x)], dim=1)  # expect: QL702
+    return torch.cat([x, coord_grid(x)], dim=1)  # expect: QL702, QL302
 
 
 class ConvBNReLU(nn.Sequential):

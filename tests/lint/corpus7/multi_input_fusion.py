@@ -93,7 +93,7 @@ class WideAndDeep(nn.Module):
         if self.requantize:
             fused = self.cat.cat([feats, self.quant_meta(meta)], 1)
             return self.dequant(self.deep(fused))
-        return self.deep_img(feats) + self.wide(meta)  # expect: QL702
+        return self.deep_img(feats) + self.wide(meta)  # expect: QL702, QL301
 
 
 class Encoder(nn.Module):
@@ -121,7 +121,7 @@ class SiameseVerifier(nn.Module):
 
     def forward(self, a, b):
         za = self.dequant_a(self.encoder(self.quant_a(a)))
-        zb = self.dequant_b(self.encoder(self.quant_b(b)))
+        zb = self.dequant_b(self.encoder(self.quant_b(b)))  # expect: QL401
         return torch.norm(za - zb, dim=1)
 
 
@@ -137,7 +137,7 @@ class SiameseSharedStub(nn.Module):
 
     def forward(self, anchor, candidate):
         za = self.dequant_a(self.encoder(self.quant(anchor)))
-        zc = self.dequant_c(self.encoder(candidate))  # allow: QL701
+        zc = self.dequant_c(self.encoder(candidate))  # expect: QL401; allow: QL701
         return F.cosine_similarity(za, zc, dim=1)
 
 

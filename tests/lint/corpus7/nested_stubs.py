@@ -209,7 +209,7 @@ class StackingEnsemble(nn.Module):
     def forward(self, x):
         la, ea = self.a(x)
         lb, eb = self.b(x)
-        return self.meta(torch.cat([la, lb, ea, eb], dim=1))  # expect: QL702
+        return self.meta(torch.cat([la, lb, ea, eb], dim=1))  # expect: QL702, QL302
 
 
 class StackingEnsembleFloatEmbeddings(StackingEnsemble):

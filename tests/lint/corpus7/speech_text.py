@@ -62,7 +62,7 @@ class EarlyBiasSelfAttention(MaskedSelfAttention):
     def forward(self, x, attn_bias):
         q, k, v = self._split_heads(x)
         scores = self.qk_matmul.matmul(q, k.transpose(-2, -1))
-        scores = self.scale_mul.mul_scalar(scores, self.scale) + attn_bias  # expect: QL702
+        scores = self.scale_mul.mul_scalar(scores, self.scale) + attn_bias  # expect: QL702, QL301
         probs = self.quant_probs(self.dequant_scores(scores).softmax(dim=-1))
         return self._merge_heads(probs, v)
 

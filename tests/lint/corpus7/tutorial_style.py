@@ -170,7 +170,7 @@ class ResidualDenoiser(nn.Module):
 class ResidualDenoiserLateDequant(ResidualDenoiser):
     def forward(self, x):
         noise = self.body(self.quant(x))
-        return self.dequant(x - noise)  # expect: QL702
+        return self.dequant(x - noise)  # expect: QL702, QL301
 
 
 class CalibratedClassifier(nn.Module):
@@ -185,7 +185,7 @@ class CalibratedClassifier(nn.Module):
 
     def forward(self, x, temperature):
         logits = self.fc(self.features(self.quant(x)))
-        return self.dequant(logits / temperature)  # expect: QL702
+        return self.dequant(logits / temperature)  # expect: QL702, QL303
 
 
 class CharRNNCell(nn.Module):
@@ -227,6 +227,6 @@ class CharRNN(nn.Module):
         h = torch.zeros(xs.shape[1], self.hidden)
         outs = []
         for t in range(xs.shape[0]):
-            out, h = self.cell(xs[t], h)
+            out, h = self.cell(xs[t], h)  # expect: QL401
             outs.append(out)
         return torch.stack(outs)

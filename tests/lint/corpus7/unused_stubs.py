@@ -86,7 +86,7 @@ class StereoFeatureNet(nn.Module):
 
     def forward(self, left, right):
         fl = self.left_enc(self.quant_left(left))
-        fr = self.right_enc(self.quant_left(right))
+        fr = self.right_enc(self.quant_left(right))  # expect: QL401
         return self.dequant(self.head(self.cat.cat([fl, fr], dim=1)))
 
 
