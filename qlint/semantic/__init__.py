@@ -11,9 +11,9 @@ The package reads bottom-up; a module imports only modules listed before it in `
   every file's summaries), `scope` (one file's names and classes);
 - interpreters: `interpret` (the statement walker and binder both passes share), `init`
   (the `__init__` pass), `forward` (the forward pass and its trace), `fusion` (fuse groups
-  and fusible chains);
+  and fusible chains), `pipeline` (the quantization script: fuse, prepare, calibrate, convert);
 - `model`: the FileModel rules query.
 """
 
 LAYERS = ("walk", "positions", "names", "torch_api", "ops", "values", "summaries", "index", "scope",
-          "interpret", "init", "forward", "fusion", "model")
+          "interpret", "init", "forward", "fusion", "pipeline", "model")

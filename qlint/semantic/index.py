@@ -65,11 +65,16 @@ class ProjectIndex:
         self.exports: dict[str, str] = {}
         self.fuse_wrappers: dict[str, tuple[int, int]] = {}
         self.functions: dict[str, Flow] = {}
+        self.method_effects: dict = {}  # (class, method) -> pipeline.MethodEffect
+        self.qconfig_classes: set[str] = set()  # classes whose code mentions a qconfig
         for summary in summaries:
             self.classes.update(summary.classes)
             self.function_returns.update(summary.function_returns)
             self.fuse_wrappers.update(summary.fuse_wrappers)
             self.functions.update(summary.functions)
+            if summary.scripts is not None:
+                self.method_effects.update(summary.scripts.methods)
+                self.qconfig_classes |= summary.scripts.qconfig_classes
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
         self._module_memo: dict[str, bool] = {}

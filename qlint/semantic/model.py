@@ -23,6 +23,7 @@ from qlint.semantic.fusion import find_fuse_wrappers
 from qlint.semantic.index import Context, ProjectIndex
 from qlint.semantic.init import InitPass
 from qlint.semantic.interpret import annotated_value, default_holds_tensor
+from qlint.semantic.pipeline import script_facts
 from qlint.semantic.scope import ClassModel, FileScope
 from qlint.semantic.summaries import FileSummary
 from qlint.semantic.values import PY
@@ -58,6 +59,7 @@ class FileModel(FileScope):
         for name, func in self.functions.items():
             if self._may_take_tensors(func):
                 summary.functions[f"{self.module_name}.{name}"] = summarize(self, self.index, None, func)
+        summary.scripts = script_facts(self, self.index)
         self.index = None
         return summary
 

@@ -48,6 +48,7 @@ class FileSummary:
     exports: dict[str, str]  # module-level import bindings, for re-exports
     fuse_wrappers: dict[str, tuple[int, int]] = field(default_factory=dict)  # function qname -> (model, groups) parameter indices
     functions: dict[str, "Flow"] = field(default_factory=dict)  # module-level functions, summarized
+    scripts: Optional[object] = None  # pipeline.ScriptFacts: fuse methods, classes that set a qconfig
 
 
 # ----- flows: how a method's values derive from its parameters and its calls ----------------
