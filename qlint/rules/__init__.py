@@ -8,6 +8,7 @@ from qlint.rules import (  # noqa: F401
     parameters,
     parse,
     reuse,
+    stubs,
     suppression,
     training,
 )

@@ -77,6 +77,7 @@ def forward_ops(model: FileModel, *kinds: str, where: Optional[Callable[[OpUse],
 _RANK = {None: 0, FLOAT: 1, UNKNOWN_STATE: 2, QUANTIZED: 3}
 
 
+
 def snippet(model: FileModel, node: cst.CSTNode, limit: int = 48) -> str:
     """The source of a node on one line, shortened for a message."""
     text = " ".join(model.module.code_for_node(node).split())

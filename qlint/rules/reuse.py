@@ -48,10 +48,11 @@ class ModuleReused(Rule):
     )
     invalid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.conv = nn.Conv2d(3, 3, 1)\n        self.relu = nn.ReLU()\n        self.quant = QuantStub()\n\n"
+        "        self.conv = nn.Conv2d(3, 3, 1)\n        self.relu = nn.ReLU()\n        self.quant = QuantStub()\n"
+        "        self.dequant = DeQuantStub()\n\n"
         "    def forward(self, a, b):\n        a = self.quant(a)\n        b = self.quant(b)  # expect: QL401\n"
         "        y = self.relu(self.conv(a))\n        for _ in range(2):\n"
-        "            y = self.conv(y)  # expect: QL401\n        return self.relu(y)  # expect: QL401\n",
+        "            y = self.conv(y)  # expect: QL401\n        return self.dequant(self.relu(y))  # expect: QL401\n",
     )
 
     def check(self, model):

@@ -32,9 +32,10 @@ from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import ClassModel, FileScope
 from qlint.semantic.summaries import BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site
-from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, TENSOR, UNKNOWN, Closure, Func, Method,
+from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, INDEX, FACTORY, WEIGHT, UNKNOWN, Closure, Func, Method,
                                    Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
-                                   activation_states, element_of_sequence, join, origin_of, unknown_call)
+                                   activation_states, element_of_sequence, join, mixes_quantized_and_float, origin_of,
+                                   unknown_call)
 
 
 @dataclass(eq=False)
@@ -149,7 +150,9 @@ class ForwardPass(Walker):
         self.summary = summary
         self.sites: list[Site] = []
         self.reads: set[str] = set()
-        self.opaque = False
+        self.nested_reads: set[str] = set()
+        self.calls: set[str] = set()
+        self.dynamic = False
         self.order = 0
 
     # ----- entry -----------------------------------------------------------------------
@@ -173,13 +176,14 @@ class ForwardPass(Walker):
             return None
         return Flow(tuple(p.name.value for p in named), tuple(self._kind(p) for p in named),
                     tuple(self.default(p.default).key() if p.default is not None else None for p in named),
-                    tuple(self.sites), origin_of(returned), frozenset(self.reads), self.opaque)
+                    tuple(self.sites), origin_of(returned), frozenset(self.reads), frozenset(self.nested_reads),
+                    frozenset(self.calls), self.dynamic)
 
     def _kind(self, param: cst.Param) -> str:
         """How a flow binds the parameter (see `summaries.Flow.kinds`)."""
         if param.annotation is not None:
             value = annotated_value(self.scope, param.annotation.annotation)
-            return "tensor" if value is ACT else "index" if value is TENSOR else "annotated"
+            return "tensor" if value is ACT else "index" if value is INDEX else "annotated"
         return "tensor" if default_holds_tensor(param.default) else "literal"
 
     def _declared(self, param: cst.Param) -> Value:
@@ -195,8 +199,9 @@ class ForwardPass(Walker):
             return [self._declared(p).with_origin(("param", p.name.value)) if self._kind(p) in ("tensor", "literal")
                     else self._declared(p) for p in named]
         if context is None or not context.known:
-            floats = context is not None and (context.float_entry or context.island)
-            return [act(FLOAT) if floats and self._declared(p) is ACT else self._declared(p) for p in named]
+            state = None if context is None else FLOAT if context.float_entry or context.island else (
+                QUANTIZED if context.quantized_entry else None)
+            return [act(state) if state is not None and self._declared(p) is ACT else self._declared(p) for p in named]
         args, keywords = context.bound()
         values = []
         for i, param in enumerate(named):
@@ -236,7 +241,7 @@ class ForwardPass(Walker):
     def inline_method(self, call: cst.Call, name: str, args: list) -> Value:
         if self.cls is not None and self.scope.find_method(self.cls, name) is None:
             # a method of a base class in another file
-            self.opaque = True
+            self.calls.add(name)
             return self._site(call, ("method", name), args)
         return super().inline_method(call, name, args)
 
@@ -279,9 +284,10 @@ class ForwardPass(Walker):
             else:
                 target.items.append(value)
         else:
-            self._op(small, "augassign", op, (target, value))
+            mixed = self._op(small, "augassign", op, (target, value))
             if isinstance(small.target, cst.Name):
-                self.frame.env[small.target.value] = join(target, value) if not isinstance(target, Module) else target
+                combined = join(target, value) if not isinstance(target, Module) else target
+                self.frame.env[small.target.value] = _unknown_state(combined) if mixed else combined
 
     def element_of(self, value: Value) -> Value:
         """The value of one element when iterating or unpacking `value`."""
@@ -306,11 +312,17 @@ class ForwardPass(Walker):
         return element
 
     # ----- recording -----------------------------------------------------------------------
-    def _op(self, node, kind, name, operands, call=None) -> None:
+    def _op(self, node, kind, name, operands, call=None, combined=None) -> bool:
+        """Record an op; True when it mixes quantized and float values (then its result is
+        unknown: the mistake is reported once). `combined`: the operands whose values it
+        combines (all by default; masks given to masked_fill only place values)."""
         anchor = self.anchor
         self.trace.ops.append(OpUse(node, kind, name, tuple(operands), call, anchor))
-        if kind in _COMBINING and not self.summary and {QUANTIZED, FLOAT} <= activation_states(operands):
-            self.trace.crossings.append(Crossing(node, QUANTIZED_INTO_FLOAT, None, None, anchor))
+        if kind in _COMBINING and mixes_quantized_and_float(operands if combined is None else combined):
+            if not self.summary:
+                self.trace.crossings.append(Crossing(node, QUANTIZED_INTO_FLOAT, None, None, anchor))
+            return True
+        return False
 
     def _next(self) -> int:
         self.order += 1
@@ -357,6 +369,8 @@ class ForwardPass(Walker):
             if op is not None and op.attribute:
                 return PY if op.result is Result.PYTHON else value
             return Method(attr, value)
+        if isinstance(value, Module) and self.summary:
+            self.nested_reads.add(attr)
         if isinstance(value, (Module, Seq)) or (isinstance(value, Py) and not value.none):
             return Method(attr, value)
         return UNKNOWN
@@ -379,13 +393,13 @@ class ForwardPass(Walker):
         if info.kind == PARAM:
             if not quiet:
                 self.trace.param_reads.append(ParamRead(expr, attr, self.anchor))
-            return TENSOR
+            return WEIGHT
         if info.kind == BUFFER:
-            return TENSOR
+            return WEIGHT
         if info.kind in (MODULE, CONTAINER):
             kind = self.index.module_kind(info.cls)
             if kind == VALUE:
-                return TENSOR if info.cls.startswith("torch.") else PY
+                return WEIGHT if info.cls.startswith("torch.") else PY
             if kind not in (MODULE, CONTAINER):
                 return UNKNOWN
             container = api.CONTAINERS.get(self.index.torch_base(info.cls)) if kind == CONTAINER else None
@@ -445,7 +459,9 @@ class ForwardPass(Walker):
             return self._site(call, callee, args, produced) if callee is not None else produced
         keywords = {arg.keyword.value: v for v, arg in zip(args, call.args) if arg.keyword is not None}
         positional = [v for v, arg in zip(args, call.args) if arg.keyword is None and not arg.star]
-        float_attr = self.index.float_attr(self.receiver, module.key_path)
+        path = module.key_path if module.key_path is not None else (
+            module.parent + ".*" if module.parent is not None else None)
+        float_attr = self.index.float_attr(self.receiver, path, self.context.float_paths if self.context else ())
         value, problem = self.index.module_result(module.cls, positional, keywords, self.island, float_attr,
                                                   module.members, module.element)
         info = self.index.attr_at(self.receiver, module.key_path) if module.key_path is not None else None
@@ -478,14 +494,14 @@ class ForwardPass(Walker):
                 node=call, key=receiver.key_path, cls=receiver.cls, op=method,
                 in_loop=self.loop_depth > 0, branch=self.arms,
                 invocation=self.frame.invocation, input=None, order=self._next(), anchor=self.anchor))
-            state = activation_state(args)
+            states = activation_states(args)
             if self.summary or self.island:
                 return join(ACT, *args)
-            if state is FLOAT:
+            if FLOAT in states:  # FloatFunctional becomes QFunctional: a float operand raises
                 self.trace.crossings.append(Crossing(call, FLOAT_INTO_QUANTIZED, receiver.cls, receiver.key_path,
                                                      self.anchor))
                 return ACT
-            return act(QUANTIZED) if state is QUANTIZED else ACT
+            return act(QUANTIZED) if states == {QUANTIZED} else ACT
         op = ops.module_op(method)
         result = op.result if op is not None else None
         if result is Result.MEMBER_PAIRS:
@@ -512,14 +528,20 @@ class ForwardPass(Walker):
         return UNKNOWN
 
     def _tensor_method(self, call, method: str, receiver: Tensor, args, positional) -> Value:
-        self._op(call, "method", method, [receiver, *args], call)
         op = ops.tensor_op(method)
         result = op.result if op is not None else None
+        mixed = self._op(call, "method", method, [receiver, *args], call,
+                         [receiver] if result in (Result.RECEIVER, Result.CAST) else None)
+        value = self._tensor_method_result(call, result, receiver, args, positional)
+        return _unknown_state(value) if mixed else value
+
+    def _tensor_method_result(self, call, result, receiver: Tensor, args, positional) -> Value:
         if result is Result.PYTHON or (result is Result.CAST and not args):
             return PY
-        if result in (Result.CONSTRUCTOR, Result.INTEGER) or _integer_dtype(
-                call, args, positional if result is Result.CAST else ()):
-            return TENSOR
+        if result is Result.CONSTRUCTOR:
+            return _constructed(result, call, args)
+        if result is Result.INTEGER or _integer_dtype(call, args, positional if result is Result.CAST else ()):
+            return INDEX
         derived = _derived(result, receiver, call, positional)
         if derived is not None:
             return derived
@@ -527,6 +549,8 @@ class ForwardPass(Walker):
             return Seq([receiver])
         if result in (Result.RECEIVER, Result.CAST):
             return _like(receiver)
+        if result is Result.DEQUANTIZE and receiver.activation:
+            return act(FLOAT)
         if receiver.activation or any(a.is_act() for a in args):
             return join(receiver, *args)
         return receiver
@@ -537,20 +561,9 @@ class ForwardPass(Walker):
         if qname.startswith("builtins."):
             return self._builtin_call(call, result, args, positional)
         if qname.startswith("torch.") and result is not Result.CALL:
-            self._op(call, "call", qname, args, call)
-            if result is Result.PYTHON:
-                return PY
-            if result in (Result.CONSTRUCTOR, Result.PARAMETER, Result.BUFFER) or _integer_dtype(call, args, ()):
-                return TENSOR
-            if positional:
-                derived = _derived(result, positional[0], call, positional[1:])
-                if derived is not None:
-                    return derived
-            if result is Result.SPLIT:
-                return Seq([join(*args)]) if args else UNKNOWN
-            if any(a.is_act() for a in args):
-                return join(*args)
-            return TENSOR
+            mixed = self._op(call, "call", qname, args, call)
+            value = self._torch_function_result(call, result, args, positional)
+            return _unknown_state(value) if mixed else value
         if result is Result.PYTHON:
             return PY
         if result is Result.UNKNOWN:
@@ -561,6 +574,26 @@ class ForwardPass(Walker):
         if op is None:
             return self._site(call, ("function", qname), args, self._function_result(qname, call, args))
         return unknown_call(args)
+
+    def _torch_function_result(self, call, result, args, positional) -> Value:
+        if result is Result.PYTHON:
+            return PY
+        if result in (Result.PARAMETER, Result.BUFFER):
+            return WEIGHT
+        if result in (Result.CONSTRUCTOR, Result.INDEX_CONSTRUCTOR):
+            return _constructed(result, call, args)
+        if _integer_dtype(call, args, ()):
+            return INDEX
+        if positional:
+            derived = _derived(result, positional[0], call, positional[1:])
+            if derived is not None:
+                return derived
+        if result is Result.SPLIT:
+            return Seq([join(*args)]) if args else UNKNOWN
+        if any(a.is_act() for a in args):
+            return join(*args)
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        return join(*tensors) if tensors else FACTORY
 
     def _function_result(self, qname: str, call, args) -> Value:
         """A function of another file of the run: what its flow returns for these arguments."""
@@ -614,7 +647,7 @@ class ForwardPass(Walker):
         if result is Result.ATTRIBUTE_OF and positional and isinstance(positional[0], SelfRef):
             name = literal_str(call.args[1].value) if len(call.args) > 1 else None
             if name is None:
-                self.opaque = True
+                self.dynamic = True
                 return Module(None, None)
             return self._self_attr(call, name, False, positional[0])
         if result is Result.JOIN:
@@ -628,8 +661,8 @@ class ForwardPass(Walker):
             return Seq(left.items + right.items)
         if isinstance(left, Seq) or isinstance(right, Seq):
             return left if isinstance(left, Seq) else right
-        self._op(expr, "binop", op, (left, right))
-        return join(left, right)
+        mixed = self._op(expr, "binop", op, (left, right))
+        return _unknown_state(join(left, right)) if mixed else join(left, right)
 
     def _unary(self, expr: cst.UnaryOperation) -> Value:
         value = self.expr(expr.expression)
@@ -651,7 +684,7 @@ class ForwardPass(Walker):
         if identity:
             return PY
         # A comparison of quantized tensors runs and gives a bool mask, not an activation.
-        return TENSOR if any(isinstance(v, Tensor) or v.is_act() for v in values) else PY
+        return INDEX if any(isinstance(v, Tensor) or v.is_act() for v in values) else PY
 
     def _boolean(self, expr: cst.BooleanOperation) -> Value:
         return join(self.expr(expr.left), self.expr(expr.right))
@@ -746,11 +779,31 @@ class ForwardPass(Walker):
         return self.expr(expr.expression)
 
 
+def _constructed(result: Result, call: cst.Call, args: list) -> Tensor:
+    """A new tensor: an integer one (arange) or a float one, unless a dtype says otherwise."""
+    dtypes = [v.qname for v, arg in zip(args, call.args) if isinstance(v, Func)
+              and arg.keyword is not None and arg.keyword.value == "dtype"]
+    if any(d in ops.INTEGER_DTYPES for d in dtypes):
+        return INDEX
+    if result is Result.INDEX_CONSTRUCTOR and not any(d in ops.FLOAT_DTYPES for d in dtypes):
+        return INDEX
+    return FACTORY
+
+
 def _integer_dtype(call: cst.Call, args: list, positional) -> bool:
     """Whether the call asks for an integer or bool result: `dtype=torch.long`, or (for a
     cast) `.to(torch.bool)`: the result is an index or a mask, not an activation."""
     dtypes = [v for v, arg in zip(args, call.args) if arg.keyword is not None and arg.keyword.value == "dtype"]
     return any(isinstance(v, Func) and v.qname in ops.INTEGER_DTYPES for v in (*dtypes, *positional))
+
+
+def _unknown_state(value: Value) -> Value:
+    """A value that mixed quantized and float data: its state is unknown from here on."""
+    if isinstance(value, Tensor) and value.activation:
+        return ACT.with_origin(value.origin)
+    if isinstance(value, Seq):
+        return Seq([_unknown_state(item) for item in value.items])
+    return value
 
 
 def _like(value: Value) -> Value:
@@ -764,12 +817,12 @@ def _derived(result: Optional[Result], source: Value, call: cst.Call, rest: list
     """What an op that returns no values of its input gives: a mask (x.ne(0)), indices
     (argmax), or values and indices (topk; max along a dim); None for any other op."""
     if result is Result.INDEX:
-        return TENSOR
+        return INDEX
     if result is Result.VALUES_AND_INDICES or (result is Result.VALUES_AND_INDICES_ALONG_DIM and (
             (rest and isinstance(rest[0], Py)) or any(
             a.keyword is not None and a.keyword.value == "dim" for a in call.args))):
         values = _like(source) if isinstance(source, Tensor) else UNKNOWN
-        return Seq([values, TENSOR])
+        return Seq([values, INDEX])
     return None
 
 

@@ -23,7 +23,7 @@ from qlint.semantic import torch_api as api
 from qlint.semantic.names import canonical
 from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, UNKNOWN, VALUE, AttrSummary,
                                       ClassSummary, FileSummary, Flow)
-from qlint.semantic.values import (ACT, NONE, PY, TENSOR, UNKNOWN as UNKNOWN_VALUE, FLOAT, QUANTIZED, Module, Py,
+from qlint.semantic.values import (ACT, NONE, PY, INDEX, UNKNOWN as UNKNOWN_VALUE, FLOAT, QUANTIZED, Module, Py,
                                    Quant, Seq, Tensor, Unknown, Value, act, activation_state, element_of_sequence, from_key, join, unknown_call)
 
 # Problems at a module call, found when the states of its inputs are known.
@@ -41,14 +41,17 @@ class Context:
     """What a forward path (or a method or function) is given by one caller.
 
     `args`/`keywords` hold value keys (`Value.key()`); none of them for the default context
-    (no known caller: parameters by their annotations) and the float-entry context (a class
-    that quantizes its own inputs: every tensor parameter is a float activation)."""
+    (no known caller: parameters by their annotations), the float-entry context (a class
+    that quantizes its own inputs: every tensor parameter is a float activation) and the
+    quantized-entry context (a class wrapped in QuantWrapper: every one is quantized)."""
 
     receiver: Optional[str]  # the class whose attributes `self` has
     args: tuple = ()
     keywords: tuple = ()
     island: bool = False  # runs under `qconfig = None`: nothing in it is converted
     float_entry: bool = False
+    quantized_entry: bool = False  # built inside QuantWrapper(...): its inputs are quantized
+    float_paths: tuple = ()  # its submodules' paths a caller gave `qconfig = None` ("attn")
     caller: Optional[str] = None  # the calling class or function, for messages
     known: bool = False  # given by a call site
 
@@ -67,7 +70,9 @@ class ProjectIndex:
         self.functions: dict[str, Flow] = {}
         self.method_effects: dict = {}  # (class, method) -> pipeline.MethodEffect
         self.qconfig_classes: set[str] = set()  # classes whose code mentions a qconfig
+        self.wrapped: set[str] = set()  # classes built inside QuantWrapper(...)
         for summary in summaries:
+            self.wrapped |= summary.wrapped
             self.classes.update(summary.classes)
             self.function_returns.update(summary.function_returns)
             self.fuse_wrappers.update(summary.fuse_wrappers)
@@ -83,6 +88,8 @@ class ProjectIndex:
         self._flow_memo: dict = {}
         self._contexts_memo: dict = {}
         self._callers: Optional[dict] = None
+        self._subclasses: Optional[dict] = None
+        self._nested: Optional[frozenset] = None
 
     def resolve(self, qname: Optional[str]) -> Optional[str]:
         """Follow re-exports (`pkg.Block` imported in pkg/__init__.py from pkg.blocks)."""
@@ -218,6 +225,28 @@ class ProjectIndex:
                 queue.extend(self.resolve(b) for b in summary.bases)
         return found
 
+    def subclasses(self, qname: Optional[str]) -> list[str]:
+        """The classes of the run that derive from `qname`, directly or not."""
+        if self._subclasses is None:
+            self._subclasses = _subclass_map(self)
+        found, queue = [], list(self._subclasses.get(self.resolve(qname), ()))
+        while queue:
+            current = queue.pop(0)
+            if current not in found:
+                found.append(current)
+                queue.extend(self._subclasses.get(current, ()))
+        return found
+
+    def nested_reads(self) -> frozenset[str]:
+        """Attribute names any forward of the run reads on a submodule (self.block.quant)."""
+        if self._nested is None:
+            self._nested = frozenset(name for s in self.classes.values() if s.forward is not None
+                                     for name in s.forward.nested_reads)
+        return self._nested
+
+    def hierarchy(self, qname: str) -> "Hierarchy":
+        return Hierarchy(self, self.resolve(qname))
+
     def forward_flow(self, qname: Optional[str]) -> Optional[Flow]:
         """The summarized forward a class runs (its own or a base's)."""
         for summary in self.mro(qname):
@@ -232,11 +261,14 @@ class ProjectIndex:
         """Whether instances of the class stay float (`self.qconfig = None` in it or a base)."""
         return any(s.float_island for s in self.mro(qname))
 
-    def float_attr(self, qname: Optional[str], path: Optional[str]) -> bool:
-        """Whether the submodule at `path` of the class is given `qconfig = None`."""
-        if path is None:
-            return False
-        return any(path == p or path.startswith(p + ".") for s in self.mro(qname) for p in s.float_attrs)
+    def float_paths(self, qname: Optional[str]) -> tuple[str, ...]:
+        """Attribute paths the class (or a base) gives `qconfig = None` ("head", "blocks.*.attn")."""
+        return tuple(p for s in self.mro(qname) for p in s.float_attrs)
+
+    def float_attr(self, qname: Optional[str], path: Optional[str], more: tuple = ()) -> bool:
+        """Whether the submodule at `path` of the class is given `qconfig = None` (by the class,
+        or by `more` paths its context got from a caller)."""
+        return path is not None and any(_covers(p, path) for p in (*self.float_paths(qname), *more))
 
     def attr_at(self, qname: Optional[str], path: str) -> Optional[AttrSummary]:
         """What the submodule at a dotted attribute path of the class is ("layers.0", "block.conv")."""
@@ -313,7 +345,8 @@ class ProjectIndex:
         flow = self.forward_flow(resolved)
         if flow is None:
             if self.torch_base(resolved) == "torch.nn.Sequential":
-                return self._chain(None, None, state, island, args)
+                members = next((s.members for s in self.mro(resolved) if s.members is not None), None)
+                return self._chain(members, None, state, island, args)
             return ACT if state is None else act(state), None
         return self.run_flow(resolved, flow, self.bind(flow, args, keywords), island)[1], None
 
@@ -369,7 +402,8 @@ class ProjectIndex:
         if context.known:
             env = self.bind(flow, *context.bound())
         else:
-            entry = act(FLOAT) if context.float_entry or context.island else ACT
+            entry = act(FLOAT) if context.float_entry or context.island else (
+                act(QUANTIZED) if context.quantized_entry else ACT)
             env = {name: entry if kind == "tensor" else _DECLARED[kind] for name, kind in zip(flow.params, flow.kinds)}
         if context.island:
             env = {name: (act(FLOAT) if v.is_act() and isinstance(v, Tensor) else v) for name, v in env.items()}
@@ -427,26 +461,40 @@ class ProjectIndex:
         found = []
         if target[0] == "class" and self.quantizes_inputs(receiver):
             found.append(Context(receiver, island=island, float_entry=True))
-        for caller, flow, k in self._callers_of().get(target, ()):
+        if target[0] == "class" and receiver in {self.resolve(w) for w in self.wrapped}:
+            found.append(Context(receiver, island=island, quantized_entry=True))
+        for caller, flow, k, position in self._callers_of().get(target, ()):
             caller_receiver = caller[1] if caller[0] == "class" else None
             site = flow.sites[k]
+            path = _callee_path(site.callee, position)
             for context in self.contexts(caller):
                 env = self.entry_env(flow, context)
                 sites = self.run_flow(caller_receiver, flow, env, context.island)[0]
                 args = [self._evaluate(o, env, sites) for o in site.args]
                 keywords = [(name, self._evaluate(o, env, sites)) for name, o in site.keywords]
-                site_island = context.island or island
-                if target[0] == "class":
-                    site_island = site_island or self.float_attr(caller_receiver, site.callee[1])
+                if position is not None:  # a member of an nn.Sequential: the members before it ran first
+                    args, keywords = self._sequence_input(caller_receiver, site, position, args, context.island), []
+                patterns = (*self.float_paths(caller_receiver), *context.float_paths)
+                site_island = context.island or island or self.float_attr(caller_receiver, path, context.float_paths)
                 found.append(Context(receiver if target[0] != "method" else caller_receiver,
                                      tuple(v.key() for v in args), tuple((n, v.key()) for n, v in keywords),
-                                     site_island, caller=caller[1], known=True))
+                                     site_island, caller=caller[1], known=True,
+                                     float_paths=_below(patterns, path)))
             if len(found) >= MAX_CONTEXTS:
                 break
         unique = list(dict.fromkeys(found))[:MAX_CONTEXTS]
         result = unique or default
         self._contexts_memo[target] = result
         return result
+
+    def _sequence_input(self, receiver: Optional[str], site, position: int, args: list, island: bool) -> list:
+        """What member `position` of the nn.Sequential a site calls is given."""
+        target = self.site_target(receiver, site.callee)
+        classes = [cls for _, cls in target[3]] if target[3] is not None else [target[4]] * (position + 1)
+        value = args[0] if args else ACT
+        for cls in classes[:position]:
+            value = self.module_result(cls, [value], {}, island)[0]
+        return [value]
 
     def quantizes_inputs(self, qname: Optional[str]) -> bool:
         """Whether the class's forward applies a QuantStub to (what it computes from) its inputs."""
@@ -456,7 +504,7 @@ class ProjectIndex:
         for site in flow.sites:
             target = self.site_target(qname, site.callee)
             if target is not None and target[0] == "module" and self.resolve(target[1]) == api.QUANT_STUB \
-                    and any(_mentions_param(o, flow) for o in site.args):
+                    and any(_from_inputs(o, flow) for o in site.args):
                 return True
         return False
 
@@ -483,25 +531,122 @@ class ProjectIndex:
                 for cls in (target[1], *target[5]):
                     resolved = self.resolve(cls)
                     if resolved in self.classes:
-                        callers.setdefault(("class", resolved), []).append((caller, flow, k))
+                        callers.setdefault(("class", resolved), []).append((caller, flow, k, None))
+                for position, cls in _sequence_members(target):
+                    resolved = self.resolve(cls)
+                    if resolved in self.classes:
+                        callers.setdefault(("class", resolved), []).append((caller, flow, k, position))
             else:
-                callers.setdefault(target, []).append((caller, flow, k))
+                callers.setdefault(target, []).append((caller, flow, k, None))
+
+
+def _sequence_members(target: tuple):
+    """(position, class) of the members of an nn.Sequential target (position 0 for all when
+    only their common class is known)."""
+    _, cls, _, members, element, _ = target
+    if members is not None:
+        yield from ((i, member) for i, (_, member) in enumerate(members) if member)
+    elif element is not None:
+        yield 0, element
+
+
+def _callee_path(callee: tuple, position: Optional[int]) -> Optional[str]:
+    """The attribute path a site calls ("blocks.*" for iterated members, "layers.2" for a
+    member of an nn.Sequential)."""
+    if callee[0] not in ("attr", "member"):
+        return None
+    path = callee[1] if callee[0] == "attr" else callee[1] + ".*"
+    return path if position is None else f"{path}.{position}"
+
+
+def _covers(pattern: str, path: str) -> bool:
+    """Whether `qconfig = None` on `pattern` reaches the module at `path` ("*": any member)."""
+    wanted, parts = pattern.split("."), path.split(".")
+    return len(wanted) <= len(parts) and all(w == p or "*" in (w, p) for w, p in zip(wanted, parts))
+
+
+def _below(patterns, path: Optional[str]) -> tuple:
+    """The parts of `patterns` below the module at `path`, relative to it."""
+    if path is None:
+        return ()
+    parts, found = path.split("."), []
+    for pattern in patterns:
+        wanted = pattern.split(".")
+        if len(wanted) > len(parts) and all(w == p or "*" in (w, p) for w, p in zip(wanted, parts)):
+            found.append(".".join(wanted[len(parts):]))
+    return tuple(dict.fromkeys(found))
 
 
 # A parameter's value when its caller gives none, by `Flow.kinds`.
-_DECLARED = {"tensor": ACT, "index": TENSOR, "annotated": PY, "literal": PY}
+_DECLARED = {"tensor": ACT, "index": INDEX, "annotated": PY, "literal": PY}
 
 
-def _mentions_param(origin: tuple, flow: Flow, depth: int = 0) -> bool:
-    """Whether a value is computed from the flow's parameters (through its call sites too)."""
+def _from_inputs(origin: tuple, flow: Flow, depth: int = 0) -> Optional[bool]:
+    """Whether a value is computed from the flow's parameters alone (through ops, methods
+    and functions): True; from a submodule's output too (a QuantStub after a DeQuantStub
+    quantizes no input): False; from neither: None."""
     kind = origin[0]
-    if kind == "param" or depth > 16:
-        return kind == "param"
+    if kind == "param":
+        return True
+    if kind == "const" or depth > 16:
+        return None
     if kind == "site":
         site = flow.sites[origin[1]]
-        return any(_mentions_param(o, flow, depth + 1) for o in (*site.args, *(o for _, o in site.keywords)))
-    if kind == "item":
-        return _mentions_param(origin[1], flow, depth + 1)
-    if kind in ("join", "seq"):
-        return any(_mentions_param(o, flow, depth + 1) for o in origin[1])
-    return False
+        if site.callee[0] not in ("method", "function"):
+            return False
+        parts = (*site.args, *(o for _, o in site.keywords))
+    elif kind == "item":
+        parts = (origin[1],)
+    else:
+        parts = origin[1]
+    found = [_from_inputs(o, flow, depth + 1) for o in parts]
+    return False if False in found else (True if True in found else None)
+
+
+class Hierarchy:
+    """Queries over a class, its bases, its subclasses and their other bases (QL704, QL705)."""
+
+    def __init__(self, index: ProjectIndex, qname: str):
+        self.index = index
+        self.bases = index.mro(qname)
+        below = {}
+        for subclass in index.subclasses(qname):  # with their own other bases (mixins)
+            below.update((s.qname, s) for s in index.mro(subclass))
+        self.below = [s for q, s in below.items() if q not in {b.qname for b in self.bases}]
+
+    @property
+    def known(self) -> bool:
+        """Every base is in the run (nn.Module aside) and no attribute is bound by a computed
+        name or served by a `__getattr__` of its own."""
+        index = self.index
+        for summary in (*self.bases, *self.below):
+            if summary.dynamic_attrs or summary.getattr_hook:
+                return False
+            for base in summary.bases:
+                if index.resolve(base) not in index.classes and base not in api.MODULE_BASES:
+                    return False
+        return True
+
+    def defines(self, name: str) -> bool:
+        return name in api.NN_MODULE_ATTRIBUTES or any(name in s.defined for s in (*self.bases, *self.below))
+
+    def reads_on_forward_path(self, name: str) -> Optional[bool]:
+        """Whether a forward of the hierarchy reads self.<name>, or any forward of the run reads
+        <name> on a submodule (None: a forward there calls a method of another file, whose
+        reads are not summarized, or reads attributes by computed name; or none is known)."""
+        owners = [s for s in (*self.bases, *self.below) if s.forward is not None]
+        if not owners:
+            return None
+        for owner in owners:
+            flow = owner.forward
+            if flow.dynamic or any(self.index.method_owner(owner.qname, m) is not None for m in flow.calls):
+                return None
+        return any(name in s.forward.reads for s in owners) or name in self.index.nested_reads()
+
+
+def _subclass_map(index: ProjectIndex) -> dict:
+    below: dict = {}
+    for qname, summary in index.classes.items():
+        for base in summary.bases:
+            below.setdefault(index.resolve(base), []).append(qname)
+    return below

@@ -13,7 +13,7 @@ from typing import Optional
 import libcst as cst
 
 from qlint.semantic import ops, torch_api as api
-from qlint.semantic.interpret import Walker, exclusive, is_self, literal_str
+from qlint.semantic.interpret import Walker, exclusive, is_self, literal_index, literal_str
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import Alias, ClassModel, FileScope
@@ -226,8 +226,12 @@ class InitPass(Walker):
                 return PY
         if _is_super_init(func) and "torch.nn.Sequential" in self.cls.bases:
             args = [self.expr(arg.value) for arg in call.args]
-            for name, member, node in self._members(call, args) or ():
+            members = self._members(call, args)
+            for name, member, node in members or ():
                 self._note_binding(member, f"position {name} of this nn.Sequential", node)
+            if members is not None:
+                self.cls.summary.members = tuple((name, m.cls if isinstance(m, Instance) else None)
+                                                 for name, m, _ in members)
             return PY
         qname = self._callee_qname(func)
         if qname == "builtins.setattr" and len(call.args) >= 3 and is_self(call.args[0].value):
@@ -349,6 +353,7 @@ def class_facts(cls: ClassModel, attrs: dict) -> None:
         elif isinstance(stmt, cst.ClassDef):
             defined.add(stmt.name.value)
     for method in cls.methods.values():
+        islands |= _loop_islands(method.body)
         for small in _small_statements(method.body):
             if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
                 _dynamic_binding(small.value, summary, defined)
@@ -409,15 +414,63 @@ def _unpack(target):
         yield target
 
 
-def _self_path(expr) -> Optional[str]:
-    """'x' for `self.x`, 'x.qconfig' for `self.x.qconfig`; None for anything else."""
+def _self_path(expr, root: str = "self") -> Optional[str]:
+    """'x' for `self.x`, 'x.qconfig' for `self.x.qconfig`, 'blocks.0.attn' for
+    `self.blocks[0].attn`; None for anything else. `root`: the name the path starts from."""
     parts = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
+    while isinstance(expr, (cst.Attribute, cst.Subscript)):
+        if isinstance(expr, cst.Attribute):
+            parts.append(expr.attr.value)
+        else:
+            index = literal_index(expr)
+            if index is None:
+                return None
+            parts.append(index)
         expr = expr.value
-    if parts and is_self(expr):
+    if parts and isinstance(expr, cst.Name) and expr.value == root:
         return ".".join(reversed(parts))
     return None
+
+
+def _loop_islands(block) -> set[str]:
+    """`for blk in self.blocks: blk.attn.qconfig = None` gives "blocks.*.attn" (also over
+    enumerate(self.blocks))."""
+    found = set()
+    for node in _statements(block):
+        if not isinstance(node, cst.For):
+            continue
+        iterated, target = node.iter, node.target
+        if isinstance(iterated, cst.Call) and isinstance(iterated.func, cst.Name) and iterated.func.value == "enumerate" \
+                and iterated.args and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            iterated, target = iterated.args[0].value, target.elements[1].value
+        container = _self_path(iterated)
+        if container is None or not isinstance(target, cst.Name):
+            continue
+        for small in _small_statements(node.body):
+            for assigned in _targets(small):
+                path = _self_path(assigned, target.value)
+                if path is not None and path.split(".")[-1] == "qconfig" and _is_none(small):
+                    found.add(".".join([container, "*", *path.split(".")[:-1]]))
+    return found
+
+
+def _statements(block):
+    """Every compound statement of a block, nested ones included (not nested functions)."""
+    stack = [block]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar)):
+            yield node
+        if isinstance(node, cst.IndentedBlock):
+            stack.extend(node.body)
+        elif isinstance(node, (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar, cst.Else,
+                               cst.ExceptHandler, cst.Finally)):
+            for name in ("body", "orelse", "handlers", "finalbody"):
+                child = getattr(node, name, None)
+                if isinstance(child, (list, tuple)):
+                    stack.extend(child)
+                elif child is not None:
+                    stack.append(child)
 
 
 def _is_none(small) -> bool:

@@ -18,7 +18,7 @@ import libcst as cst
 from qlint.semantic import ops
 from qlint.semantic.names import canonical, import_bindings
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.values import ACT, NONE, PY, TENSOR, UNKNOWN, Closure, Func, Seq, SelfRef, Value
+from qlint.semantic.values import ACT, NONE, PY, INDEX, UNKNOWN, Closure, Func, Seq, SelfRef, Value
 
 
 class Frame:
@@ -423,7 +423,7 @@ def literal_index(expr: cst.Subscript) -> Optional[str]:
 
 
 def annotated_value(scope: FileScope, ann: cst.BaseExpression) -> Value:
-    """What a parameter annotated so holds: ACT (may hold an activation), TENSOR (an integer
+    """What a parameter annotated so holds: ACT (may hold an activation), INDEX (an integer
     or bool tensor, never an activation) or PY (no tensor)."""
     if isinstance(ann, cst.SimpleString):
         return ACT if "Tensor" in ann.value or "Any" in ann.value else PY
@@ -442,13 +442,13 @@ def annotated_value(scope: FileScope, ann: cst.BaseExpression) -> Value:
     kind = ops.ANNOTATIONS.get(qname)
     if kind in (ops.Annotation.TENSOR, ops.Annotation.ANY):
         return ACT
-    return TENSOR if kind is ops.Annotation.INDEX else PY
+    return INDEX if kind is ops.Annotation.INDEX else PY
 
 
 def _widest(*values: Value) -> Value:
     if any(v is ACT for v in values):
         return ACT
-    return TENSOR if any(v is TENSOR for v in values) else PY
+    return INDEX if any(v is INDEX for v in values) else PY
 
 
 def default_holds_tensor(default) -> bool:

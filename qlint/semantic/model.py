@@ -25,6 +25,8 @@ from qlint.semantic.init import InitPass
 from qlint.semantic.interpret import annotated_value, default_holds_tensor
 from qlint.semantic.pipeline import script_facts
 from qlint.semantic.scope import ClassModel, FileScope
+from qlint.semantic.walk import iter_nodes
+from qlint.semantic import torch_api as api
 from qlint.semantic.summaries import FileSummary
 from qlint.semantic.values import PY
 
@@ -60,8 +62,23 @@ class FileModel(FileScope):
             if self._may_take_tensors(func):
                 summary.functions[f"{self.module_name}.{name}"] = summarize(self, self.index, None, func)
         summary.scripts = script_facts(self, self.index)
+        summary.wrapped = self._wrapped()
         self.index = None
         return summary
+
+    def _wrapped(self) -> frozenset[str]:
+        """Classes whose instances are built inside QuantWrapper(...): their forward is given
+        quantized tensors."""
+        if "QuantWrapper" not in self.source:
+            return frozenset()
+        found = set()
+        for node in iter_nodes(self.module):
+            if isinstance(node, cst.Call) and node.args and isinstance(node.args[0].value, cst.Call) \
+                    and self.qname(node.func) == api.QUANT_WRAPPER:
+                wrapped = self.qname(node.args[0].value.func)
+                if wrapped:
+                    found.add(wrapped)
+        return frozenset(found)
 
     def _may_take_tensors(self, func: cst.FunctionDef) -> bool:
         """Whether a function can be given a tensor (by its parameters' annotations and

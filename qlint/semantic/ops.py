@@ -17,7 +17,8 @@ from typing import Optional
 class Result(enum.Enum):
     # tensors
     PYTHON = "a Python value (a shape, a size, a flag)"
-    CONSTRUCTOR = "a new tensor that is not an activation"
+    CONSTRUCTOR = "a new float tensor that is not an activation"
+    INDEX_CONSTRUCTOR = "a new integer tensor (float when a float dtype is given)"
     INDEX = "an index or mask tensor (int64 or bool), not an activation"
     INTEGER = "the input as an integer or bool tensor, not an activation"
     VALUES_AND_INDICES = "(values like the input, indices)"
@@ -25,6 +26,7 @@ class Result(enum.Enum):
     SPLIT = "a sequence of parts of the input"
     RECEIVER = "like the receiver; tensor arguments give only an index, a mask, a shape or a dtype"
     CAST = "like the receiver, or an integer tensor when an integer or bool dtype is given"
+    DEQUANTIZE = "the receiver as a float tensor (Tensor.dequantize())"
     SAME = "the same tensor (an attribute such as .T or .data)"
     TENSOR = "a tensor like its tensor arguments (an activation when one of them is)"
     JOIN = "like its arguments (an activation when one of them is)"
@@ -71,8 +73,8 @@ _VALUES_AND_INDICES = "topk sort kthvalue mode cummax cummin aminmax"
 _ALONG_DIM = "max min median nanmedian"
 _SPLITS = "split chunk unbind tensor_split"
 _LIKE = "zeros_like ones_like full_like empty_like rand_like randn_like randint_like"
-_CONSTRUCTORS = ("zeros ones full empty rand randn randint randperm arange linspace logspace eye "
-                 "tensor as_tensor from_numpy empty_strided tril_indices triu_indices")
+_CONSTRUCTORS = "zeros ones full empty rand randn linspace logspace eye tensor as_tensor from_numpy empty_strided"
+_INDEX_CONSTRUCTORS = "arange randint randperm tril_indices triu_indices"
 _INTEGER_CASTS = "long int bool byte short char"
 _SHAPE_FUNCTIONS = ("numel is_tensor is_floating_point broadcast_shapes Size finfo iinfo "
                     "is_grad_enabled is_autocast_enabled jit.is_scripting jit.is_tracing "
@@ -85,6 +87,7 @@ OPS: dict[str, Op] = {
     **_entries("torch.", _SHAPE_FUNCTIONS, Result.PYTHON, quiet=True),
     **_entries("torch.", _LIKE, Result.CONSTRUCTOR, quiet=True),
     **_entries("torch.", _CONSTRUCTORS, Result.CONSTRUCTOR),
+    **_entries("torch.", _INDEX_CONSTRUCTORS, Result.INDEX_CONSTRUCTOR),
     "torch.nn.Parameter": Op(Result.PARAMETER),
     "torch.nn.Buffer": Op(Result.BUFFER),
     **_entries("torch.", _COMPARISONS, Result.INDEX),
@@ -122,6 +125,7 @@ OPS: dict[str, Op] = {
     **_entries("Tensor.", "masked_fill index_select index_fill expand_as view_as reshape_as",
                Result.RECEIVER, quiet=True),
     **_entries("Tensor.", "to type type_as", Result.CAST, quiet=True),
+    "Tensor.dequantize": Op(Result.DEQUANTIZE),
     **_entries("Tensor.", _INTEGER_CASTS, Result.INTEGER),
     **_entries("Tensor.", _COMPARISONS, Result.INDEX),
     **_entries("Tensor.", _INDICES, Result.INDEX),
@@ -156,6 +160,7 @@ BUILTINS = frozenset(
 # Integer and bool dtypes: a tensor cast to one of them is not an activation.
 INTEGER_DTYPES = frozenset("torch." + name for name in (
     "long int64 int int32 short int16 int8 uint8 bool bool_ uint16 uint32 uint64").split())
+FLOAT_DTYPES = frozenset("torch." + name for name in "float float32 float16 half bfloat16 double float64".split())
 
 
 def lookup(name: str) -> Optional[Op]:

@@ -38,6 +38,7 @@ class ClassSummary:
     defined: frozenset[str] = frozenset()  # every name an instance has: methods, class and self attributes
     getattr_hook: bool = False  # defines __getattr__ or __getattribute__
     forward: Optional["Flow"] = None  # its own forward method, summarized
+    members: Optional[tuple] = None  # an nn.Sequential subclass's members from super().__init__(...): ((name, cls), ...)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class FileSummary:
     fuse_wrappers: dict[str, tuple[int, int]] = field(default_factory=dict)  # function qname -> (model, groups) parameter indices
     functions: dict[str, "Flow"] = field(default_factory=dict)  # module-level functions, summarized
     scripts: Optional[object] = None  # pipeline.ScriptFacts: fuse methods, classes that set a qconfig
+    wrapped: frozenset[str] = frozenset()  # classes built inside QuantWrapper(...): QuantWrapper(Net())
 
 
 # ----- flows: how a method's values derive from its parameters and its calls ----------------
@@ -85,4 +87,6 @@ class Flow:
     sites: tuple[Site, ...]
     returns: tuple  # origin of the returned value
     reads: frozenset[str] = frozenset()  # self attributes read on the path
-    opaque: bool = False  # it calls self methods defined elsewhere or reads self attributes by computed name
+    nested_reads: frozenset[str] = frozenset()  # attributes read on submodules (self.block.quant)
+    calls: frozenset[str] = frozenset()  # self methods it calls that this file does not define
+    dynamic: bool = False  # it reads self attributes by computed name (getattr(self, name))

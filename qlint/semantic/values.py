@@ -68,21 +68,25 @@ class Value:
 class Tensor(Value):
     """A tensor. `activation`: data flowing through the model (forward inputs, submodule
     outputs and what is computed from them), which eager convert() quantizes between the
-    stubs; masks, indices, integer tensors, constructors and parameters are not."""
+    stubs. Other tensors are never quantized; `kind` says what they are: "index" (masks,
+    indices, integer and bool tensors), "float" (float tensors a constructor made:
+    coordinates, noise, anchors) or "weight" (parameters and buffers)."""
 
-    __slots__ = ("activation", "state", "producer")
+    __slots__ = ("activation", "state", "producer", "kind")
 
-    def __init__(self, activation: bool, state: Quant = UNKNOWN_STATE, producer=None, origin=None):
+    def __init__(self, activation: bool, state: Quant = UNKNOWN_STATE, producer=None, origin=None,
+                 kind: str = "index"):
         super().__init__(origin)
         self.activation = activation
         self.state = state if activation else FLOAT
         self.producer = producer  # the ModuleCall whose output this is, unchanged
+        self.kind = "activation" if activation else kind
 
     def is_act(self) -> bool:
         return self.activation
 
     def key(self):
-        return ("Tensor", self.activation, self.state.value)
+        return ("Tensor", self.activation, self.state.value, self.kind)
 
 
 class Py(Value):
@@ -192,7 +196,10 @@ class Unknown(Value):
 
 
 ACT = Tensor(True)
-TENSOR = Tensor(False)
+INDEX = Tensor(False)  # a mask, indices, an integer tensor
+FACTORY = Tensor(False, kind="float")  # a float tensor a constructor made
+WEIGHT = Tensor(False, kind="weight")  # a parameter or buffer
+_NON_ACTIVATIONS = {"float": FACTORY, "weight": WEIGHT, "index": INDEX}
 PY = Py()
 NONE = Py(none=True)
 UNKNOWN = Unknown()
@@ -230,8 +237,9 @@ def _join(values) -> Value:
     state = activation_state(values)
     if state is not None:
         return act(state)
-    if any(isinstance(v, Tensor) for v in values):
-        return TENSOR
+    kinds = {v.kind for v in values if isinstance(v, Tensor)}
+    if kinds:
+        return next(_NON_ACTIVATIONS[k] for k in ("float", "weight", "index") if k in kinds)
     if all(isinstance(v, Py) for v in values):
         return PY
     return values[0] if len(values) == 1 else UNKNOWN
@@ -260,7 +268,7 @@ def from_key(key: tuple) -> Value:
     """The value a `Value.key()` describes (in the index, for constants of a summary)."""
     kind = key[0]
     if kind == "Tensor":
-        return Tensor(key[1], Quant(key[2])) if key[1] else TENSOR
+        return Tensor(key[1], Quant(key[2])) if key[1] else _NON_ACTIVATIONS[key[3]]
     if kind == "Py":
         return NONE if key[1] else PY
     if kind == "Seq":
@@ -272,6 +280,22 @@ def from_key(key: tuple) -> Value:
     if kind == "SelfRef":
         return SelfRef(key[1])
     return UNKNOWN
+
+
+def mixes_quantized_and_float(values) -> bool:
+    """Whether quantized and float data meet: a quantized activation with a float one, or with
+    a float tensor a constructor made (masks, indices and parameters are not counted)."""
+    states = activation_states(values)
+    return QUANTIZED in states and (FLOAT in states or any(
+        isinstance(v, Tensor) and v.kind == "float" for v in _flat(values)))
+
+
+def _flat(values):
+    for value in values:
+        if isinstance(value, Seq):
+            yield from _flat(value.items)
+        else:
+            yield value
 
 
 def activation_states(values) -> set:

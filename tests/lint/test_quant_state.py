@@ -197,7 +197,7 @@ def test_module_level_functions_are_analysed_with_their_arguments(helper_input, 
 
             def forward(self, x):
                 y = self.proj(self.quant(x))
-                return attention({helper_input}, {helper_input}, 0.125)
+                return self.dequant(attention({helper_input}, {helper_input}, 0.125))
     """)
     expected = {(3, "QL302"), (3, "QL301"), (4, "QL102")}
     assert found == (expected if reported else set())
