@@ -274,7 +274,7 @@ class UndefinedSubmodule(Rule):
             if not hierarchy.known:
                 continue
             for call, name, anchor in trace.undefined:
-                if id(call) not in seen and not hierarchy.defines(name):
+                if id(call) not in seen and not hierarchy.defines(name) and name not in trace.guarded:
                     seen.add(id(call))
                     yield Report(call, f"self.{name} is called here, but {receiver.rsplit('.', 1)[-1]} and its "
                                  f"bases never define {name}: the first forward raises AttributeError. "

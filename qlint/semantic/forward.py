@@ -97,6 +97,7 @@ class Trace:
     crossings: list = field(default_factory=list)
     returns: list = field(default_factory=list)  # (return node, value, anchor) of the entry method
     undefined: list = field(default_factory=list)  # (call, name, anchor): self.<name>(...) with no such attribute
+    guarded: set = field(default_factory=set)  # names checked by hasattr(self, name) / getattr(self, name, default)
     found: bool = False  # a forward method was found and evaluated
     context: Optional[Context] = None
     cls: Optional[object] = None  # the ClassModel whose method ran (None for a function)
@@ -356,7 +357,7 @@ class ForwardPass(Walker):
     def _attribute(self, expr: cst.Attribute, quiet=False) -> Value:
         attr = expr.attr.value
         base = expr.value
-        if is_self(base) and "self" in self.frame.env:
+        if is_self(base) and isinstance(self.frame.env.get("self"), SelfRef):
             return self._self_attr(expr, attr, quiet, self.frame.env["self"])
         op = ops.tensor_op(attr)
         shape_query = op is not None and op.attribute and op.result is Result.PYTHON
@@ -630,6 +631,10 @@ class ForwardPass(Walker):
         return annotated_value(self.scope, ann)
 
     def _builtin_call(self, call, result, args, positional) -> Value:
+        if result is Result.PYTHON and len(positional) == 2 and isinstance(positional[0], SelfRef):
+            name = literal_str(call.args[1].value)  # hasattr(self, "ln_kv"): an optional attribute
+            if name is not None:
+                self.trace.guarded.add(name)
         if result is Result.PYTHON:
             return PY
         if result is Result.ABSOLUTE and positional and positional[0].is_act():
@@ -646,6 +651,8 @@ class ForwardPass(Walker):
             return source if isinstance(source, (Seq, Module)) else Seq([self.element_of(source)])
         if result is Result.ATTRIBUTE_OF and positional and isinstance(positional[0], SelfRef):
             name = literal_str(call.args[1].value) if len(call.args) > 1 else None
+            if name is not None and len(call.args) > 2:
+                self.trace.guarded.add(name)  # getattr(self, "x", None)
             if name is None:
                 self.dynamic = True
                 return Module(None, None)
@@ -701,10 +708,11 @@ class ForwardPass(Walker):
 
     def _subscript(self, expr: cst.Subscript) -> Value:
         base = expr.value
-        if isinstance(base, cst.Attribute) and base.attr.value == "_modules" and is_self(base.value):
+        if isinstance(base, cst.Attribute) and base.attr.value == "_modules" and is_self(base.value) \
+                and isinstance(self.frame.env.get("self"), SelfRef):
             name = literal_index(expr)  # self._modules["act"] is self.act
             if name is not None and name in self.attrs:
-                return self._self_attr(expr, name, False, self.frame.env.get("self") or SelfRef(self.receiver))
+                return self._self_attr(expr, name, False, self.frame.env["self"])
         value = self.expr(expr.value)
         for element in expr.slice:
             self._slice(element.slice)

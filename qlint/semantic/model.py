@@ -36,6 +36,7 @@ class FileModel(FileScope):
 
     def __init__(self, path: Path, source: str, module: cst.Module):
         super().__init__(path, source, module)
+        self._summary_failure: Optional[Exception] = None
         for cls in self.classes.values():
             InitPass(self, cls).run()
 
@@ -55,12 +56,17 @@ class FileModel(FileScope):
         summary = FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
                               self.function_returns, dict(self.imported), find_fuse_wrappers(self))
         self.index = ProjectIndex([summary])  # this file alone
-        for cls in self.classes.values():
-            if "forward" in cls.methods:
-                cls.summary.forward = summarize(self, self.index, cls, cls.methods["forward"])
-        for name, func in self.functions.items():
-            if self._may_take_tensors(func):
-                summary.functions[f"{self.module_name}.{name}"] = summarize(self, self.index, None, func)
+        try:
+            for cls in self.classes.values():
+                if "forward" in cls.methods:
+                    cls.summary.forward = summarize(self, self.index, cls, cls.methods["forward"])
+            for name, func in self.functions.items():
+                if self._may_take_tensors(func):
+                    summary.functions[f"{self.module_name}.{name}"] = summarize(self, self.index, None, func)
+        except RecursionError:
+            raise
+        except Exception as exc:  # reported by the rules that need the flows (QL000), never a crash
+            self._summary_failure = exc
         summary.scripts = script_facts(self, self.index)
         summary.wrapped = self._wrapped()
         self.index = None
@@ -91,6 +97,9 @@ class FileModel(FileScope):
     def runs(self) -> list[Trace]:
         """Every traced run of the file: each module class's forward in each of its contexts,
         and the methods and functions that other files call, in the contexts they give."""
+        if self._summary_failure is not None:
+            raise RuntimeError(f"summarizing the file failed: {type(self._summary_failure).__name__}: "
+                               f"{self._summary_failure}")
         if self._runs is None:
             self._runs = []
             for cls in self.module_classes():

@@ -213,6 +213,20 @@ NOT_REPORTED = [
             def forward(self, coords):
                 return (coords == -1).all(dim=-1)  # <-
     ''', "QL104", id="comparison-result-is-a-mask"),
+    # ultralytics/models/sam/sam3/text_encoder_ve.py:76: an optional submodule, checked first.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln_1 = nn.LayerNorm(8)
+
+            def forward(self, q, k=None):
+                k = self.ln_1_kv(k) if hasattr(self, "ln_1_kv") and k is not None else None  # <-
+                return self.ln_1(q), k
+    ''', "QL705", id="optional-submodule-checked-by-hasattr"),
 ]
 
 REPORTED = [
@@ -354,6 +368,19 @@ REPORTED = [
             def forward(self, x):
                 return x.all(dim=-1)  # <-
     ''', "QL104", id="reduction-of-an-activation"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln_1 = nn.LayerNorm(8)
+
+            def forward(self, q, k=None):
+                k = self.ln_1_kv(k) if k is not None else None  # <-
+                return self.ln_1(q), k
+    ''', "QL705", id="submodule-called-without-a-check"),
 ]
 
 
