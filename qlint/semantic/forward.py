@@ -31,7 +31,8 @@ from qlint.semantic.interpret import (Walker, annotated_value, default_holds_ten
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.summaries import BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site
+from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site, common_class,
+                                      member_class)
 from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, INDEX, FACTORY, WEIGHT, UNKNOWN, Closure, Func, Method,
                                    Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
                                    activation_states, element_of_sequence, join, mixes_quantized_and_float, origin_of,
@@ -295,11 +296,7 @@ class ForwardPass(Walker):
         if isinstance(value, Module):
             if value.container == "dict":
                 return PY
-            member_cls = value.element
-            if value.members:
-                classes = {cls for _, cls in value.members}
-                member_cls = classes.pop() if len(classes) == 1 else None
-            return Module(None, member_cls, parent=value.key_path)
+            return Module(None, common_class(value.members, value.element), parent=value.key_path)
         if isinstance(value, Seq):
             return element_of_sequence(value)
         if isinstance(value, Tensor) or (isinstance(value, Py) and not value.none):
@@ -708,8 +705,9 @@ class ForwardPass(Walker):
 
     def _subscript(self, expr: cst.Subscript) -> Value:
         base = expr.value
-        if isinstance(base, cst.Attribute) and base.attr.value == "_modules" and is_self(base.value) \
-                and isinstance(self.frame.env.get("self"), SelfRef):
+        submodules = isinstance(base, cst.Attribute) and ops.module_op(base.attr.value) is not None \
+            and ops.module_op(base.attr.value).result is Result.SUBMODULES
+        if submodules and is_self(base.value) and isinstance(self.frame.env.get("self"), SelfRef):
             name = literal_index(expr)  # self._modules["act"] is self.act
             if name is not None and name in self.attrs:
                 return self._self_attr(expr, name, False, self.frame.env["self"])
@@ -719,13 +717,7 @@ class ForwardPass(Walker):
         index = literal_index(expr)
         if isinstance(value, Module):
             key = f"{value.key_path}.{index}" if value.key_path is not None and index is not None else None
-            member_cls = value.element
-            if value.members is not None and index is not None:
-                member_cls = dict(value.members).get(index)
-                if member_cls is None and index.lstrip("-").isdigit():
-                    position = int(index)
-                    if -len(value.members) <= position < len(value.members):
-                        member_cls = value.members[position][1]
+            member_cls = member_class(value.members, value.element, index) if index is not None else value.element
             return Module(key, member_cls, parent=value.key_path if key is None else None)
         if isinstance(value, Seq):
             if index is not None and index.lstrip("-").isdigit() and value.items:
@@ -790,7 +782,7 @@ class ForwardPass(Walker):
 def _constructed(result: Result, call: cst.Call, args: list) -> Tensor:
     """A new tensor: an integer one (arange) or a float one, unless a dtype says otherwise."""
     dtypes = [v.qname for v, arg in zip(args, call.args) if isinstance(v, Func)
-              and arg.keyword is not None and arg.keyword.value == "dtype"]
+              and arg.keyword is not None and arg.keyword.value == ops.DTYPE_KEYWORD]
     if any(d in ops.INTEGER_DTYPES for d in dtypes):
         return INDEX
     if result is Result.INDEX_CONSTRUCTOR and not any(d in ops.FLOAT_DTYPES for d in dtypes):
@@ -801,7 +793,7 @@ def _constructed(result: Result, call: cst.Call, args: list) -> Tensor:
 def _integer_dtype(call: cst.Call, args: list, positional) -> bool:
     """Whether the call asks for an integer or bool result: `dtype=torch.long`, or (for a
     cast) `.to(torch.bool)`: the result is an index or a mask, not an activation."""
-    dtypes = [v for v, arg in zip(args, call.args) if arg.keyword is not None and arg.keyword.value == "dtype"]
+    dtypes = [v for v, arg in zip(args, call.args) if arg.keyword is not None and arg.keyword.value == ops.DTYPE_KEYWORD]
     return any(isinstance(v, Func) and v.qname in ops.INTEGER_DTYPES for v in (*dtypes, *positional))
 
 
@@ -828,7 +820,7 @@ def _derived(result: Optional[Result], source: Value, call: cst.Call, rest: list
         return INDEX
     if result is Result.VALUES_AND_INDICES or (result is Result.VALUES_AND_INDICES_ALONG_DIM and (
             (rest and isinstance(rest[0], Py)) or any(
-            a.keyword is not None and a.keyword.value == "dim" for a in call.args))):
+            a.keyword is not None and a.keyword.value == ops.DIM_KEYWORD for a in call.args))):
         values = _like(source) if isinstance(source, Tensor) else UNKNOWN
         return Seq([values, INDEX])
     return None

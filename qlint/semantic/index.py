@@ -22,7 +22,7 @@ from typing import Optional
 from qlint.semantic import torch_api as api
 from qlint.semantic.names import canonical
 from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, UNKNOWN, VALUE, AttrSummary,
-                                      ClassSummary, FileSummary, Flow)
+                                      ClassSummary, FileSummary, Flow, common_class, member_class)
 from qlint.semantic.values import (ACT, NONE, PY, INDEX, UNKNOWN as UNKNOWN_VALUE, FLOAT, QUANTIZED, Module, Py,
                                    Quant, Seq, Tensor, Unknown, Value, act, activation_state, element_of_sequence, from_key, join, unknown_call)
 
@@ -276,14 +276,9 @@ class ProjectIndex:
         for part in path.split("."):
             if info is None:
                 info = self.attrs(qname).get(part) if qname is not None else None
-            elif info.members is not None:
-                members = dict(info.members)
-                member = members.get(part)
-                if member is None and part.lstrip("-").isdigit() and -len(info.members) <= int(part) < len(info.members):
-                    member = info.members[int(part)][1]
+            elif info.members is not None or info.element is not None:
+                member = member_class(info.members, info.element, part)
                 info = AttrSummary(MODULE, member) if member is not None else None
-            elif info.element is not None:
-                info = AttrSummary(MODULE, info.element)
             elif info.cls is not None and self.summary(info.cls) is not None:
                 info = self.attrs(info.cls).get(part)
             else:
@@ -304,8 +299,7 @@ class ProjectIndex:
             float_attr = self.float_attr(receiver, name)
             if kind == "attr":
                 return ("module", info.cls, float_attr, info.members, info.element, info.others)
-            classes = {cls for _, cls in info.members} if info.members else {info.element}
-            return ("module", classes.pop() if len(classes) == 1 else None, float_attr, None, None, ())
+            return ("module", common_class(info.members, info.element), float_attr, None, None, ())
         if kind == "class":
             return ("module", name, False, None, None, ())
         if kind == "method":
@@ -344,7 +338,7 @@ class ProjectIndex:
             return self._torch_module_result(resolved, state, args, island, members, element)
         flow = self.forward_flow(resolved)
         if flow is None:
-            if self.torch_base(resolved) == "torch.nn.Sequential":
+            if api.CONTAINERS.get(self.torch_base(resolved)) == "sequential":
                 members = next((s.members for s in self.mro(resolved) if s.members is not None), None)
                 return self._chain(members, None, state, island, args)
             return ACT if state is None else act(state), None

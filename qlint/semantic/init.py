@@ -203,8 +203,8 @@ class InitPass(Walker):
             method, receiver = func.attr.value, func.value
             op = ops.module_op(method)
             result = op.result if op is not None else None
-            if is_self(receiver) and result is Result.REGISTER:
-                return self._register(call, method)
+            if is_self(receiver) and result in ops.BINDING:
+                return self._register(call, result)
             if is_self(receiver) and self.cls is not None and self.scope.find_method(self.cls, method) is not None:
                 args = [self.expr(arg.value) for arg in call.args]
                 return self.inline_method(call, method, args)
@@ -224,7 +224,7 @@ class InitPass(Walker):
                     self._note_binding(value, label, call.args[-1].value)
                     holder.members = None
                 return PY
-        if _is_super_init(func) and "torch.nn.Sequential" in self.cls.bases:
+        if _is_super_init(func) and any(api.CONTAINERS.get(b) == "sequential" for b in self.cls.bases):
             args = [self.expr(arg.value) for arg in call.args]
             members = self._members(call, args)
             for name, member, node in members or ():
@@ -234,7 +234,8 @@ class InitPass(Walker):
                                                  for name, m, _ in members)
             return PY
         qname = self._callee_qname(func)
-        if qname == "builtins.setattr" and len(call.args) >= 3 and is_self(call.args[0].value):
+        op = ops.lookup(qname) if qname is not None else None
+        if op is not None and op.result is Result.SET_ATTRIBUTE and len(call.args) >= 3 and is_self(call.args[0].value):
             name = literal_str(call.args[1].value)
             value = self.expr(call.args[2].value)
             if name is None:
@@ -245,7 +246,6 @@ class InitPass(Walker):
         args = [self.expr(arg.value) for arg in call.args]
         if qname is None:
             return Instance(None, call, loop_depth=self.loop_depth)
-        op = ops.lookup(qname) if qname.startswith("torch.nn.") else None
         if op is not None and op.result is Result.PARAMETER:
             return Instance(qname, call, PARAM)
         if op is not None and op.result is Result.BUFFER:
@@ -267,16 +267,16 @@ class InitPass(Walker):
         element = args[0].element if len(args) == 1 and isinstance(args[0], Built) else None
         return Instance(qname, call, members=members, loop_depth=self.loop_depth, element=element)
 
-    def _register(self, call: cst.Call, method: str) -> Value:
+    def _register(self, call: cst.Call, result: Result) -> Value:
         """self.add_module("name", m), self.register_buffer/parameter("name", t)."""
         name = literal_str(call.args[0].value) if call.args else None
         given = call.args[1].value if len(call.args) > 1 else None
         value = self.expr(given) if given is not None else PY
         if isinstance(given, cst.Name) and given.value == "None":
             value = PY  # register_parameter("bias", None): no parameter at all
-        elif method == "register_buffer":
+        elif result is Result.REGISTER_BUFFER:
             value = Instance(None, call, BUFFER)
-        elif method == "register_parameter":
+        elif result is Result.REGISTER_PARAMETER:
             value = Instance(None, call, PARAM)
         if name is None:
             self.cls.summary.dynamic_attrs = True
@@ -348,7 +348,7 @@ def class_facts(cls: ClassModel, attrs: dict) -> None:
                 for target in _targets(small):
                     if isinstance(target, cst.Name):
                         defined.add(target.value)
-                        if target.value == "qconfig" and _is_none(small):
+                        if target.value == api.QCONFIG_ATTRIBUTE and _is_none(small):
                             summary.float_island = True
         elif isinstance(stmt, cst.ClassDef):
             defined.add(stmt.name.value)
@@ -364,9 +364,9 @@ def class_facts(cls: ClassModel, attrs: dict) -> None:
                     continue
                 if "." not in path:
                     defined.add(path)
-                elif path.endswith(".qconfig") and _is_none(small):
-                    islands.add(path[: -len(".qconfig")])
-                if path == "qconfig" and _is_none(small):
+                elif path.rpartition(".")[2] == api.QCONFIG_ATTRIBUTE and _is_none(small):
+                    islands.add(path.rpartition(".")[0])
+                if path == api.QCONFIG_ATTRIBUTE and _is_none(small):
                     summary.float_island = True
     summary.defined = frozenset(defined | set(summary.attrs))
     summary.float_attrs = frozenset(islands)
@@ -449,7 +449,7 @@ def _loop_islands(block) -> set[str]:
         for small in _small_statements(node.body):
             for assigned in _targets(small):
                 path = _self_path(assigned, target.value)
-                if path is not None and path.split(".")[-1] == "qconfig" and _is_none(small):
+                if path is not None and path.split(".")[-1] == api.QCONFIG_ATTRIBUTE and _is_none(small):
                     found.add(".".join([container, "*", *path.split(".")[:-1]]))
     return found
 
@@ -484,7 +484,7 @@ def _dynamic_binding(call: cst.Call, summary, defined: set) -> None:
     if isinstance(func, cst.Name) and func.value == "setattr" and call.args and is_self(call.args[0].value):
         name_arg = call.args[1].value if len(call.args) > 1 else None
     elif isinstance(func, cst.Attribute) and is_self(func.value) and ops.module_op(func.attr.value) is not None \
-            and ops.module_op(func.attr.value).result is Result.REGISTER:
+            and ops.module_op(func.attr.value).result in ops.BINDING:
         name_arg = call.args[0].value if call.args else None
     else:
         return

@@ -42,7 +42,11 @@ class Result(enum.Enum):
     MEMBER_PAIRS = "pairs of (name, member) of a container"
     MEMBERS = "the members of a container"
     MODULE_ITSELF = "the module itself (.to(), .eval(), ...)"
-    REGISTER = "binds a submodule, buffer or parameter under a name (in __init__)"
+    REGISTER = "binds a submodule under a name (in __init__)"
+    REGISTER_BUFFER = "binds a buffer under a name"
+    REGISTER_PARAMETER = "binds a parameter under a name"
+    SET_ATTRIBUTE = "binds an attribute under a name (setattr)"
+    SUBMODULES = "the submodules by name (self._modules)"
     # Python sequences
     APPEND = "adds its last argument to the sequence"
     EXTEND = "adds the elements of its argument to the sequence"
@@ -112,6 +116,7 @@ OPS: dict[str, Op] = {
     "builtins.zip": Op(Result.ZIP),
     **_entries("builtins.", "reversed sorted list tuple iter set frozenset", Result.ELEMENTS),
     "builtins.getattr": Op(Result.ATTRIBUTE_OF),
+    "builtins.setattr": Op(Result.SET_ATTRIBUTE),
     **_entries("builtins.", "min max sum next map filter any all pow", Result.JOIN),
     **_entries("builtins.", "dict object slice", Result.UNKNOWN),
     # --- Tensor attributes and methods ---------------------------------------------------
@@ -139,7 +144,10 @@ OPS: dict[str, Op] = {
     **_entries("Module.", "parameters named_parameters buffers keys", Result.UNKNOWN),
     **_entries("Module.", "to cpu cuda float double half bfloat16 train eval requires_grad_ apply "
                "type to_empty share_memory", Result.MODULE_ITSELF),
-    **_entries("Module.", "add_module register_module register_buffer register_parameter", Result.REGISTER),
+    **_entries("Module.", "add_module register_module", Result.REGISTER),
+    "Module.register_buffer": Op(Result.REGISTER_BUFFER),
+    "Module.register_parameter": Op(Result.REGISTER_PARAMETER),
+    "Module._modules": Op(Result.SUBMODULES, attribute=True),
     **_entries("Module.", "append insert", Result.APPEND),
     "Module.extend": Op(Result.EXTEND),
     # --- Python sequences ----------------------------------------------------------------
@@ -155,7 +163,11 @@ OPS: dict[str, Op] = {
 # Python names that mean builtins when nothing else binds them.
 BUILTINS = frozenset(
     {name.split(".", 1)[1] for name in OPS if name.startswith("builtins.")}
-    | {"setattr", "NotImplementedError", "ValueError", "RuntimeError", "TypeError", "AssertionError"})
+    | {"NotImplementedError", "ValueError", "RuntimeError", "TypeError", "AssertionError"})
+# Results that bind a name on the module (what `__init__` and QL705 read).
+BINDING = frozenset({Result.REGISTER, Result.REGISTER_BUFFER, Result.REGISTER_PARAMETER})
+# Keyword arguments torch ops share: a result's dtype, a reduction's dimension.
+DTYPE_KEYWORD, DIM_KEYWORD = "dtype", "dim"
 
 # Integer and bool dtypes: a tensor cast to one of them is not an activation.
 INTEGER_DTYPES = frozenset("torch." + name for name in (

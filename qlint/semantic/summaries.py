@@ -90,3 +90,23 @@ class Flow:
     nested_reads: frozenset[str] = frozenset()  # attributes read on submodules (self.block.quant)
     calls: frozenset[str] = frozenset()  # self methods it calls that this file does not define
     dynamic: bool = False  # it reads self attributes by computed name (getattr(self, name))
+
+
+# ----- container members ------------------------------------------------------------------
+def member_class(members: Optional[tuple], element: Optional[str], name: str) -> Optional[str]:
+    """The class of a container's member by name or position ("act", "0", "-1"): from its
+    literal members ((name, cls), ...), else the class every member has."""
+    if members is not None:
+        found = dict(members).get(name)
+        if found is None and name.lstrip("-").isdigit() and -len(members) <= int(name) < len(members):
+            found = members[int(name)][1]
+        return found
+    return element
+
+
+def common_class(members: Optional[tuple], element: Optional[str]) -> Optional[str]:
+    """The class every member of a container has (None when they differ or are unknown)."""
+    if members:
+        classes = {cls for _, cls in members}
+        return classes.pop() if len(classes) == 1 else None
+    return element

@@ -82,6 +82,7 @@ DIVISION_METHODS = frozenset({"div", "divide", "true_divide"})
 QUANT_STUB = "torch.ao.quantization.QuantStub"
 DEQUANT_STUB = "torch.ao.quantization.DeQuantStub"
 QUANT_WRAPPER = "torch.ao.quantization.QuantWrapper"  # quant -> module -> dequant: returns float
+QCONFIG_ATTRIBUTE = "qconfig"  # set to None on a module, convert() leaves it (and what it holds) float
 
 # Modules eager convert() replaces by quantized modules that take and return quantized
 # tensors and raise on a float one: torch.ao.quantization's default static mapping (the
