@@ -167,3 +167,12 @@ def test_module_counterpart_conversion_still_holds(fresh, module, converts):
         f"torch {torch.__version__}: {module} {'now' if found else 'no longer'} survives eager "
         f"convert() with the default qconfig; update QL102's advice, then {REGENERATE}"
     )
+
+
+def test_tensor_attributes_match_the_installed_torch():
+    """qlint/data/tensor_attributes.json: regenerate with tools/generate_tensor_attributes.py."""
+    spec = importlib.util.spec_from_file_location("generate_tensor_attributes",
+                                                  ROOT / "tools" / "generate_tensor_attributes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PATH.read_text() == module.table(), "stale: run python tools/generate_tensor_attributes.py"

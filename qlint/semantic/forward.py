@@ -260,6 +260,10 @@ class ForwardPass(Walker):
     def merge(self, a: Value, b: Value) -> Value:
         if type(a) is type(b) and isinstance(a, (Module, Seq, Func)):
             return a
+        if isinstance(a, Py) and a.none:  # `x = None` on one arm: x is what the other arm binds
+            return b
+        if isinstance(b, Py) and b.none:
+            return a
         return join(a, b)
 
     def bind_other(self, target, value: Value) -> None:
@@ -366,6 +370,10 @@ class ForwardPass(Walker):
         if isinstance(value, Tensor):
             if op is not None and op.attribute:
                 return PY if op.result is Result.PYTHON else value
+            if attr not in ops.tensor_attributes():
+                # no tensor has it: a submodule's output (`outputs.last_hidden_state`, a field of
+                # what it returned) or a value that was no tensor (`cache.seen_tokens`)
+                return ACT if value.producer is not None else UNKNOWN
             return Method(attr, value)
         if isinstance(value, Module) and self.summary:
             self.nested_reads.add(attr)
@@ -480,6 +488,8 @@ class ForwardPass(Walker):
         if isinstance(receiver, Seq):
             return self._sequence_method(method, receiver, args)
         if isinstance(receiver, Tensor):
+            if method not in ops.tensor_attributes():  # no tensor has it: the value was something else
+                return unknown_call([a for a in args if a is not receiver])
             return self._tensor_method(call, method, receiver, args, positional)
         if isinstance(receiver, Py):
             return PY

@@ -10,7 +10,10 @@ one place where the analysis matches names; handlers dispatch on the `Result` fo
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Optional
 
 
@@ -186,6 +189,14 @@ def lookup(name: str) -> Optional[Op]:
 
 def tensor_op(name: str) -> Optional[Op]:
     return OPS.get("Tensor." + name)
+
+
+@lru_cache(maxsize=None)
+def tensor_attributes() -> frozenset[str]:
+    """Every attribute a torch.Tensor has (qlint/data/tensor_attributes.json, generated from
+    torch by tools/generate_tensor_attributes.py)."""
+    text = resources.files("qlint").joinpath("data/tensor_attributes.json").read_text(encoding="utf-8")
+    return frozenset(json.loads(text)["attributes"])
 
 
 def module_op(name: str) -> Optional[Op]:

@@ -227,6 +227,37 @@ NOT_REPORTED = [
                 k = self.ln_1_kv(k) if hasattr(self, "ln_1_kv") and k is not None else None  # <-
                 return self.ln_1(q), k
     ''', "QL705", id="optional-submodule-checked-by-hasattr"),
+    # transformers/models/t5/modeling_t5.py:299: a cache object, no tensor (no tensor has get_seq_length).
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class Attention(nn.Module):
+            def forward(self, hidden_states, cache=None):
+                past = cache.get_seq_length() if cache is not None else 0
+                return torch.arange(4)[:, None] + past  # <-
+    ''', "QL301", id="method-no-tensor-has"),
+    # transformers/models/swin/modeling_swin.py:813: a tuple bound on one arm, None on the other.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
+
+            def forward(self, x, output_hidden_states: bool = False):
+                states = None
+                if output_hidden_states:
+                    states = (x,)
+                for layer in self.layers:
+                    x = layer(x)
+                    if output_hidden_states:
+                        states += (x,)  # <-
+                return x, states
+    ''', "QL203", id="tuple-or-none-grown-in-a-loop"),
 ]
 
 REPORTED = [
@@ -381,6 +412,35 @@ REPORTED = [
                 k = self.ln_1_kv(k) if k is not None else None  # <-
                 return self.ln_1(q), k
     ''', "QL705", id="submodule-called-without-a-check"),
+    pytest.param('''
+        import torch
+        import torch.nn as nn
+
+
+        class Attention(nn.Module):
+            def forward(self, hidden_states, cache=None):
+                past = hidden_states.sum() if cache is not None else 0
+                return torch.arange(4)[:, None] + past  # <-
+    ''', "QL301", id="method-of-a-tensor"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
+
+            def forward(self, x, output_hidden_states: bool = False):
+                states = None
+                if output_hidden_states:
+                    states = x
+                for layer in self.layers:
+                    x = layer(x)
+                    if output_hidden_states:
+                        states += x  # <-
+                return x, states
+    ''', "QL203", id="tensor-or-none-grown-in-a-loop"),
 ]
 
 
