@@ -1,6 +1,7 @@
 """The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule.
 
-Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error.
+Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error,
+a file --fix could not write, or an internal error.
 """
 from __future__ import annotations
 
@@ -127,9 +128,15 @@ def _check_command(argv: list[str]) -> int:
 
     from qlint.engine import fix_paths, lint_paths
 
+    fix_failed = False
     if args.fix:
-        for path, count in sorted(fix_paths(files, config).items()):
+        result = fix_paths(files, config)
+        for path, count in sorted(result.fixed.items()):
             print(f"qlint: fixed {count} in {path}", file=sys.stderr)
+        for path, reason in sorted(result.failed.items()):
+            print(f"qlint: error: could not write the fixes to {path}: {reason}; the file is unchanged",
+                  file=sys.stderr)
+        fix_failed = bool(result.failed)
     findings = lint_paths(files, config, jobs=args.jobs)
     if args.statistics:
         from qlint.output.statistics import render_statistics
@@ -143,6 +150,8 @@ def _check_command(argv: list[str]) -> int:
             from qlint.output.text import summary_line
 
             print(summary_line(findings))
+    if fix_failed:
+        return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 
 
@@ -155,3 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_command(arguments)
     except SystemExit as exit:  # argparse: --help, --version (0) and usage errors (2)
         return exit.code if isinstance(exit.code, int) else EXIT_ERROR
+    except Exception:  # a bug in qlint: exit 2, never 1 (which means findings)
+        import traceback
+
+        traceback.print_exc()
+        print(f"qlint: internal error (qlint {__version__}); please report it with the traceback above",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -46,7 +46,13 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 )
 
 _LIST_KEYS = ("select", "ignore", "exclude", "extend-exclude")
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores")
+# The per-file budget: key -> (Budget field, type, what it limits).
+_BUDGET_KEYS = {
+    "max-file-bytes": ("max_file_bytes", int, "bytes of one file"),
+    "max-nesting": ("max_nesting", int, "nesting depth of one file's syntax tree"),
+    "file-timeout": ("file_timeout", float, "seconds spent on one file"),
+}
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", *_BUDGET_KEYS)
 _CODE_KEYS = ("select", "ignore")
 
 
@@ -83,6 +89,17 @@ def _longest_selector(code: str, selectors: Sequence[str]) -> int:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What one file may cost. A file over it is reported (QL000, "skipped: ...") and the run
+    goes on: libcst's parser is slower than linear on long expression chains (5,000 chained
+    `[0]` take over a minute) and needs hundreds of bytes of memory per byte of source."""
+
+    max_file_bytes: int = 2_000_000  # torch's largest source file is 1.4 MB
+    max_nesting: int = 200  # syntax tree depth; real code stays under 100
+    file_timeout: float = 30.0  # a hard limit where files are linted in worker processes
+
+
+@dataclass(frozen=True)
 class Config:
     """Resolved settings. Codes are registry codes or prefixes (`QL4`); `QL` selects all."""
 
@@ -91,6 +108,7 @@ class Config:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    budget: Budget = Budget()
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -153,6 +171,7 @@ class Config:
             "exclude": self.exclude,
             "extend_exclude": self.extend_exclude,
             "per_file_ignores": self.per_file_ignores,
+            "budget": [self.budget.max_file_bytes, self.budget.max_nesting, self.budget.file_timeout],
             "root": str(self.root),
         }
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
@@ -224,6 +243,14 @@ def _parse_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
             close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(_KNOWN_KEYS)}"
             raise ConfigError(f"{path}: {heading}: unknown key {key!r} ({hint})")
+        if key in _BUDGET_KEYS:
+            field_name, kind, limits = _BUDGET_KEYS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)) \
+                    or value <= 0:
+                raise ConfigError(f"{where}: expected a positive {'integer' if kind is int else 'number'} "
+                                  f"(the most {limits}), found {value!r}")
+            settings["budget"] = replace(settings.get("budget", Budget()), **{field_name: kind(value)})
+            continue
         if key == "per-file-ignores":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: expected a table of glob = [codes], found {value!r}")

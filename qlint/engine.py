@@ -1,25 +1,41 @@
-"""Run the rules over files: parse, model, check, locate, filter `# noqa`.
+"""Run the rules over files: read, parse, model, check, locate, filter `# noqa`.
 
 Linting is two-phase so that a class can derive from a module defined in another file of
 the run: every file is parsed and summarized first, the summaries are merged into one
-`ProjectIndex`, then the rules run. With enough files, each phase runs in worker
-processes that keep their parsed trees between the phases; only summaries and findings
-cross process boundaries.
+`ProjectIndex`, then the rules run. No file can stop the run: a file that cannot be read,
+decoded or parsed, or that is over the per-file budget (size, nesting, time), is a QL000
+finding, and so is a file whose worker process died.
+
+Memory stays flat as runs grow: in phase one each file is also checked against an index of
+its own summary while its tree is alive, recording what it asked the index. In phase two a
+file whose questions get the same answers from the whole run's index keeps those findings;
+only the others are checked again, from a tree kept for them (up to a budget of source
+bytes per process) or parsed anew. With enough files, both phases run in worker processes;
+only summaries and findings cross process boundaries.
 """
 from __future__ import annotations
 
 import ast
+import codecs
 import gc
+import io
 import multiprocessing
 import os
 import re
+import sys
 import threading
+import time
+import tokenize
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import libcst as cst
 
+from qlint.config import Budget
+from qlint.files import write_atomically
 from qlint.finding import Finding
 from qlint.registry import all_rules
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
@@ -35,6 +51,16 @@ MAX_DEPENDENCIES = 64
 _EXTERNAL = ("torch.", "builtins.", "typing.", "abc.", "collections.", "enum.")
 # Below this many files, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 16
+# Source bytes whose trees one process keeps between the phases, at least (libcst needs
+# about 500 bytes of memory per byte of source); more when the largest file is larger.
+KEEP_TREES_BYTES = 1 << 20
+# Lines this long, or runs of lines like these, may hide a pathologically deep expression:
+# such files get an exact nesting check (Python's own parser) before libcst sees them.
+_LONG_LINE = 500
+_DEEP_HINT = re.compile(rb"(?:^[ \t]*[)\]}.\[(+\-*/%@&|^,][^\n]*\n){40,}|(?:^[^\n]*[(\[{][ \t]*\n){40,}", re.M)
+# Recursion the checks may use: trees are at most `max_nesting` deep, libcst's code
+# generation (positions, --fix) takes a few frames per level.
+_RECURSION_LIMIT = 8000
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
@@ -48,20 +74,21 @@ def lint_with_dependencies(files: Sequence[Path], config: "Config",
     """Lint files, and say which other files of the project were read for base classes
     defined outside the run (what the findings depend on besides the files themselves)."""
     tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
+    budget = getattr(config, "budget", Budget())
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
     with _collector_paused():
         if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-            findings, dependencies = _lint_serial(tasks)
+            findings, dependencies = _lint_serial(tasks, budget)
         else:
-            findings, dependencies = _lint_parallel(tasks, jobs)
+            findings, dependencies = _lint_parallel(tasks, jobs, budget)
     return sorted(findings), dependencies
 
 
 @contextmanager
 def _collector_paused():
-    """Pause the cyclic garbage collector: the parsed trees of a run stay alive between the
-    two phases, and every full collection would walk all of them (a quarter of the run time
-    on timm); the trees hold no reference cycles, so reference counting frees them."""
+    """Pause the cyclic garbage collector: every full collection would walk every live
+    tree (a quarter of the run time on timm); the trees hold no reference cycles, so
+    reference counting frees them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -71,20 +98,47 @@ def _collector_paused():
             gc.enable()
 
 
-def fix_paths(files: Sequence[Path], config: "Config") -> dict[Path, int]:
-    """Apply the fixes of fixable findings (not those under `# noqa`) and rewrite the files;
-    return how many fixes each changed file got."""
-    units = [_Unit(Path(f), config.enabled_codes(Path(f))) for f in files]
-    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
-    index = ProjectIndex(_with_dependencies([s for s, _ in parsed], [p for _, p in parsed])[0])
-    changed = {}
-    for unit in units:
-        unit.check(index)
-        if unit.fixes:
-            fixed = unit.model.module.visit(_Replace(unit.fixes))
-            unit.path.write_bytes(fixed.bytes)
-            changed[unit.path] = len(unit.fixes)
-    return changed
+@dataclass
+class FixResult:
+    """What `fix_paths` did: fixes per rewritten file, and the files it could not write."""
+
+    fixed: dict[Path, int] = field(default_factory=dict)
+    failed: dict[Path, str] = field(default_factory=dict)  # path -> why (the file is unchanged)
+
+
+def fix_paths(files: Sequence[Path], config: "Config") -> FixResult:
+    """Apply the fixes of fixable findings (not those under `# noqa`) and rewrite the files,
+    each atomically (`qlint.files.write_atomically`). A file that cannot be fixed or written
+    is reported in `failed` and left as it was; the others are still fixed."""
+    budget = getattr(config, "budget", Budget())
+    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget) for f in files]
+    with _collector_paused():
+        summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
+        for unit in units:
+            unit.model = None  # parsed again below, one file at a time
+        index = ProjectIndex(_with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0])
+        result = FixResult()
+        for unit in units:
+            if unit.failure is not None or unit.load() is None:
+                continue
+            unit.check(index)
+            if unit.fixes:
+                try:
+                    with _recursion_limit(_RECURSION_LIMIT):
+                        fixed = unit.model.module.visit(_Replace(unit.fixes)).bytes
+                    write_atomically(unit.path, fixed)
+                except (OSError, RecursionError, ValueError) as error:
+                    result.failed[unit.path] = _describe(error)
+                else:
+                    result.fixed[unit.path] = len(unit.fixes)
+            unit.model = None
+    return result
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({type(error).__name__}, errno {error.errno})"
+    return f"{type(error).__name__}: {error}"
 
 
 class _Replace(cst.CSTTransformer):
@@ -101,43 +155,145 @@ class _Replace(cst.CSTTransformer):
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
     """Lint one file's source on its own (no other file's classes are known)."""
     codes = frozenset(all_rules()) if codes is None else codes
-    unit = _Unit(Path(path), codes)
-    summary = unit.parse(source.encode("utf-8"))
+    unit = _Unit(Path(path), codes, Budget())
+    summary = unit.load(source.encode("utf-8"))
     index = ProjectIndex([summary] if summary else [])
     return sorted(unit.check(index))
+
+
+@contextmanager
+def _recursion_limit(limit: int):
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+class _Skip(Exception):
+    """A file that is not parsed: (line, column, message) of its QL000."""
+
+
+def _decode(data: bytes) -> str:
+    """The source text, decoded as Python decodes it (coding cookie, BOM, else UTF-8)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:
+        message = str(error)
+        if message.startswith("unknown encoding"):
+            raise _Skip(1, 1, f"cannot read: the coding declaration names an {message}; Python cannot "
+                              f"import this file") from None
+        if data.startswith(codecs.BOM_UTF8):
+            raise _Skip(1, 1, "cannot read: the file starts with a UTF-8 byte order mark but declares "
+                              "another encoding") from None
+        if "invalid or missing encoding declaration" not in message:
+            raise _Skip(1, 1, f"cannot read: {message}") from None
+        encoding = "utf-8"  # the first lines are not UTF-8: say where below
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        hint = ("it looks like UTF-16, which Python cannot read as source; save it as UTF-8"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                "save it as UTF-8, or declare its encoding on the first line (`# -*- coding: latin-1 -*-`)")
+        raise _Skip(line, column, f"cannot read: byte {data[error.start]:#04x} is not valid {encoding}; "
+                                  f"{hint}") from None
+
+
+def _check_size(data: bytes, budget: Budget) -> None:
+    if len(data) > budget.max_file_bytes:
+        raise _Skip(1, 1, f"skipped: too large ({len(data):,} bytes; the limit is {budget.max_file_bytes:,}, "
+                          f"`max-file-bytes` in [tool.qlint])")
+
+
+def _check_nesting(data: bytes, budget: Budget) -> None:
+    """Raise _Skip for a file nested deeper than the budget, before libcst spends minutes or
+    gigabytes on it (the exact check runs only where cheap signs of deep nesting are)."""
+    longest = max(map(len, data.splitlines()), default=0)
+    if longest <= min(_LONG_LINE, 2 * budget.max_nesting) and not _DEEP_HINT.search(data):
+        return
+    try:
+        tree = compile(data, "<file>", "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:
+        raise _Skip(error.lineno or 1, error.offset or 1, f"cannot parse: {error.msg}") from None
+    except (RecursionError, MemoryError):
+        raise _Skip(1, 1, "skipped: too deeply nested (deeper than Python's own parser accepts)") from None
+    except ValueError:
+        return  # null bytes: libcst says where
+    depth, line = _depth(tree)
+    if depth > budget.max_nesting:
+        raise _Skip(line, 1, f"skipped: too deeply nested (a syntax tree {depth} levels deep; the limit is "
+                             f"{budget.max_nesting}, `max-nesting` in [tool.qlint])")
+
+
+def _depth(tree: ast.AST) -> tuple[int, int]:
+    """The depth of the deepest node and the line it is on."""
+    best, line = 0, 1
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > best:
+            best, line = depth, getattr(node, "lineno", line)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return best, line
 
 
 class _Unit:
     """One file through both phases."""
 
-    def __init__(self, path: Path, codes: frozenset):
+    def __init__(self, path: Path, codes: frozenset, budget: Budget):
         self.path = path
         self.codes = codes
+        self.budget = budget
+        self.size = 0
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
         self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
+        self.early: Optional[list[Finding]] = None  # findings against the file's own summary
+        self.asked: Optional[dict] = None  # what that check asked the index, and the answers
 
-    def parse(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
+    def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
+        """Read, check the budget, parse and model the file; its summary, or None with
+        `failure` set."""
+        self.failure = None
         try:
             if data is None:
                 data = self.path.read_bytes()
+            self.size = len(data)
+            _check_size(data, self.budget)
+            source = _decode(data)
+            _check_nesting(data, self.budget)
             module = cst.parse_module(data)
-            source = data.decode(module.encoding)
+        except _Skip as skip:
+            self.failure = self._failure(*skip.args)
+            return None
         except cst.ParserSyntaxError as exc:
             self.failure = self._syntax_failure(data, exc)
             return None
-        except (OSError, UnicodeDecodeError, LookupError) as exc:
+        except OSError as exc:
+            self.failure = self._failure(1, 1, f"cannot read: {exc.strerror or exc}")
+            return None
+        except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
             self.failure = self._failure(1, 1, f"cannot read: {exc}")
             return None
-        try:
-            self.model = FileModel(self.path, source, module)
-        except RecursionError:
-            self.failure = self._failure(1, 1, "too deeply nested to analyze")
+        except (RecursionError, MemoryError):
+            self.failure = self._failure(1, 1, "skipped: too deeply nested to parse")
             return None
         except Exception as exc:  # an internal failure is a finding, never a crash
-            self.failure = self._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
+            self.failure = self._failure(1, 1, f"internal error parsing: {type(exc).__name__}: {exc}")
             return None
-        return self.model.summary()
+        try:
+            with _recursion_limit(_RECURSION_LIMIT):
+                self.model = FileModel(self.path, source, module)
+                return self.model.summary()
+        except RecursionError:
+            self.failure = self._failure(1, 1, "skipped: too deeply nested to analyze")
+        except Exception as exc:  # an internal failure is a finding, never a crash
+            self.failure = self._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
+        self.model = None
+        return None
 
     def _syntax_failure(self, data: bytes, exc: cst.ParserSyntaxError) -> Finding:
         """Python's own parser says where and what more precisely than libcst does."""
@@ -145,7 +301,7 @@ class _Unit:
             compile(data, str(self.path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
         except SyntaxError as error:
             return self._failure(error.lineno or 1, error.offset or 1, f"cannot parse: {error.msg}")
-        except ValueError:
+        except (ValueError, RecursionError, MemoryError):
             pass
         message = str(exc).strip().splitlines()[0]
         return self._failure(exc.editor_line, exc.editor_column, f"cannot parse: {message}")
@@ -157,20 +313,32 @@ class _Unit:
     def check(self, index: ProjectIndex) -> list[Finding]:
         if self.failure is not None:
             return [self.failure] if PARSE_ERROR in self.codes else []
+        with _recursion_limit(_RECURSION_LIMIT):
+            return self._check(index)
+
+    def _check(self, index: ProjectIndex) -> list[Finding]:
         model = self.model
         model.index = index
-        reports, failures = [], []
+        reports, failed = [], {}
         for code, rule in all_rules().items():
             if code not in self.codes or code == PARSE_ERROR:
                 continue
+            found = []
             try:
-                reports.extend((rule, report) for report in rule().check(model))
+                found.extend((rule, report) for report in rule().check(model))
             except Exception as exc:  # an internal failure is a finding, never a crash
-                failures.append(self._failure(1, 1, f"internal error in {code}: {type(exc).__name__}: {exc}"))
+                failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(code)
+            reports.extend(found)
+        # Rules that fail the same way (a shared analysis) are one finding.
+        failures = [self._failure(1, 1, f"internal error in {', '.join(codes)}: {cause}")
+                    for cause, codes in failed.items()]
         if not reports:
             return failures if PARSE_ERROR in self.codes else []
         nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
-        positions = locate(model.module, nodes)
+        try:
+            positions = locate(model.module, nodes)
+        except RecursionError:
+            return [self._failure(1, 1, "skipped: too deeply nested to locate the findings")]
         lines = model.source.splitlines()
         findings, seen = [], set()
         for rule, report in reports:
@@ -187,6 +355,141 @@ class _Unit:
                                     rule.name, report.severity or rule.severity, message))
         if PARSE_ERROR in self.codes:
             findings.extend(failures)
+        return findings
+
+    # ----- the two phases, with memory kept flat ----------------------------------------
+    def check_early(self, summary: FileSummary) -> None:
+        """Check against an index of this file alone, recording what the rules ask it."""
+        index = ProjectIndex([summary])
+        asked: dict = {}
+        for name, value in list(vars(index).items()):
+            if isinstance(value, dict) and not name.startswith("_"):
+                setattr(index, name, _Recording(name, asked, value))
+        self.early = self.check(index)
+        self.fixes.clear()
+        self.asked = asked
+
+    def needs_recheck(self, index: ProjectIndex) -> bool:
+        """Whether the run's index answers any of the early check's questions differently."""
+        if self.asked is None:
+            return self.failure is None
+        for (name, key), answer in self.asked.items():
+            table = getattr(index, name, None)
+            if key is _ITERATED or not isinstance(table, dict):
+                return True
+            if key is _EMPTY:
+                if (not table) != answer:
+                    return True
+            elif table.get(key, _ABSENT) != answer:
+                return True
+        return False
+
+    def may_need_tree(self) -> bool:
+        """Whether the early check asked about anything this file does not define."""
+        return self.asked is None or any(answer is _ABSENT or key in (_ITERATED, _EMPTY)
+                                         for (_, key), answer in self.asked.items())
+
+
+_ABSENT, _ITERATED, _EMPTY = object(), object(), object()
+
+
+class _Recording(dict):
+    """A table of the index that logs every question asked of it and the answer."""
+
+    def __init__(self, name: str, log: dict, data: dict):
+        super().__init__(data)
+        self.name = name
+        self.log = log
+
+    def _ask(self, key):
+        answer = dict.get(self, key, _ABSENT)
+        self.log[(self.name, key)] = answer
+        return answer
+
+    def __getitem__(self, key):
+        answer = self._ask(key)
+        if answer is _ABSENT:
+            raise KeyError(key)
+        return answer
+
+    def get(self, key, default=None):
+        answer = self._ask(key)
+        return default if answer is _ABSENT else answer
+
+    def __contains__(self, key):
+        return self._ask(key) is not _ABSENT
+
+    def __bool__(self):
+        self.log[(self.name, _EMPTY)] = dict.__len__(self) == 0
+        return dict.__len__(self) > 0
+
+    def _whole(self):
+        self.log[(self.name, _ITERATED)] = None
+
+    def __len__(self):
+        self._whole()
+        return dict.__len__(self)
+
+    def __iter__(self):
+        self._whole()
+        return dict.__iter__(self)
+
+    def keys(self):
+        self._whole()
+        return dict.keys(self)
+
+    def values(self):
+        self._whole()
+        return dict.values(self)
+
+    def items(self):
+        self._whole()
+        return dict.items(self)
+
+
+class _Share:
+    """The files one process lints, in size order, keeping only the trees phase two may need."""
+
+    def __init__(self, tasks, budget: Budget):
+        self.units = [_Unit(path, codes, budget) for path, codes in tasks]
+        self.keep_bytes = max(KEEP_TREES_BYTES, max((_size(p) for p, _ in tasks), default=0))
+
+    def parse(self) -> Iterator[Optional[FileSummary]]:
+        """Phase one, file by file: the summary (None for a file that failed)."""
+        kept = 0
+        for unit in self.units:
+            summary = unit.load()
+            if summary is not None:
+                unit.check_early(summary)
+                if unit.may_need_tree() and kept + unit.size <= self.keep_bytes:
+                    kept += unit.size
+                else:
+                    unit.model = None
+            yield summary
+
+    def check(self, index: ProjectIndex) -> Iterator[list[Finding]]:
+        """Phase two, file by file (in the order of `units`): the findings."""
+        for unit in self.units:
+            yield self._final(unit, index)
+
+    @staticmethod
+    def _final(unit: _Unit, index: ProjectIndex) -> list[Finding]:
+        if unit.failure is not None:
+            return unit.check(index)
+        if unit.early is not None and not unit.needs_recheck(index):
+            unit.model = None
+            return unit.early
+        if unit.model is not None:  # a fresh model: the early one memoized the early index's answers
+            try:
+                with _recursion_limit(_RECURSION_LIMIT):
+                    unit.model = FileModel(unit.path, unit.model.source, unit.model.module)
+            except Exception as exc:  # never a crash; the early model built, so this is unlikely
+                unit.model = None
+                unit.failure = unit._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
+        elif unit.load() is None:  # the tree was not kept: parse again
+            return unit.check(index)
+        findings = unit.check(index)
+        unit.model = None
         return findings
 
 
@@ -212,7 +515,7 @@ def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple
         parts = summary.module_name.split(".")
         levels = len(parts) - (0 if path.stem == "__init__" else 1)
         root = path.resolve().parent
-        root = root.parents[levels - 1] if levels > 0 else root
+        root = root.parents[levels - 1] if 0 < levels <= len(root.parents) else root
         if root not in roots:
             roots.append(root)
     seen = {path.resolve() for path in paths}
@@ -226,7 +529,7 @@ def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple
         if found is None:
             break
         seen.add(found)
-        summary = _Unit(found, frozenset()).parse()
+        summary = _Unit(found, frozenset(), Budget()).load()
         if summary is not None:
             summaries.append(summary)
             dependencies.append(found)
@@ -239,54 +542,162 @@ def _module_files(qname: str, roots: list[Path]):
     for k in range(len(parts) - 1, 0, -1):
         for root in roots:
             base = root.joinpath(*parts[:k])
-            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-                if candidate.is_file():
-                    yield candidate.resolve()
+            try:
+                candidates = [c for c in (base.with_suffix(".py"), base / "__init__.py") if c.is_file()]
+            except (OSError, ValueError):
+                continue
+            for candidate in candidates:
+                yield candidate.resolve()
 
 
-def _lint_serial(tasks) -> tuple[list[Finding], list[Path]]:
-    units = [_Unit(path, codes) for path, codes in tasks]
-    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
+def _lint_serial(tasks, budget: Budget) -> tuple[list[Finding], list[Path]]:
+    share = _Share(sorted(tasks, key=lambda t: _size(t[0]), reverse=True), budget)
+    parsed = [(s, unit.path) for s, unit in zip(share.parse(), share.units) if s is not None]
     summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
     index = ProjectIndex(summaries)
-    return [finding for unit in units for finding in unit.check(index)], dependencies
+    return [finding for findings in share.check(index) for finding in findings], dependencies
 
 
-def _worker(conn, tasks) -> None:
+# ----- worker processes ---------------------------------------------------------------
+def _worker(conn, tasks, budget: Budget, summaries: Optional[list]) -> None:
+    """Phase one file by file (one message each), then, given the run's summaries, phase
+    two file by file. A worker started with `summaries` (a replacement in phase two) does
+    both for each file at once."""
     gc.disable()  # see _collector_paused; the worker exits at the end
-    units = [_Unit(path, codes) for path, codes in tasks]
-    conn.send([(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None])
-    index = ProjectIndex(conn.recv())
-    conn.send([finding for unit in units for finding in unit.check(index)])
+    share = _Share(tasks, budget)
+    if summaries is None:
+        for summary in share.parse():
+            conn.send(summary)
+        summaries = conn.recv()
+        index = ProjectIndex(summaries)
+        for findings in share.check(index):
+            conn.send(findings)
+    else:
+        index = ProjectIndex(summaries)
+        for unit in share.units:
+            unit.load()
+            conn.send(unit.check(index))
+            unit.model = None
     conn.close()
 
 
-def _lint_parallel(tasks, jobs: int) -> list[Finding]:
+@dataclass
+class _Process:
+    """A worker process and how far it got through its files in the current phase."""
+
+    process: multiprocessing.Process
+    conn: object
+    tasks: list  # indices into the run's tasks
+    done: int = 0
+    last: float = field(default_factory=time.monotonic)
+
+
+class _Pool:
+    """Worker processes watched by the parent: a worker that dies or spends longer than the
+    budget's `file_timeout` on one file is ended, that file gets a QL000 finding, and a new
+    worker takes the rest of its files."""
+
+    def __init__(self, tasks, budget: Budget):
+        self.tasks = tasks
+        self.budget = budget
+        self.context = multiprocessing.get_context(_start_method())
+        self.processes: list[_Process] = []
+        self.failures: dict[int, Finding] = {}
+
+    def start(self, indices: list[int], summaries: Optional[list] = None) -> None:
+        if not indices:
+            return
+        parent, child = self.context.Pipe()
+        share = [self.tasks[i] for i in indices]
+        process = self.context.Process(target=_worker, args=(child, share, self.budget, summaries), daemon=True)
+        process.start()
+        child.close()
+        self.processes.append(_Process(process, parent, indices))
+
+    def collect(self, on_result, summaries: Optional[list] = None) -> None:
+        """Receive one result per file of every worker (the current phase), replacing the
+        workers that fail."""
+        for worker in self.processes:
+            worker.done, worker.last = 0, time.monotonic()
+        while True:
+            active = [w for w in self.processes if w.done < len(w.tasks)]
+            if not active:
+                return
+            ready = wait([w.conn for w in active], timeout=1.0)
+            now = time.monotonic()
+            for worker in active:
+                if worker.conn in ready:
+                    try:
+                        result = worker.conn.recv()
+                    except (EOFError, OSError):
+                        self._replace(worker, self._death(worker), summaries)
+                        continue
+                    on_result(worker.tasks[worker.done], result)
+                    worker.done += 1
+                    worker.last = now
+                elif now - worker.last > self.budget.file_timeout:
+                    self._replace(worker, f"skipped: took longer than {self.budget.file_timeout:g} s "
+                                          f"(`file-timeout` in [tool.qlint])", summaries)
+
+    def _death(self, worker: _Process) -> str:
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        return f"internal error: the worker process linting this file died ({how})"
+
+    def _replace(self, worker: _Process, message: str, summaries: Optional[list]) -> None:
+        """Give the file in progress a QL000 and the rest of the worker's files to a new one."""
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        index = worker.tasks[worker.done]
+        path = self.tasks[index][0]
+        rule = all_rules()[PARSE_ERROR]
+        self.failures[index] = Finding(str(path), 1, 1, 1, 1, PARSE_ERROR, rule.name, rule.severity, message)
+        self.processes.remove(worker)
+        if summaries is None:  # phase one: the new worker keeps the trees of every other file
+            self.start(worker.tasks[:worker.done] + worker.tasks[worker.done + 1:])
+        else:
+            self.start(worker.tasks[worker.done + 1:], summaries)
+
+    def send(self, message) -> None:
+        for worker in self.processes:
+            worker.conn.send(message)
+
+    def close(self) -> None:
+        for worker in self.processes:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+def _lint_parallel(tasks, jobs: int, budget: Budget) -> tuple[list[Finding], list[Path]]:
     """Both phases in `jobs` processes, files balanced by size."""
     shares = [[] for _ in range(jobs)]
     loads = [0] * jobs
-    for task in sorted(tasks, key=lambda t: _size(t[0]), reverse=True):
-        i = loads.index(min(loads))
-        shares[i].append(task)
-        loads[i] += _size(task[0])
-    context = multiprocessing.get_context(_start_method())
-    pipes, processes = [], []
-    for share in shares:
-        parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, share), daemon=True)
-        process.start()
-        child.close()
-        pipes.append(parent)
-        processes.append(process)
+    for i in sorted(range(len(tasks)), key=lambda i: _size(tasks[i][0]), reverse=True):
+        j = loads.index(min(loads))
+        shares[j].append(i)
+        loads[j] += _size(tasks[i][0])
+    pool = _Pool(tasks, budget)
     try:
-        parsed = [item for pipe in pipes for item in pipe.recv()]
-        summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
-        for pipe in pipes:
-            pipe.send(summaries)
-        findings = [f for pipe in pipes for f in pipe.recv()]
+        for share in shares:
+            pool.start(share)
+        parsed: dict[int, FileSummary] = {}
+        pool.collect(lambda i, summary: summary is not None and parsed.__setitem__(i, summary))
+        order = sorted(parsed)
+        summaries, dependencies = _with_dependencies([parsed[i] for i in order], [tasks[i][0] for i in order])
+        # A file whose worker failed in phase one is not parsed again.
+        for worker in pool.processes:
+            worker.tasks = [i for i in worker.tasks if i not in pool.failures]
+        pool.send(summaries)
+        results: dict[int, list[Finding]] = {}
+        pool.collect(results.__setitem__, summaries)
     finally:
-        for process in processes:
-            process.join(timeout=5)
+        pool.close()
+    findings = [f for i in sorted(results) if i not in pool.failures for f in results[i]]
+    findings += [f for i, f in pool.failures.items() if PARSE_ERROR in tasks[i][1]]
     return findings, dependencies
 
 
