@@ -180,13 +180,32 @@ class Config:
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml holding a [tool.qlint] table, from `start` upwards."""
     directory = _absolute(start)
-    if not directory.is_dir():
+    try:
+        is_dir = directory.is_dir()
+    except OSError as error:  # a name too long for the file system
+        raise ConfigError(f"{directory}: cannot look for settings here: {error.strerror or error}") from None
+    if not is_dir:
         directory = directory.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file() and "qlint" in _read_toml(candidate).get("tool", {}):
+        try:
+            present = candidate.is_file()
+        except OSError as error:  # a name too long, a folder we may not enter
+            raise ConfigError(f"{candidate}: cannot look for settings here: {error.strerror or error}") from None
+        if present and "qlint" in _tool_table(candidate, _read_toml(candidate)):
             return candidate
     return None
+
+
+def _tool_table(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """The [tool] table of a pyproject.toml, checked to be a table (and its qlint entry too)."""
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: `tool` must be a table (such as [tool.qlint]), found {tool!r}")
+    if "qlint" in tool and not isinstance(tool["qlint"], dict):
+        raise ConfigError(f"{path}: `tool.qlint` must be a table ([tool.qlint] with settings under it), "
+                          f"found {tool['qlint']!r}")
+    return tool
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -194,7 +213,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as file:
             return tomllib.load(file)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (byte {error.object[error.start]:#04x} at offset "
+                          f"{error.start}); TOML files must be UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
 
@@ -204,7 +226,7 @@ def _settings_table(path: Path) -> dict[str, Any]:
     document = _read_toml(path)
     if path.name != "pyproject.toml":
         return document
-    tool = document.get("tool", {})
+    tool = _tool_table(path, document)
     if "qlint" not in tool:
         raise ConfigError(f"{path}: no [tool.qlint] table")
     return tool["qlint"]
@@ -287,7 +309,11 @@ def load_config(
         config = Config(root=Path.cwd())
     else:
         source = _absolute(source)
-        if not source.is_file():
+        try:
+            present = source.is_file()
+        except OSError as error:
+            raise ConfigError(f"{source}: cannot read config file: {error.strerror or error}") from None
+        if not present:
             raise ConfigError(f"{source}: config file not found")
         config = Config(root=source.parent, source=source, **_parse_table(_settings_table(source), source))
     overrides: dict[str, Any] = {}
