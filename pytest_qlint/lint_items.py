@@ -55,7 +55,7 @@ class QlintItem(pytest.Item):
         signature = _signature(self.path)  # before reading: an edit during the lint is seen next run
         stored = lint.stored.get(str(self.path))
         cached = (
-            stored is not None
+            _valid_entry(stored)
             and stored["signature"] == signature
             and all(_signature(Path(p)) == s for p, s in stored.get("dependencies", {}).items())
         )
@@ -89,6 +89,22 @@ class QlintItem(pytest.Item):
         return self.path, None, "qlint"
 
 
+_FINDING_FIELDS = {field.name for field in dataclasses.fields(Finding)}
+
+
+def _valid_entry(entry) -> bool:
+    """Whether a cache entry has the shape this version writes (anything else is ignored,
+    and rewritten at the end of the run)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("signature"), list)
+        and isinstance(entry.get("dependencies", {}), dict)
+        and all(isinstance(p, str) and (s is None or isinstance(s, list)) for p, s in entry.get("dependencies", {}).items())
+        and isinstance(entry.get("findings"), list)
+        and all(isinstance(f, dict) and set(f) == _FINDING_FIELDS for f in entry["findings"])
+    )
+
+
 def _signature(path: Path) -> list[int] | None:
     """What says a file is unchanged: its mtime_ns and size (None once it is gone)."""
     try:
@@ -119,8 +135,10 @@ class LintSession:
     def pytest_sessionstart(self) -> None:
         self.cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
         stored = self.cache.get(CACHE_KEY, {}) if self.cache is not None else {}
-        if stored.get("key") == self.cache_key:
-            self.stored = stored["files"]
+        # Anything else than what pytest_sessionfinish writes (a hand edit, another version)
+        # is ignored here and replaced at the end of the run.
+        if isinstance(stored, dict) and stored.get("key") == self.cache_key and isinstance(stored.get("files"), dict):
+            self.stored = {path: entry for path, entry in stored["files"].items() if _valid_entry(entry)}
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> QlintFile | None:
         if file_path.suffix == ".py" and not self.settings.is_excluded(file_path):
