@@ -332,9 +332,10 @@ def test_a_cache_entry_of_the_wrong_shape_is_ignored_and_rewritten(pytester, bad
 
 def test_a_file_with_a_bad_encoding_is_one_failing_item_with_ql000(pytester):
     pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
-    (pytester.path / "latin.py").write_bytes(b'x = "caf\xe9"\n')
-    (pytester.path / "good.py").write_text("WIDTH = 4\n")
-    result = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist", "latin.py", "good.py")
+    models = pytester.mkdir("models")
+    (models / "latin.py").write_bytes(b'x = "caf\xe9"\n')
+    (models / "good.py").write_text("WIDTH = 4\n")
+    result = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist", "models")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*latin.py:1:9: QL000 parse-error: cannot read: byte 0xe9 is not valid utf-8*"])
     assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()
