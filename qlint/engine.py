@@ -6,12 +6,10 @@ the run: every file is parsed and summarized first, the summaries are merged int
 decoded or parsed, or that is over the per-file budget (size, nesting, time), is a QL000
 finding, and so is a file whose worker process died.
 
-Memory stays flat as runs grow: in phase one each file is also checked against an index of
-its own summary while its tree is alive, recording what it asked the index. In phase two a
-file whose questions get the same answers from the whole run's index keeps those findings;
-only the others are checked again, from a tree kept for them (up to a budget of source
-bytes per process) or parsed anew. With enough files, both phases run in worker processes;
-only summaries and findings cross process boundaries.
+Memory stays flat as runs grow: a process keeps the trees of phase one for phase two only
+up to a budget of source bytes (KEEP_TREES_BYTES, or its largest file if larger) and parses
+the other files again in phase two. With enough files, both phases run in worker
+processes; only summaries and findings cross process boundaries.
 """
 from __future__ import annotations
 
@@ -53,7 +51,7 @@ _EXTERNAL = ("torch.", "builtins.", "typing.", "abc.", "collections.", "enum.")
 PARALLEL_MIN_FILES = 16
 # Source bytes whose trees one process keeps between the phases, at least (libcst needs
 # about 500 bytes of memory per byte of source); more when the largest file is larger.
-KEEP_TREES_BYTES = 1 << 20
+KEEP_TREES_BYTES = 2 << 20
 # Lines this long, or runs of lines like these, may hide a pathologically deep expression:
 # such files get an exact nesting check (Python's own parser) before libcst sees them.
 _LONG_LINE = 500
@@ -251,8 +249,6 @@ class _Unit:
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
         self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
-        self.early: Optional[list[Finding]] = None  # findings against the file's own summary
-        self.asked: Optional[dict] = None  # what that check asked the index, and the answers
 
     def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         """Read, check the budget, parse and model the file; its summary, or None with
@@ -357,98 +353,11 @@ class _Unit:
             findings.extend(failures)
         return findings
 
-    # ----- the two phases, with memory kept flat ----------------------------------------
-    def check_early(self, summary: FileSummary) -> None:
-        """Check against an index of this file alone, recording what the rules ask it."""
-        index = ProjectIndex([summary])
-        asked: dict = {}
-        for name, value in list(vars(index).items()):
-            if isinstance(value, dict) and not name.startswith("_"):
-                setattr(index, name, _Recording(name, asked, value))
-        self.early = self.check(index)
-        self.fixes.clear()
-        self.asked = asked
-
-    def needs_recheck(self, index: ProjectIndex) -> bool:
-        """Whether the run's index answers any of the early check's questions differently."""
-        if self.asked is None:
-            return self.failure is None
-        for (name, key), answer in self.asked.items():
-            table = getattr(index, name, None)
-            if key is _ITERATED or not isinstance(table, dict):
-                return True
-            if key is _EMPTY:
-                if (not table) != answer:
-                    return True
-            elif table.get(key, _ABSENT) != answer:
-                return True
-        return False
-
-    def may_need_tree(self) -> bool:
-        """Whether the early check asked about anything this file does not define."""
-        return self.asked is None or any(answer is _ABSENT or key in (_ITERATED, _EMPTY)
-                                         for (_, key), answer in self.asked.items())
-
-
-_ABSENT, _ITERATED, _EMPTY = object(), object(), object()
-
-
-class _Recording(dict):
-    """A table of the index that logs every question asked of it and the answer."""
-
-    def __init__(self, name: str, log: dict, data: dict):
-        super().__init__(data)
-        self.name = name
-        self.log = log
-
-    def _ask(self, key):
-        answer = dict.get(self, key, _ABSENT)
-        self.log[(self.name, key)] = answer
-        return answer
-
-    def __getitem__(self, key):
-        answer = self._ask(key)
-        if answer is _ABSENT:
-            raise KeyError(key)
-        return answer
-
-    def get(self, key, default=None):
-        answer = self._ask(key)
-        return default if answer is _ABSENT else answer
-
-    def __contains__(self, key):
-        return self._ask(key) is not _ABSENT
-
-    def __bool__(self):
-        self.log[(self.name, _EMPTY)] = dict.__len__(self) == 0
-        return dict.__len__(self) > 0
-
-    def _whole(self):
-        self.log[(self.name, _ITERATED)] = None
-
-    def __len__(self):
-        self._whole()
-        return dict.__len__(self)
-
-    def __iter__(self):
-        self._whole()
-        return dict.__iter__(self)
-
-    def keys(self):
-        self._whole()
-        return dict.keys(self)
-
-    def values(self):
-        self._whole()
-        return dict.values(self)
-
-    def items(self):
-        self._whole()
-        return dict.items(self)
-
 
 class _Share:
-    """The files one process lints, in size order, keeping only the trees phase two may need."""
+    """The files one process lints, largest first, keeping between the phases only the trees
+    that fit in a budget of source bytes; phase two parses the others again, one at a time.
+    Peak memory is then about the budget's trees plus one file's, however many files."""
 
     def __init__(self, tasks, budget: Budget):
         self.units = [_Unit(path, codes, budget) for path, codes in tasks]
@@ -460,8 +369,7 @@ class _Share:
         for unit in self.units:
             summary = unit.load()
             if summary is not None:
-                unit.check_early(summary)
-                if unit.may_need_tree() and kept + unit.size <= self.keep_bytes:
+                if kept + unit.size <= self.keep_bytes:
                     kept += unit.size
                 else:
                     unit.model = None
@@ -470,27 +378,10 @@ class _Share:
     def check(self, index: ProjectIndex) -> Iterator[list[Finding]]:
         """Phase two, file by file (in the order of `units`): the findings."""
         for unit in self.units:
-            yield self._final(unit, index)
-
-    @staticmethod
-    def _final(unit: _Unit, index: ProjectIndex) -> list[Finding]:
-        if unit.failure is not None:
-            return unit.check(index)
-        if unit.early is not None and not unit.needs_recheck(index):
+            if unit.failure is None and unit.model is None:
+                unit.load()  # the tree was not kept: parse again
+            yield unit.check(index)
             unit.model = None
-            return unit.early
-        if unit.model is not None:  # a fresh model: the early one memoized the early index's answers
-            try:
-                with _recursion_limit(_RECURSION_LIMIT):
-                    unit.model = FileModel(unit.path, unit.model.source, unit.model.module)
-            except Exception as exc:  # never a crash; the early model built, so this is unlikely
-                unit.model = None
-                unit.failure = unit._failure(1, 1, f"internal error building the model: {type(exc).__name__}: {exc}")
-        elif unit.load() is None:  # the tree was not kept: parse again
-            return unit.check(index)
-        findings = unit.check(index)
-        unit.model = None
-        return findings
 
 
 def _suppressed(lines: list[str], line: int, code: str) -> bool:

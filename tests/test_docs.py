@@ -43,7 +43,8 @@ def test_configuration_md_documents_every_option_key_and_format(capsys):
     assert options >= {"--select", "--statistics", "--jobs"}
     missing = sorted(option for option in options if f"`{option}" not in configuration)
     assert not missing, f"docs/configuration.md does not document {missing}"
-    for key in ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores"):
+    for key in ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores",
+                "max-file-bytes", "max-nesting", "file-timeout"):
         assert f"| `{key}` |" in configuration, f"docs/configuration.md: settings table lacks {key}"
     for pattern in DEFAULT_EXCLUDE:
         assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"
