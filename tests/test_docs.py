@@ -50,3 +50,41 @@ def test_configuration_md_documents_every_option_key_and_format(capsys):
         assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"
     for output_format in FORMATS:
         assert f"- `{output_format}`" in configuration, f"docs/configuration.md: no entry for {output_format}"
+
+
+def test_runtime_reference_is_generated_from_the_code():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "generate_runtime_reference", DOCS.parent / "tools" / "generate_runtime_reference.py")
+    generator = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generator
+    spec.loader.exec_module(generator)
+    committed = (DOCS / "runtime-reference.md").read_text()
+    assert committed == generator.render(), (
+        f"docs/runtime-reference.md is stale; run: {generator.REGENERATE_COMMAND}")
+    import qlint.runtime
+    for name in qlint.runtime.__all__:
+        assert f"### `{name}`" in committed
+    for fixture in ("qparity", "quant_engine"):
+        assert f"### `{fixture}`" in committed
+
+
+def test_the_qat_example_runs_and_passes(pytester):
+    """docs/examples/test_qat_example.py is complete: it runs as it is, with the plugin."""
+    import pytest
+
+    pytest.importorskip("torch")
+    source = (DOCS / "examples" / "test_qat_example.py").read_text()
+    pytester.makepyfile(test_qat_example=source)
+    result = pytester.runpytest_subprocess("--quant-engines=x86", "-p", "no:cacheprovider", "-W",
+                                           "error::DeprecationWarning:test_qat_example")
+    result.assert_outcomes(passed=5)
+
+
+def test_the_qat_example_is_clean_for_qlint():
+    from qlint.config import load_config
+    from qlint.engine import lint_paths
+
+    assert lint_paths([DOCS / "examples" / "test_qat_example.py"], load_config(start=DOCS), jobs=1) == []
