@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import tokenize
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -213,7 +214,7 @@ def _check_nesting(data: bytes, budget: Budget) -> None:
     if longest <= min(_LONG_LINE, 2 * budget.max_nesting) and not _DEEP_HINT.search(data):
         return
     try:
-        tree = compile(data, "<file>", "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = _python_ast(data, "<file>")
     except SyntaxError as error:
         raise _Skip(error.lineno or 1, error.offset or 1, f"cannot parse: {error.msg}") from None
     except (RecursionError, MemoryError):
@@ -224,6 +225,13 @@ def _check_nesting(data: bytes, budget: Budget) -> None:
     if depth > budget.max_nesting:
         raise _Skip(line, 1, f"skipped: too deeply nested (a syntax tree {depth} levels deep; the limit is "
                              f"{budget.max_nesting}, `max-nesting` in [tool.qlint])")
+
+
+def _python_ast(data: bytes, filename: str) -> ast.AST:
+    """Python's own parse of the file, without the warnings it may print (invalid escapes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(data, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
 
 
 def _depth(tree: ast.AST) -> tuple[int, int]:
@@ -294,7 +302,7 @@ class _Unit:
     def _syntax_failure(self, data: bytes, exc: cst.ParserSyntaxError) -> Finding:
         """Python's own parser says where and what more precisely than libcst does."""
         try:
-            compile(data, str(self.path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+            _python_ast(data, str(self.path))
         except SyntaxError as error:
             return self._failure(error.lineno or 1, error.offset or 1, f"cannot parse: {error.msg}")
         except (ValueError, RecursionError, MemoryError):
@@ -554,7 +562,10 @@ class _Pool:
 
     def send(self, message) -> None:
         for worker in self.processes:
-            worker.conn.send(message)
+            try:
+                worker.conn.send(message)
+            except OSError:  # it died between the phases: collect() sees it and replaces it
+                pass
 
     def close(self) -> None:
         for worker in self.processes:
