@@ -96,7 +96,7 @@ class Budget:
 
     max_file_bytes: int = 2_000_000  # torch's largest source file is 1.4 MB
     max_nesting: int = 400  # syntax tree depth: real code stays under 100, data tables reach 600
-    file_timeout: float = 30.0  # a hard limit where files are linted in worker processes
+    file_timeout: float = 60.0  # CPU seconds; a hard limit where files are linted in worker processes
 
 
 @dataclass(frozen=True)

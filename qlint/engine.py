@@ -57,6 +57,9 @@ KEEP_TREES_BYTES = 2 << 20
 # such files get an exact nesting check (Python's own parser) before libcst sees them.
 _LONG_LINE = 500
 _DEEP_HINT = re.compile(rb"(?:^[ \t]*[)\]}.\[(+\-*/%@&|^,][^\n]*\n){40,}|(?:^[^\n]*[(\[{][ \t]*\n){40,}", re.M)
+# A worker that spends this many times `file-timeout` in wall-clock time on one file without
+# using the CPU is stuck (a deadlock): it is ended too.
+_STUCK = 10
 # Recursion the checks may use: trees are at most `max_nesting` deep, libcst's code
 # generation (positions, --fix) takes a few frames per level.
 _RECURSION_LIMIT = 8000
@@ -488,12 +491,22 @@ class _Process:
     conn: object
     tasks: list  # indices into the run's tasks
     done: int = 0
-    last: float = field(default_factory=time.monotonic)
+    last: float = 0.0  # its CPU seconds when it started on the current file
+    started: float = 0.0  # the wall-clock time then
+
+    def seconds(self) -> float:
+        """CPU seconds the worker has used: a busy machine does not make a file time out.
+        Wall-clock seconds where /proc is not there."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError, AttributeError):
+            return time.monotonic()
 
 
 class _Pool:
     """Worker processes watched by the parent: a worker that dies or spends longer than the
-    budget's `file_timeout` on one file is ended, that file gets a QL000 finding, and a new
+    budget's `file_timeout` (CPU seconds) on one file is ended, that file gets a QL000 finding, and a new
     worker takes the rest of its files."""
 
     def __init__(self, tasks, budget: Budget):
@@ -511,19 +524,20 @@ class _Pool:
         process = self.context.Process(target=_worker, args=(child, share, self.budget, summaries), daemon=True)
         process.start()
         child.close()
-        self.processes.append(_Process(process, parent, indices))
+        worker = _Process(process, parent, indices)
+        worker.last, worker.started = worker.seconds(), time.monotonic()
+        self.processes.append(worker)
 
     def collect(self, on_result, summaries: Optional[list] = None) -> None:
         """Receive one result per file of every worker (the current phase), replacing the
         workers that fail."""
         for worker in self.processes:
-            worker.done, worker.last = 0, time.monotonic()
+            worker.done, worker.last, worker.started = 0, worker.seconds(), time.monotonic()
         while True:
             active = [w for w in self.processes if w.done < len(w.tasks)]
             if not active:
                 return
-            ready = wait([w.conn for w in active], timeout=1.0)
-            now = time.monotonic()
+            ready = wait([w.conn for w in active], timeout=0.5)
             for worker in active:
                 if worker.conn in ready:
                     try:
@@ -533,9 +547,10 @@ class _Pool:
                         continue
                     on_result(worker.tasks[worker.done], result)
                     worker.done += 1
-                    worker.last = now
-                elif now - worker.last > self.budget.file_timeout:
-                    self._replace(worker, f"skipped: took longer than {self.budget.file_timeout:g} s "
+                    worker.last, worker.started = worker.seconds(), time.monotonic()
+                elif worker.seconds() - worker.last > self.budget.file_timeout or \
+                        time.monotonic() - worker.started > _STUCK * self.budget.file_timeout:
+                    self._replace(worker, f"skipped: took more than {self.budget.file_timeout:g} CPU seconds "
                                           f"(`file-timeout` in [tool.qlint])", summaries)
 
     def _death(self, worker: _Process) -> str:

@@ -89,14 +89,19 @@ def _crash_on(path_part: str, how: str):
             if how == "die":
                 os._exit(9)
             import time
-            time.sleep(60)
+            if how == "stuck":
+                time.sleep(60)
+            end = time.monotonic() + 60
+            while time.monotonic() < end:  # busy: the limit counts CPU seconds
+                pass
         return real_load(self, data)
     return load
 
 
 @pytest.mark.parametrize("how, message", [
     ("die", "internal error: the worker process linting this file died (exit status 9)"),
-    ("hang", "skipped: took longer than 1 s"),
+    ("hang", "skipped: took more than 0.3 CPU seconds"),
+    ("stuck", "skipped: took more than 0.3 CPU seconds"),  # asleep for 10 times the limit
 ])
 def test_a_worker_that_dies_or_hangs_costs_only_its_file(tmp_path, monkeypatch, how, message):
     if engine._start_method() != "fork":
@@ -106,8 +111,8 @@ def test_a_worker_that_dies_or_hangs_costs_only_its_file(tmp_path, monkeypatch, 
     (tmp_path / "victim.py").write_text(HAZARD)
     monkeypatch.setattr(engine._Unit, "load", _crash_on("victim", how))
     config = load_config(start=tmp_path)
-    if how == "hang":
-        config = dataclasses.replace(config, budget=Budget(file_timeout=1.0))
+    if how in ("hang", "stuck"):
+        config = dataclasses.replace(config, budget=Budget(file_timeout=0.3))
     findings = lint_paths(sorted(tmp_path.glob("*.py")), config, jobs=2)
     by_file = _by_file(findings)
     assert by_file.pop("victim.py") == ["QL000"]
