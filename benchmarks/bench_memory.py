@@ -1,6 +1,6 @@
 """Peak memory of `qlint` over a whole tree against linting its largest file alone.
 
-    python benchmarks/bench_memory.py /path/to/site-packages [--jobs 2] [-- extra qlint options]
+    python benchmarks/bench_memory.py /path/to/site-packages [--jobs 2] [--skip site-packages]
 
 Runs the `qlint` next to this interpreter twice, as a user would (`--output-format json`):
 on the tree's largest .py file, then on the tree. RSS is sampled every 50 ms from /proc, for
@@ -75,9 +75,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tree", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("extra", nargs="*", help="more qlint options (after --)")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME",
+                        help="a folder name to leave out (qlint --extend-exclude NAME)")
     args = parser.parse_args()
-    files = [p for p in args.tree.rglob("*.py") if p.is_file()]
+    args.extra = [option for name in args.skip for option in ("--extend-exclude", name)]
+    files = [p for p in args.tree.rglob("*.py") if p.is_file() and not set(args.skip) & set(p.parts)]
     biggest = max(files, key=lambda p: p.stat().st_size)
     alone = measure([str(biggest), *args.extra])
     whole = measure([str(args.tree), "--jobs", str(args.jobs), *args.extra])

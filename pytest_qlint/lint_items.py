@@ -1,8 +1,9 @@
 """``pytest --qlint``: one ``path::qlint`` item per Python file, failing with qlint's findings.
 
-Each file's findings are kept in pytest's cache with the file's mtime_ns and size (and
-those of the project files it took base classes from), under the qlint version and the
-settings' fingerprint; while those match, the next run reports them without linting again.
+Each file's findings are kept in pytest's cache with a hash of the file's content (and of
+the project files it took base classes from), under qlint's installation and the settings'
+fingerprint (`qlint.cache`, the keying the ``qlint`` command's cache uses too); while
+those match, the next run reports them without linting again.
 The cache is written once, by the controlling process: under xdist, workers send each
 item's result to it as the report attribute ``qlint``.
 """
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from qlint import __version__, engine
+from qlint.cache import file_hash, is_fresh, make_entry, settings_key, stored_findings
 from qlint.config import ConfigError, load_config
 from qlint.discovery import discover
-from qlint.finding import Finding
 from qlint.output.text import render_text, summary_line
 from pytest_qlint.plugin import PATHS_INI
 
@@ -52,26 +53,18 @@ class QlintItem(pytest.Item):
 
     def runtest(self) -> None:
         lint = self.config.stash[LINT_SESSION]
-        signature = _signature(self.path)  # before reading: an edit during the lint is seen next run
+        content = file_hash(self.path)  # before reading: an edit during the lint is seen next run
         stored = lint.stored.get(str(self.path))
-        cached = (
-            _valid_entry(stored)
-            and stored["signature"] == signature
-            and all(_signature(Path(p)) == s for p, s in stored.get("dependencies", {}).items())
-        )
+        findings = None
+        if stored is not None and is_fresh(stored, content, lambda path: file_hash(Path(path))):
+            findings = stored_findings(stored, str(self.path))
+        cached = findings is not None
         if cached:
-            findings = [Finding(**finding) for finding in stored["findings"]]
-            dependencies = stored.get("dependencies", {})
+            entry = stored
         else:
             findings, read = engine.lint_with_dependencies([self.path], lint.settings)
-            dependencies = {str(p): _signature(p) for p in read}
-        self.stash[RESULT] = {
-            "path": str(self.path),
-            "signature": signature,
-            "dependencies": dependencies,
-            "findings": [finding.to_dict() for finding in findings],
-            "cached": cached,
-        }
+            entry = make_entry(content, {str(p): file_hash(p) for p in read}, findings)
+        self.stash[RESULT] = {**entry, "path": str(self.path), "cached": cached}
         if findings:
             raise QlintFindings(findings)
 
@@ -86,32 +79,9 @@ class QlintItem(pytest.Item):
         )
 
     def reportinfo(self):
-        return self.path, None, "qlint"
-
-
-_FINDING_FIELDS = {field.name for field in dataclasses.fields(Finding)}
-
-
-def _valid_entry(entry) -> bool:
-    """Whether a cache entry has the shape this version writes (anything else is ignored,
-    and rewritten at the end of the run)."""
-    return (
-        isinstance(entry, dict)
-        and isinstance(entry.get("signature"), list)
-        and isinstance(entry.get("dependencies", {}), dict)
-        and all(isinstance(p, str) and (s is None or isinstance(s, list)) for p, s in entry.get("dependencies", {}).items())
-        and isinstance(entry.get("findings"), list)
-        and all(isinstance(f, dict) and set(f) == _FINDING_FIELDS for f in entry["findings"])
-    )
-
-
-def _signature(path: Path) -> list[int] | None:
-    """What says a file is unchanged: its mtime_ns and size (None once it is gone)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return [stat.st_mtime_ns, stat.st_size]
+        # The domain is the failure's header: `qlint: models/bad.py` names the file. It must not
+        # end the node id (pytest -v would then rewrite the node id's dots as `::`).
+        return self.path, None, f"qlint: {self.parent.nodeid}"
 
 
 class LintSession:
@@ -123,9 +93,9 @@ class LintSession:
             self.settings = load_config(start=config.rootpath)
         except ConfigError as error:
             raise pytest.UsageError(f"qlint: {error}") from None
-        self.cache_key = f"{__version__}:{self.settings.fingerprint()}"
+        self.cache_key = settings_key(self.settings)
         self.cache = None
-        self.stored: dict[str, dict] = {}  # path -> {"signature", "findings"}, from the cache
+        self.stored: dict[str, dict] = {}  # path -> {"hash", "deps", "findings"}, from the cache
         self.results: dict[str, dict] = {}  # path -> this run's result, from the reports
 
     def pytest_report_header(self) -> str:
@@ -135,10 +105,8 @@ class LintSession:
     def pytest_sessionstart(self) -> None:
         self.cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
         stored = self.cache.get(CACHE_KEY, {}) if self.cache is not None else {}
-        # Anything else than what pytest_sessionfinish writes (a hand edit, another version)
-        # is ignored here and replaced at the end of the run.
         if isinstance(stored, dict) and stored.get("key") == self.cache_key and isinstance(stored.get("files"), dict):
-            self.stored = {path: entry for path, entry in stored["files"].items() if _valid_entry(entry)}
+            self.stored = stored["files"]
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> QlintFile | None:
         if file_path.suffix == ".py" and not self.settings.is_excluded(file_path):
@@ -193,7 +161,7 @@ class LintSession:
             return
         files = {path: entry for path, entry in self.stored.items() if os.path.exists(path)}
         for path, result in self.results.items():
-            files[path] = {key: result[key] for key in ("signature", "dependencies", "findings")}
+            files[path] = {key: result[key] for key in ("hash", "deps", "findings")}
         self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -36,6 +36,7 @@ import libcst as cst
 from qlint.config import Budget
 from qlint.files import write_atomically
 from qlint.finding import Finding
+from qlint.noqa import Noqa
 from qlint.registry import all_rules
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from qlint.config import Config
 
 PARSE_ERROR = "QL000"
+UNUSED_NOQA = "QL001"
+_ENGINE_CODES = (PARSE_ERROR, UNUSED_NOQA)  # reported by the engine, not by a rule's check
 # How many files outside the run may be read for base classes.
 MAX_DEPENDENCIES = 64
 # Qualified names never looked for in the project's files.
@@ -63,7 +66,6 @@ _STUCK = 10
 # Recursion the checks may use: trees are at most `max_nesting` deep, libcst's code
 # generation (positions, --fix) takes a few frames per level.
 _RECURSION_LIMIT = 8000
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
 def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = None) -> list[Finding]:
@@ -75,15 +77,36 @@ def lint_with_dependencies(files: Sequence[Path], config: "Config",
                            jobs: Optional[int] = None) -> tuple[list[Finding], list[Path]]:
     """Lint files, and say which other files of the project were read for base classes
     defined outside the run (what the findings depend on besides the files themselves)."""
+    result = lint_project(files, config, jobs)
+    return result.findings, result.read
+
+
+@dataclass
+class ProjectLint:
+    findings: list[Finding]
+    summaries: dict[Path, FileSummary]  # by resolved path: the run's files, the known ones, those read
+    read: list[Path]  # files outside the run read for base classes
+
+
+def lint_project(files: Sequence[Path], config: "Config", jobs: Optional[int] = None,
+                 known: Sequence[tuple[FileSummary, Path]] = ()) -> ProjectLint:
+    """Lint files; `known` are (summary, path) of other files of the run summarized before
+    (the CLI's cache): they join the index unparsed and unchecked, so that the files
+    linted see the same project as in a run of them all."""
     tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
     budget = getattr(config, "budget", Budget())
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
     with _collector_paused():
         if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-            findings, dependencies = _lint_serial(tasks, budget)
+            findings, summaries, read = _lint_serial(tasks, budget, list(known))
         else:
-            findings, dependencies = _lint_parallel(tasks, jobs, budget)
-    return sorted(findings), dependencies
+            findings, summaries, read = _lint_parallel(tasks, jobs, budget, list(known))
+    return ProjectLint(sorted(findings), summaries, read)
+
+
+def _summarized(parsed, summaries, read) -> dict[Path, FileSummary]:
+    """Summaries by resolved path (`_with_dependencies` appends those of `read` in order)."""
+    return {path.resolve(): summary for path, summary in zip([p for _, p in parsed] + read, summaries)}
 
 
 @contextmanager
@@ -143,6 +166,24 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False) -> tuple[list[Finding], bytes]:
+    """Lint source given for `path` (standard input) as that file of its project would be,
+    base classes from other files included; with `fix`, fix it first. Returns the findings
+    left and the source (fixed or not)."""
+    unit = _Unit(path, codes, Budget())
+    summary = unit.load(data)
+    index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
+    findings = unit.check(index)
+    if fix and unit.fixes:
+        try:
+            with _recursion_limit(_RECURSION_LIMIT):
+                data = unit.model.module.visit(_Replace(unit.fixes)).bytes
+        except (RecursionError, ValueError):
+            return sorted(findings), data  # unfixed, as a file --fix cannot write
+        return lint_text(data, path, codes)[0], data
+    return sorted(findings), data
+
+
 class _Replace(cst.CSTTransformer):
     """Replaces nodes by identity (the nodes the rules reported on)."""
 
@@ -155,8 +196,9 @@ class _Replace(cst.CSTTransformer):
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
-    """Lint one file's source on its own (no other file's classes are known)."""
-    codes = frozenset(all_rules()) if codes is None else codes
+    """Lint one file's source on its own (no other file's classes are known); `codes`
+    defaults to the rules enabled by default."""
+    codes = frozenset(c for c, rule in all_rules().items() if not rule.opt_in) if codes is None else codes
     unit = _Unit(Path(path), codes, Budget())
     summary = unit.load(source.encode("utf-8"))
     index = ProjectIndex([summary] if summary else [])
@@ -328,7 +370,7 @@ class _Unit:
         model.index = index
         reports, failed = [], {}
         for code, rule in all_rules().items():
-            if code not in self.codes or code == PARSE_ERROR:
+            if code not in self.codes or code in _ENGINE_CODES:
                 continue
             found = []
             try:
@@ -339,18 +381,31 @@ class _Unit:
         # Rules that fail the same way (a shared analysis) are one finding.
         failures = [self._failure(1, 1, f"internal error in {', '.join(codes)}: {cause}")
                     for cause, codes in failed.items()]
-        if not reports:
-            return failures if PARSE_ERROR in self.codes else []
-        nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
+        noqa = Noqa(model.source)
         try:
-            positions = locate(model.module, nodes)
+            findings = self._findings(reports, noqa)
+            if UNUSED_NOQA in self.codes:
+                from qlint.rules.suppression import UnusedNoqa, unused_noqa_reports
+
+                findings += self._findings([(UnusedNoqa, r) for r in unused_noqa_reports(model, noqa, self.codes)],
+                                           noqa)
         except RecursionError:
-            return [self._failure(1, 1, "skipped: too deeply nested to locate the findings")]
-        lines = model.source.splitlines()
+            findings = [self._failure(1, 1, "skipped: too deeply nested to locate the findings")]
+        if PARSE_ERROR in self.codes:
+            findings.extend(failures)
+        return findings
+
+    def _findings(self, reports, noqa: Noqa) -> list[Finding]:
+        """Locate the reports, drop those under `# noqa`, keep their fixes for --fix."""
+        if not reports:
+            return []
+        model = self.model
+        nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
+        positions = locate(model.module, nodes)
         findings, seen = [], set()
         for rule, report in reports:
             line, column, end_line, end_column = positions.get(id(report.node), (1, 1, 1, 1))
-            if (line, column, rule.code) in seen or _suppressed(lines, line, rule.code):
+            if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
             if rule.fixable and report.fix is not None:
@@ -360,8 +415,6 @@ class _Unit:
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))
             findings.append(Finding(str(self.path), line, column, end_line, end_column, rule.code,
                                     rule.name, report.severity or rule.severity, message))
-        if PARSE_ERROR in self.codes:
-            findings.extend(failures)
         return findings
 
 
@@ -393,16 +446,6 @@ class _Share:
                 unit.load()  # the tree was not kept: parse again
             yield unit.check(index)
             unit.model = None
-
-
-def _suppressed(lines: list[str], line: int, code: str) -> bool:
-    if not 0 < line <= len(lines) or "noqa" not in lines[line - 1].lower():
-        return False
-    match = _NOQA.search(lines[line - 1])
-    if match is None:
-        return False
-    codes = match.group("codes")
-    return codes is None or code in {c.strip().upper() for c in codes.split(",")}
 
 
 def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple[list[FileSummary], list[Path]]:
@@ -452,12 +495,13 @@ def _module_files(qname: str, roots: list[Path]):
                 yield candidate.resolve()
 
 
-def _lint_serial(tasks, budget: Budget) -> tuple[list[Finding], list[Path]]:
+def _lint_serial(tasks, budget: Budget, known):
     share = _Share(sorted(tasks, key=lambda t: _size(t[0]), reverse=True), budget)
-    parsed = [(s, unit.path) for s, unit in zip(share.parse(), share.units) if s is not None]
+    parsed = [(s, unit.path) for s, unit in zip(share.parse(), share.units) if s is not None] + known
     summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
     index = ProjectIndex(summaries)
-    return [finding for findings in share.check(index) for finding in findings], dependencies
+    findings = [finding for findings in share.check(index) for finding in findings]
+    return findings, _summarized(parsed, summaries, dependencies), dependencies
 
 
 # ----- worker processes ---------------------------------------------------------------
@@ -589,7 +633,7 @@ class _Pool:
                 worker.process.kill()
 
 
-def _lint_parallel(tasks, jobs: int, budget: Budget) -> tuple[list[Finding], list[Path]]:
+def _lint_parallel(tasks, jobs: int, budget: Budget, known):
     """Both phases in `jobs` processes, files balanced by size."""
     shares = [[] for _ in range(jobs)]
     loads = [0] * jobs
@@ -603,8 +647,9 @@ def _lint_parallel(tasks, jobs: int, budget: Budget) -> tuple[list[Finding], lis
             pool.start(share)
         parsed: dict[int, FileSummary] = {}
         pool.collect(lambda i, summary: summary is not None and parsed.__setitem__(i, summary))
-        order = sorted(parsed)
-        summaries, dependencies = _with_dependencies([parsed[i] for i in order], [tasks[i][0] for i in order])
+        parsed_in_order = [(parsed[i], tasks[i][0]) for i in sorted(parsed)] + known
+        summaries, dependencies = _with_dependencies([s for s, _ in parsed_in_order],
+                                                     [p for _, p in parsed_in_order])
         # A file whose worker failed in phase one is not parsed again.
         for worker in pool.processes:
             worker.tasks = [i for i in worker.tasks if i not in pool.failures]
@@ -615,7 +660,7 @@ def _lint_parallel(tasks, jobs: int, budget: Budget) -> tuple[list[Finding], lis
         pool.close()
     findings = [f for i in sorted(results) if i not in pool.failures for f in results[i]]
     findings += [f for i, f in pool.failures.items() if PARSE_ERROR in tasks[i][1]]
-    return findings, dependencies
+    return findings, _summarized(parsed_in_order, summaries, dependencies), dependencies
 
 
 def _start_method() -> str:

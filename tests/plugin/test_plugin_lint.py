@@ -78,7 +78,7 @@ def test_findings_fail_the_file_item_with_qlint_text(pytester, bad_example, xdis
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ qlint _*",
+            "*_ qlint: models/bad.py _*",
             f"models/bad.py:*:*: {code} *: *",
             "Found * problem* (* error*, * warning*).",
             "`qlint rule CODE` explains a rule and its fix; `# noqa: CODE` on a line accepts it.",
@@ -312,10 +312,10 @@ def test_a_cache_entry_of_the_wrong_shape_is_ignored_and_rewritten(pytester, bad
     if stored == "SAME_KEY_LIST_FILES":
         stored = {"key": written["key"], "files": ["models/bad.py"]}
     elif stored == "SAME_KEY_BAD_ENTRIES":
-        signature = next(iter(written["files"].values()))["signature"]
-        bad_entries = ["not an entry", {"signature": "x", "findings": []},
-                       {"signature": signature, "findings": [{"line": 1}]},
-                       {"signature": signature, "findings": "none"}]
+        content = next(iter(written["files"].values()))["hash"]
+        bad_entries = ["not an entry", {"hash": 1, "deps": {}, "findings": []},
+                       {"hash": content, "deps": {}, "findings": [{"line": 1}]},
+                       {"hash": content, "deps": [], "findings": "none"}]
         stored = {"key": written["key"], "files": dict(zip(written["files"], bad_entries))}
     results.write_text(json.dumps(stored))
 
@@ -339,3 +339,18 @@ def test_a_file_with_a_bad_encoding_is_one_failing_item_with_ql000(pytester):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*latin.py:1:9: QL000 parse-error: cannot read: byte 0xe9 is not valid utf-8*"])
     assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()
+def test_each_failure_header_names_its_file_and_node_ids_stay(pytester, bad_example):
+    code, source = bad_example
+    make_project(pytester, source)
+    (pytester.path / "models" / "worse.py").write_text(source)
+
+    result = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-rf")
+    result.assert_outcomes(passed=3, failed=2)
+    headers = [line.strip("_ ") for line in result.stdout.lines if line.startswith("____")]
+    assert headers == ["qlint: models/bad.py", "qlint: models/worse.py"], result.stdout.str()
+    result.stdout.fnmatch_lines(["FAILED models/bad.py::qlint - *", "FAILED models/worse.py::qlint - *"])
+
+    rerun = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "--lf", "-v")
+    rerun.assert_outcomes(failed=2)
+    rerun.stdout.fnmatch_lines(["models/bad.py::qlint FAILED*", "models/worse.py::qlint FAILED*",
+                                "*_ qlint: models/bad.py _*"])
