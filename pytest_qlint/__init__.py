@@ -11,8 +11,10 @@ from qlint.runtime import (
     assert_parity,
     assert_qparams_in_optimizer,
     assert_quant_state,
+    quant_report,
     quant_state,
 )
+from pytest_qlint.suite import quant_test_suite
 
 __all__ = [
     "assert_calibrated",
@@ -21,5 +23,7 @@ __all__ = [
     "assert_parity",
     "assert_qparams_in_optimizer",
     "assert_quant_state",
+    "quant_report",
     "quant_state",
+    "quant_test_suite",
 ]

@@ -41,11 +41,13 @@ class QlintFile(pytest.File):
     """A Python file, collected for linting."""
 
     def collect(self):
-        yield QlintItem.from_parent(self, name="qlint")
+        yield QlintItem.from_parent(self, name=QlintItem.NAME)
 
 
 class QlintItem(pytest.Item):
     """Lints its file; fails with the findings in the text format of the ``qlint`` command."""
+
+    NAME = "qlint"  # the node id is path/to/file.py::qlint
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -115,6 +117,17 @@ class LintSession:
             return QlintFile.from_parent(parent.session, path=file_path)
         return None
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> pytest.File | None:
+        """A file named on the command line only as ``path.py::qlint`` (how a lint failure is
+        re-run, by hand or from its node id) is not also imported as a test module: pytest
+        imports every file named on the command line, and a model file's imports (torch in a
+        lint-only environment) or side effects would break the run."""
+        requested = [arg for arg in self.config.args if _arg_path(self.config, arg) == module_path]
+        if requested and all(arg.partition("::")[2] == QlintItem.NAME for arg in requested):
+            return _LintOnlyFile.from_parent(parent, path=module_path)
+        return None
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Lint items first, so that packages are set up once for the tests that follow."""
@@ -174,6 +187,17 @@ class LintSession:
             f"qlint: {len(self.results)} files checked: {len(self.results) - cached} linted, "
             f"{cached} unchanged (findings from the cache), {failed} with findings"
         )
+
+
+class _LintOnlyFile(pytest.File):
+    """A file asked for its lint item only: it yields no tests (see pytest_pycollect_makemodule)."""
+
+    def collect(self):
+        return []
+
+
+def _arg_path(config: pytest.Config, arg: str) -> Path:
+    return (config.invocation_params.dir / arg.partition("::")[0]).resolve()
 
 
 def start_lint_session(config: pytest.Config) -> None:

@@ -1,4 +1,5 @@
-"""The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule.
+"""The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule,
+`qlint report MODULE:FACTORY --input SHAPE` quantizes a model and reports on it (qlint/report_cli.py).
 
 Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error,
 a file --fix could not write, or an internal error.
@@ -43,7 +44,8 @@ def _check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlint",
         description="Find what breaks PyTorch eager-mode quantization, before it costs a training run.",
-        epilog="`qlint rule CODE` explains a rule; `qlint rule --all` lists them. "
+        epilog="`qlint rule CODE` explains a rule; `qlint rule --all` lists them; "
+        "`qlint report MODULE:FACTORY --input SHAPE` quantizes a model and writes a per-layer report. "
         "Exit status: 0 no findings, 1 findings, 2 usage or configuration error.",
     )
     parser.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
@@ -327,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments[:1] == ["rule"]:
             return _rule_command(arguments[1:])
+        if arguments[:1] == ["report"]:  # the only subcommand that imports torch
+            from qlint.report_cli import report_command
+
+            return report_command(arguments[1:])
         return _check_command(arguments)
     except SystemExit as exit:  # argparse: --help, --version (0) and usage errors (2)
         return exit.code if isinstance(exit.code, int) else EXIT_ERROR

@@ -11,9 +11,11 @@ from qlint.runtime.convert import assert_converted
 from qlint.runtime.fusion import assert_fused
 from qlint.runtime.optimizer import assert_qparams_in_optimizer
 from qlint.runtime.parity import assert_parity
+from qlint.runtime.report import QuantReport, quant_report
 from qlint.runtime.state import QuantState, QuantStateRow, assert_quant_state, quant_state
 
 __all__ = [
+    "QuantReport",
     "QuantState",
     "QuantStateRow",
     "assert_calibrated",
@@ -22,6 +24,7 @@ __all__ = [
     "assert_parity",
     "assert_qparams_in_optimizer",
     "assert_quant_state",
+    "quant_report",
     "quant_state",
     "require_torch",
 ]

@@ -163,6 +163,18 @@ def test_items_rerun_by_node_id_and_with_last_failed(pytester, bad_example):
     rerun.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*", "models/bad.py::qlint FAILED*"])
 
 
+def test_a_lint_item_run_by_node_id_does_not_import_its_file(pytester, bad_example):
+    """`pytest --qlint models/bad.py::qlint` asks for the lint item only: pytest imports every
+    file named on the command line as a test module, which in a lint-only environment fails on
+    the model's imports and runs its side effects."""
+    make_project(pytester, "import not_installed_anywhere\nprint('imported')\n" + bad_example[1])
+    result = pytester.runpytest(*PLUGIN, "--qlint", "-s", "models/bad.py::qlint", "test_ok.py::qlint")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.no_fnmatch_line("*imported*")
+    # Named without ::qlint, the file is still collected for its tests, as pytest does.
+    pytester.runpytest(*PLUGIN, "--qlint", "test_ok.py").assert_outcomes(passed=2)
+
+
 def test_items_carry_the_qlint_marker(pytester, bad_example):
     make_project(pytester, bad_example[1])
     args = (*PLUGIN, "-p", "no:cacheprovider", "--qlint", "--strict-markers")
