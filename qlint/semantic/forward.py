@@ -474,11 +474,21 @@ class ForwardPass(Walker):
         for other in info.others if info is not None else ():  # one of several classes, by configuration
             alternative, other_problem = self.index.module_result(other, positional, keywords, self.island, float_attr)
             value, problem = join(value, alternative), problem or other_problem
-        if problem is not None:
+        if problem is not None and (problem != FLOAT_INTO_QUANTIZED or self._in_quantized_model()):
             self.trace.crossings.append(Crossing(call, problem, module.cls, module.key_path, self.anchor))
         if isinstance(value, Tensor) and value.activation:
             return Tensor(True, value.state, producer=record)
         return value
+
+    def _in_quantized_model(self) -> bool:
+        """Whether this code is known to be converted with its modules: it runs in a context a
+        caller or its own stubs give, or its class holds a stub. A float value from a
+        QuantWrapper'd submodule of an otherwise float model meets modules that stay float."""
+        context = self.context
+        if context is not None and (context.known or context.float_entry or context.quantized_entry):
+            return True
+        stubs = (api.QUANT_STUB, api.DEQUANT_STUB)
+        return any(self.index.resolve(a.cls) in stubs for a in self.attrs.values() if a.cls)
 
     def _method_call(self, call, method: str, receiver: Value, args, positional) -> Value:
         if isinstance(receiver, SelfRef):
@@ -505,7 +515,7 @@ class ForwardPass(Walker):
             states = activation_states(args)
             if self.summary or self.island:
                 return join(ACT, *args)
-            if FLOAT in states:  # FloatFunctional becomes QFunctional: a float operand raises
+            if FLOAT in states and self._in_quantized_model():  # FloatFunctional becomes QFunctional: a float operand raises
                 self.trace.crossings.append(Crossing(call, FLOAT_INTO_QUANTIZED, receiver.cls, receiver.key_path,
                                                      self.anchor))
                 return ACT

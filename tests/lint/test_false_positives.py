@@ -258,6 +258,21 @@ NOT_REPORTED = [
                         states += (x,)  # <-
                 return x, states
     ''', "QL203", id="tuple-or-none-grown-in-a-loop"),
+    # tests/lint/corpus8/qconfig_attach.py:57: a QuantWrapper'd backbone in a float model; the head stays float.
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import QuantWrapper
+
+
+        class Pipeline(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = QuantWrapper(nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU()))
+                self.head = nn.Linear(6, 3)
+
+            def forward(self, x):
+                return self.head(self.backbone(x).mean((2, 3)))  # <-
+    ''', "QL701", id="quantwrapper-in-a-float-model"),
 ]
 
 REPORTED = [
@@ -441,6 +456,21 @@ REPORTED = [
                         states += x  # <-
                 return x, states
     ''', "QL203", id="tensor-or-none-grown-in-a-loop"),
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import DeQuantStub, QuantStub
+
+
+        class Pipeline(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.quant, self.dequant = QuantStub(), DeQuantStub()
+                self.backbone = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU())
+                self.head = nn.Linear(6, 3)
+
+            def forward(self, x):
+                return self.head(self.dequant(self.backbone(self.quant(x))).mean((2, 3)))  # <-
+    ''', "QL701", id="dequantized-into-a-model-that-quantizes"),
 ]
 
 
