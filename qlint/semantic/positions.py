@@ -4,9 +4,10 @@ libcst's PositionProvider records a range for every node of the file (twice the 
 parsing it). Generating the code once with a state that marks only the wanted nodes costs
 about a third of the parse; generating only the statements that hold them costs a fraction
 of that. A reported node may come with its anchor: the top-level statement, or the member
-of a top-level class, that contains it. Each anchor is generated alone, placed at the line
-Python's own parser gives its statement (`ast`, a tenth of libcst's parse), and checked
-against the source; without anchors (or when a check fails) the whole module is generated.
+of a top-level class, that contains it. Each anchor is generated alone and placed where its
+code occurs in the source, when it occurs once; else at the line Python's own parser gives
+its statement (`ast`, a sixth of libcst's parse), checked against the source. Without anchors
+(or when a check fails) the whole module is generated.
 """
 from __future__ import annotations
 
@@ -90,25 +91,42 @@ def _locate_anchored(module: cst.Module, nodes: list, anchors: dict, source: str
     for node in nodes:
         anchor = anchors[id(node)]
         groups.setdefault(id(anchor), (anchor, set()))[1].add(id(node))
-    starts = _anchor_starts(module, source, set(groups))
-    if starts is None or len(starts) < len(groups):
-        return None
-    lines = source.splitlines(keepends=True)
-    result = {}
+    indents = _member_indents(module, set(groups))
+    placed, starts, lines = {}, None, None
     for key, (anchor, wanted) in groups.items():
-        first_line, indent = starts[key]
         state = _Locator(module, wanted)
-        if indent is not None:
-            state.increase_indent(indent)
+        if indents.get(key) is not None:
+            state.increase_indent(indents[key])
         anchor._codegen(state)
         text = "".join(state.tokens)
-        if "".join(lines[first_line - 1: first_line - 1 + text.count("\n")]) != text:
-            return None  # not where Python's parser put it: let the whole module say
+        offset = source.find(text)
+        if offset >= 0 and (offset == 0 or source[offset - 1] == "\n") and source.find(text, offset + 1) < 0:
+            first_line = source.count("\n", 0, offset) + 1  # its code occurs once: there
+        else:  # where Python's parser puts the statement (a tenth of libcst's parse)
+            starts = starts if starts is not None else _anchor_starts(module, source, set(groups))
+            if starts is None or key not in starts:
+                return None
+            lines = lines if lines is not None else source.splitlines(keepends=True)
+            first_line = starts[key][0]
+            if "".join(lines[first_line - 1: first_line - 1 + text.count("\n")]) != text:
+                return None  # not where Python's parser put it: let the whole module say
         found = _positions(state, first_line)
         if len(found) < len(wanted):
             return None
-        result.update(found)
-    return result
+        placed.update(found)
+    return placed
+
+
+def _member_indents(module: cst.Module, keys: set) -> dict:
+    """{id(member): the indentation of its class body} for the top-level class members among `keys`."""
+    indents = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            indent = stmt.body.indent if stmt.body.indent is not None else module.default_indent
+            for member in stmt.body.body:
+                if id(member) in keys:
+                    indents[id(member)] = indent
+    return indents
 
 
 def _anchor_starts(module: cst.Module, source: str, keys: set) -> Optional[dict]:
