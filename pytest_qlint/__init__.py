@@ -12,6 +12,7 @@ from qlint.runtime import (
     assert_qparams_in_optimizer,
     assert_quant_state,
     quant_state,
+    set_quant_state,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "assert_qparams_in_optimizer",
     "assert_quant_state",
     "quant_state",
+    "set_quant_state",
 ]

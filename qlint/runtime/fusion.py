@@ -18,12 +18,12 @@ from qlint.runtime._modules import (
     as_args,
     effective_qconfigs,
     eval_copy,
-    is_quant_machinery,
     is_quantized_module,
     module_type,
     parent_name,
     tensors_in,
 )
+from qlint.runtime._machinery import is_quant_machinery
 from qlint.runtime._torch import require_torch
 
 if TYPE_CHECKING:
