@@ -22,7 +22,7 @@ from torch.ao.quantization.quantization_mappings import (  # noqa: E402
     get_default_static_quant_module_mappings,
 )
 
-from qlint.runtime import assert_converted  # noqa: E402
+from qlint.runtime import assert_converted, quant_state  # noqa: E402
 
 pytestmark = QUANT_WARNINGS
 
@@ -128,6 +128,16 @@ def test_qat_module_left_by_a_partial_mapping_is_reported():
 def test_prepared_but_not_converted_model_fails():
     prepared = _calibrated_ptq(ConvBnReluNet(), example_input())
     before = snapshot(prepared)
-    with pytest.raises(AssertionError, match="found none among its .* modules: convert\\(\\) has not run"):
+    with pytest.raises(AssertionError) as failure:
         assert_converted(prepared)
+    message = str(failure.value)
+    count = len(quant_state(prepared))
+    assert f"{count} observers/fake-quants still in the model: convert has not run on it" in message
+    assert "`conv1.activation_post_process` (MinMaxObserver)" in message
+    assert "model = torch.ao.quantization.convert(model)" in message
     assert_unchanged(prepared, before)
+
+
+def test_float_model_fails_with_how_to_convert():
+    with pytest.raises(AssertionError, match="found none among its .* modules: convert has not run"):
+        assert_converted(ConvBnReluNet().eval())
