@@ -21,6 +21,7 @@ Nothing here changes the model.
 from __future__ import annotations
 
 import fnmatch
+from functools import partial
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -187,7 +188,8 @@ def _inside_fake_quant(model: nn.Module, name: str) -> bool:
 def _points(model: nn.Module) -> list[QuantPoint]:
     """Every observer/fake-quant module that is not inside a fake-quant, described."""
     torch = require_torch()
-    calls = _call_nodes(model) if isinstance(model, torch.fx.GraphModule) else {}
+    is_graph_module = isinstance(model, torch.fx.GraphModule)
+    calls = _call_nodes(model) if is_graph_module else {}
     points, seen = [], set()
     inside: list[str] = []
     for name, module in model.named_modules():
@@ -203,7 +205,24 @@ def _points(model: nn.Module) -> list[QuantPoint]:
             points.append(_graph_point(model, name, module, nodes[0]))
         else:
             points.append(_eager_point(model, name, module))
+    if is_graph_module:
+        points.sort(key=partial(_graph_position, model))
     return points
+
+
+def _graph_position(model: nn.Module, point: QuantPoint) -> int:
+    """Where a point acts in graph order: a weight at the layer that uses it, an
+    activation at its own node, a module's weight fake-quant at that module's call."""
+    nodes = list(model.graph.nodes)
+    order = {node.name: index for index, node in enumerate(nodes)}
+    if point.node is None:
+        calls = [node.name for node in nodes if node.op == "call_module" and node.target == point.module_path]
+        return order.get(calls[0], len(order)) if calls else len(order)
+    node = nodes[order[point.node]]
+    if point.role == "weight":
+        users = _weight_users(node) or list(node.users)
+        return min((order[user.name] for user in users), default=order[point.node])
+    return order[point.node]
 
 
 def _eager_point(model: nn.Module, name: str, module: Any) -> QuantPoint:
@@ -244,7 +263,9 @@ def _graph_point(model: nn.Module, name: str, module: Any, node: fx.Node) -> Qua
             path = module_path(consumers[0]) or _module_of_call(model, consumers[0])
     elif any(user.op == "output" for user in users):
         parts.append("model output")
-    where = f"node `{node.name}`: " + ", ".join(parts) if parts else f"node `{node.name}`"
+    where = ", ".join(parts) or "not used"
+    if node.name != name:
+        where = f"node `{node.name}`: {where}"
     return QuantPoint(name, module, "activation", path, node.name, where)
 
 

@@ -130,23 +130,30 @@ def _leftover_problem(leftovers, flow: str) -> str:
 
 
 def _pt2e_problems(model: nn.Module) -> list[str]:
-    found = []
+    nodes = {node.name: node for node in model.graph.nodes}
+    found, fixes = [], set()
     for layer in quantized_layers(model):
         if not (layer.annotated or layer.input == "quantized" or layer.weight != "float"):
             continue
         reasons = []
-        if layer.input != "quantized":
+        if layer.input != "quantized" and _static_intent(nodes[layer.node]):
             reasons.append(
-                "its input is float (no quantize->dequantize pair before it): the quantizer "
-                "annotated the layer but not its input, so it runs weight-only"
+                "its input is float (no quantize->dequantize pair before it) though the "
+                "quantizer annotated its output: it runs weight-only"
+            )
+            fixes.add(
+                "annotate the input of each layer in the quantizer (QuantizationAnnotation "
+                "input_qspec_map with the input node and the weight node)"
             )
         if layer.weight == "float":
             reasons.append("its weight is float (no dequantize of int8 values)")
+            fixes.add("annotate the weight in input_qspec_map")
         elif layer.weight == "unobserved":
             reasons.append(
                 "its int8 weight holds only -1/0/1 with scale 1.0: convert's default qparams "
                 "for an observer that never ran (convert_pt2e before any calibration forward)"
             )
+            fixes.add("run calibration batches (PTQ) or training steps (QAT) before convert_pt2e")
         if reasons:
             found.append(f"{layer.label()}: " + "; ".join(reasons))
     if not found:
@@ -154,10 +161,17 @@ def _pt2e_problems(model: nn.Module) -> list[str]:
     return [
         f"{len(found)} conv/linear node(s) not fully quantized:\n"
         + "\n".join(f"      {line}" for line in found)
-        + "\n    fix: calibrate (run the prepared model) before convert_pt2e, and annotate "
-        "input, weight and output of each layer in the quantizer (QuantizationAnnotation "
-        "input_qspec_map with the input and weight nodes)."
+        + f"\n    fix: {'; '.join(sorted(fixes))}."
     ]
+
+
+def _static_intent(node) -> bool:
+    """The quantizer meant the layer to take a quantized input: it annotated the input,
+    or the output (a weight-only annotation, input and output float, is deliberate)."""
+    annotation = node.meta.get("quantization_annotation")
+    if annotation is None:
+        return False
+    return node.args[0] in annotation.input_qspec_map or annotation.output_qspec is not None
 
 
 def _dynamic_problems(model: nn.Module, wanted: tuple[type, ...]) -> list[str]:

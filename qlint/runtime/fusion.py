@@ -215,9 +215,25 @@ def _trace(model: nn.Module, args: tuple[Any, ...]) -> tuple[list[_Call], Any]:
 
         return after
 
+    pending_passes: list[int | None] = []
+
+    def before_quantization(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        pending_passes.append(producer_of(inputs))
+
+    def after_quantization(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        # A graph's observer/fake-quant call between two modules passes the producer on.
+        produced = pending_passes.pop()
+        outputs = tensors_in(output)
+        if outputs and produced is not None and id(outputs[0]) not in producers:
+            producers[id(outputs[0])] = (produced, outputs[0]._version, outputs[0])
+
     for name, module in _units(traced):
         module.register_forward_pre_hook(before)
         module.register_forward_hook(after_hook(name))
+    for module in traced.modules():
+        if is_quant_machinery(module):
+            module.register_forward_pre_hook(before_quantization)
+            module.register_forward_hook(after_quantization)
     with torch.no_grad():
         output = traced(*args)
     return calls, output
@@ -286,7 +302,7 @@ def _unfused_groups(calls: list[_Call], qconfigs: dict[str, Any] | None) -> list
             f"{' -> '.join(_describe(call) for call in chain)} run as {len(chain)} separate "
             f"modules, each feeding the next{times}; torch fuses ({pattern}) into one.\n"
             f"    fix: torch.ao.quantization.fuse_modules(model, [[{names}]], inplace=True) "
-            "on the float model before prepare (fuse_modules_qat for QAT)."
+            "on the float model before prepare or quantize_dynamic (fuse_modules_qat for QAT)."
         )
     return problems
 

@@ -67,6 +67,9 @@ class _Comparison:
     # SQNR of the fake-quantized tensor against the same model with quantization off; known
     # only when sqnr_db is below the bar, which then drops to the quantization noise floor.
     quantization_sqnr_db: float | None = None
+    # Dynamic quantization: sqnr_db is the worst slice along the first dimension (a sample
+    # of the batch), whose quantization step the other samples set.
+    worst_sample: int | None = None
 
     def required_sqnr_db(self, tolerances: _Tolerances) -> float:
         if self.quantization_sqnr_db is None or not tolerances.follows_resolution:
@@ -83,7 +86,8 @@ class _Comparison:
             )
         required = self.required_sqnr_db(tolerances)
         if self.sqnr_db < required:
-            text = f"SQNR {self.sqnr_db:.1f} dB (required {required:.3g} dB or more"
+            sample = "" if self.worst_sample is None else f" in sample {self.worst_sample}"
+            text = f"SQNR {self.sqnr_db:.1f} dB{sample} (required {required:.3g} dB or more"
             if self.quantization_sqnr_db is not None:
                 text += f"; quantization alone keeps {self.quantization_sqnr_db:.1f} dB"
             found.append(text + ")")
@@ -98,6 +102,11 @@ class _Comparison:
 
     def summary(self) -> str:
         if self.step is None:
+            if self.worst_sample is not None:
+                return (
+                    f"SQNR {self.sqnr_db:.1f} dB in sample {self.worst_sample} (the worst "
+                    f"along the first dimension), {self.elements} elements"
+                )
             return f"SQNR {self.sqnr_db:.1f} dB over {self.elements} elements"
         return (
             f"SQNR {self.sqnr_db:.1f} dB, max {_steps_text(self.largest_steps)}, "
@@ -182,9 +191,10 @@ def assert_parity(
                 "quantized; expected a model prepared with a qconfig and QuantStub/DeQuantStub "
                 "around its quantized part"
             )
-        comparison = _compare(expected_tensor, found_tensor, step, tolerances)
+        comparison = _compare(expected_tensor, found_tensor, step, tolerances,
+                              per_sample=kind != PREPARED)
         comparisons.append((index, where, comparison, step_source or "float output: SQNR only"))
-    if tolerances.follows_resolution and any(
+    if kind == PREPARED and tolerances.follows_resolution and any(
         comparison.sqnr_db < tolerances.min_sqnr_db for _, _, comparison, _ in comparisons
     ):
         with torch.no_grad():
@@ -285,6 +295,9 @@ def _with_quantization_sqnr(comparison, expected, unquantized, tolerances):
     """Attach the SQNR quantization itself keeps, for comparisons below ``min_sqnr_db``."""
     if comparison.sqnr_db >= tolerances.min_sqnr_db or unquantized.shape != expected.shape:
         return comparison
+    if comparison.worst_sample is not None:
+        index = comparison.worst_sample
+        return replace(comparison, quantization_sqnr_db=_sqnr_db(unquantized[index], expected[index]))
     return replace(comparison, quantization_sqnr_db=_sqnr_db(unquantized, expected))
 
 
@@ -299,9 +312,13 @@ def _sqnr_db(signal, other) -> float:
     return 10 * math.log10(power / noise) if power else -math.inf
 
 
-def _compare(expected, found, step, tolerances) -> _Comparison:
+def _compare(expected, found, step, tolerances, *, per_sample: bool = False) -> _Comparison:
     sqnr_db = _sqnr_db(expected, found)
     elements = expected.numel()
+    if per_sample and step is None and expected.dim() >= 2 and expected.shape[0] > 1:
+        by_sample = [_sqnr_db(expected[index], found[index]) for index in range(expected.shape[0])]
+        worst = min(range(len(by_sample)), key=by_sample.__getitem__)
+        return _Comparison(elements=elements, sqnr_db=by_sample[worst], step=None, worst_sample=worst)
     if step is None or not elements:
         return _Comparison(elements=elements, sqnr_db=sqnr_db, step=step)
     found = found.dequantize() if found.is_quantized else found.detach()
@@ -347,7 +364,8 @@ def _first_divergence(twins: Twins, inputs, run, tolerances, torch) -> _Divergen
     sites = twins.isolated(inputs, run)
     inputs_by_key = {(site.name, site.call): site.found for site in sites if site.kind == "input"}
     for site in sites:
-        comparison = _compare(site.expected, site.found, _site_step(site), tolerances)
+        comparison = _compare(site.expected, site.found, _site_step(site), tolerances,
+                              per_sample=twins.kind != PREPARED)
         problems = comparison.isolated_violations(tolerances)
         if problems:
             return _Divergence(
@@ -371,7 +389,9 @@ def _types(twins: Twins, name: str) -> str:
     converted = dict(twins.converted.named_modules())
     if name not in reference or name not in converted:
         return ""
-    return f"{type(reference[name]).__name__} -> {type(converted[name]).__name__}"
+    found = converted[name]
+    found_name = found._get_name() if twins.kind != PREPARED else type(found).__name__
+    return f"{type(reference[name]).__name__} -> {found_name}"
 
 
 def _node_description(twins: Twins, name: str) -> str:
@@ -451,6 +471,8 @@ def _output_divergence_lines(divergence: _Divergence, twins: Twins, torch) -> li
         + f", given the same input in both models: {'; '.join(divergence.problems)}",
         f"    measured: {divergence.comparison.summary()}",
     ]
+    if twins.kind != PREPARED:
+        return lines + _dynamic_range_lines(divergence, name)
     saturation = _int16_saturation(divergence, twins, torch)
     if saturation:
         return lines + saturation
@@ -469,6 +491,28 @@ def _output_divergence_lines(divergence: _Divergence, twins: Twins, torch) -> li
         "evaluates without quantization there, while convert quantizes it with whatever "
         "qparams it holds), and that the module is not called at two places with "
         "different inputs."
+    )
+    return lines
+
+
+def _dynamic_range_lines(divergence: _Divergence, name: str) -> list[str]:
+    """Dynamic quantization: one step for the whole input tensor, set by its largest value."""
+    lines = []
+    sample = divergence.comparison.worst_sample
+    tensor = divergence.converted_input
+    if sample is not None and tensor is not None and tensor.dim() >= 2 and tensor.is_floating_point():
+        ranges = tensor.detach().abs().flatten(1).amax(1)
+        loudest = int(ranges.argmax())
+        lines.append(
+            f"why: dynamic quantization quantizes the input of `{name}` per tensor, with one "
+            f"step for the whole batch: sample {sample} reaches {float(ranges[sample]):.3g}, "
+            f"sample {loudest} reaches {float(ranges[loudest]):.3g}, so sample {sample} gets "
+            "few quantization steps."
+        )
+    lines.append(
+        f"how to fix: keep `{name}` float (leave its type out of qconfig_spec, or give it "
+        "qconfig None), bring its input to a common range (normalization, no padding values "
+        "far outside the data), or batch such inputs apart."
     )
     return lines
 
