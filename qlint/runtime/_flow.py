@@ -382,8 +382,16 @@ def quantized_layers(model: nn.Module) -> list[QuantizedLayer]:
     if flow_of(model) == PT2E:
         return _pt2e_layers(model)
     torch = require_torch()
-    calls = _call_nodes(model) if isinstance(model, torch.fx.GraphModule) else {}
+    is_graph_module = isinstance(model, torch.fx.GraphModule)
+    calls = _call_nodes(model) if is_graph_module else {}
     layers = []
+    if is_graph_module:  # FX: quantized functional operators (quantized.add, ...) too
+        for node in model.graph.nodes:
+            if node.op == "call_function" and _namespace(node.target) == "quantized":
+                layers.append(QuantizedLayer(
+                    node.name, f"quantized.{getattr(node.target, '__name__', node.target)}",
+                    module_path(node), node.name, "quantized", "float", "static",
+                ))
     for name, module in model.named_modules():
         if not is_quantized_module(module):
             continue
@@ -402,6 +410,15 @@ def quantized_layers(model: nn.Module) -> list[QuantizedLayer]:
             )
         )
     return layers
+
+
+def _namespace(target: Any) -> str | None:
+    """The operator namespace of an ``OpOverloadPacket`` (``quantized::add``) or
+    ``OpOverload``, else None."""
+    qualified = getattr(target, "_qualified_op_name", None)
+    if isinstance(qualified, str):
+        return qualified.split("::")[0]
+    return getattr(target, "namespace", None)
 
 
 def _module_scheme(module: nn.Module) -> str:

@@ -553,6 +553,8 @@ def _int16_saturation(divergence: _Divergence, twins: Twins, torch) -> list[str]
 
 
 def _crash_message(twins: Twins, inputs, error, torch) -> str:
+    if twins.flow != EAGER and twins.kind != DYNAMIC:
+        return _graph_crash_message(twins, inputs, error, torch)
     converted = twins.converted
     name, module_type = _module_that_raised(converted, inputs, torch)
     where = f"`{name}` ({module_type}.forward)" if name else f"{module_type}.forward (the model)"
@@ -567,6 +569,59 @@ def _crash_message(twins: Twins, inputs, error, torch) -> str:
         "inputs like the prepared model does\n"
         f"how to fix: {_crash_fix(name, module, first_line, twins)}"
     )
+
+
+def _graph_crash_message(twins: Twins, inputs, error, torch) -> str:
+    """A converted GraphModule crashed: name the node that raised, and how to keep its
+    operator float."""
+    from qlint.runtime._flow import module_path
+
+    node = _node_that_raised(twins.converted, inputs, torch)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
+    if node is None:
+        where, target = "GraphModule.forward", "the operator"
+    else:
+        target = _op_text(node, torch)
+        path = module_path(node)
+        where = f"node `{node.name}` ({target}" + (f", from `{path}`" if path else "") + ")"
+    return (
+        f"the converted model crashed at {where}: {type(error).__name__}: {first_sentence}\n"
+        f"expected the converted copy ({convert_name(twins.flow)}) to run on the example "
+        "inputs like the prepared model does\n"
+        f"how to fix: {convert_name(twins.flow)} quantized {target} here and its quantized "
+        "kernel cannot run this input; keep that operator float: "
+        f"qconfig_mapping.set_object_type({target}, None) (or set_module_name for the module "
+        "it belongs to) before prepare."
+    )
+
+
+def _op_text(node, torch) -> str:
+    """``torch.mean``, ``Tensor.mean``, ``operator.add``: the operator as code names it."""
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    name = getattr(node.target, "__name__", str(node.target))
+    if getattr(torch, name, None) is node.target:
+        return f"torch.{name}"
+    module = getattr(node.target, "__module__", None)
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+def _node_that_raised(converted, inputs, torch):
+    """Run ``converted`` again node by node: the node running when it raises."""
+    current = []
+
+    class Tracker(torch.fx.Interpreter):
+        def run_node(self, node):
+            current[:] = [node]
+            return super().run_node(node)
+
+    try:
+        with torch.no_grad():
+            Tracker(converted).run(*inputs)
+    except Exception:  # noqa: BLE001, S110 - the same crash again, now with the node
+        pass
+    return current[0] if current else None
 
 
 def _crash_fix(name: str, module, error_text: str, twins: Twins) -> str:
