@@ -163,6 +163,30 @@ def assert_parity(
         )
     if kind == PREPARED:
         _fail_if_calibration_missing(model, inputs)
+    twins, run, comparisons = output_comparisons(model, kind, inputs, tolerances, torch)
+    failures = [
+        (where, comparison, problems, source)
+        for where, comparison, source in comparisons
+        if (problems := comparison.violations(tolerances))
+    ]
+    if not failures:
+        return
+    divergence = _first_divergence(twins, inputs, run, tolerances, torch)
+    if divergence is None and tolerances.follows_resolution:
+        return  # every module agrees given the same input: rounding built up over depth
+    disabled = [
+        point.name
+        for point in quant_points(model)
+        if is_fake_quant(point.module) and not flag(point.module, FAKE_QUANT_SWITCH)
+    ]
+    raise AssertionError(_divergence_message(failures, divergence, disabled, twins, torch))
+
+
+def output_comparisons(model, kind, inputs, tolerances, torch):
+    """(twins, converted run, [(where, comparison, step source) per float output]): convert a
+    copy, run it and the frozen reference, and compare each output; under the default bar,
+    outputs below it also get the SQNR their quantization keeps (one more forward)."""
+    __tracebackhide__ = True
     try:
         twins = Twins(model, kind)
     except ConvertFailed as error:
@@ -204,22 +228,7 @@ def assert_parity(
                                                    unquantized[index], tolerances), source)
             for index, where, comparison, source in comparisons
         ]
-    failures = [
-        (where, comparison, problems, source)
-        for _, where, comparison, source in comparisons
-        if (problems := comparison.violations(tolerances))
-    ]
-    if not failures:
-        return
-    divergence = _first_divergence(twins, inputs, run, tolerances, torch)
-    if divergence is None and tolerances.follows_resolution:
-        return  # every module agrees given the same input: rounding built up over depth
-    disabled = [
-        point.name
-        for point in quant_points(model)
-        if is_fake_quant(point.module) and not flag(point.module, FAKE_QUANT_SWITCH)
-    ]
-    raise AssertionError(_divergence_message(failures, divergence, disabled, twins, torch))
+    return twins, run, [entry[1:] for entry in comparisons]
 
 
 def _validated_tolerances(max_steps, max_outlier_share, min_sqnr_db) -> _Tolerances:
