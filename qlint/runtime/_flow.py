@@ -206,15 +206,15 @@ def _points(model: nn.Module) -> list[QuantPoint]:
         else:
             points.append(_eager_point(model, name, module))
     if is_graph_module:
-        points.sort(key=partial(_graph_position, model))
+        nodes = list(model.graph.nodes)
+        order = {node.name: index for index, node in enumerate(nodes)}
+        points.sort(key=partial(_graph_position, nodes, order))
     return points
 
 
-def _graph_position(model: nn.Module, point: QuantPoint) -> int:
+def _graph_position(nodes: list[Any], order: dict[str, int], point: QuantPoint) -> int:
     """Where a point acts in graph order: a weight at the layer that uses it, an
     activation at its own node, a module's weight fake-quant at that module's call."""
-    nodes = list(model.graph.nodes)
-    order = {node.name: index for index, node in enumerate(nodes)}
     if point.node is None:
         calls = [node.name for node in nodes if node.op == "call_module" and node.target == point.module_path]
         return order.get(calls[0], len(order)) if calls else len(order)
@@ -246,7 +246,7 @@ def _graph_point(model: nn.Module, name: str, module: Any, node: fx.Node) -> Qua
     if weight_user is None and observed is not None and _feeds_weight(node):
         weight_user = next(iter(_weight_users(node)), None)
     if weight_user is not None:
-        path = module_path(weight_user) or _module_of_call(model, weight_user)
+        path = module_path(weight_user) or _module_of_call(weight_user)
         return QuantPoint(
             name, module, "weight", path, node.name,
             f"weight of {_user_text(model, weight_user)}",
@@ -254,13 +254,13 @@ def _graph_point(model: nn.Module, name: str, module: Any, node: fx.Node) -> Qua
     parts = []
     path = None
     if observed is not None:
-        path = module_path(observed) or _module_of_call(model, observed)
+        path = module_path(observed) or _module_of_call(observed)
         parts.append(f"output of {_user_text(model, observed)}")
     consumers = [user for user in users if user.op != "output"]
     if consumers:
         parts.append(f"input of {_user_text(model, consumers[0])}")
         if path is None:
-            path = module_path(consumers[0]) or _module_of_call(model, consumers[0])
+            path = module_path(consumers[0]) or _module_of_call(consumers[0])
     elif any(user.op == "output" for user in users):
         parts.append("model output")
     where = ", ".join(parts) or "not used"
@@ -269,7 +269,7 @@ def _graph_point(model: nn.Module, name: str, module: Any, node: fx.Node) -> Qua
     return QuantPoint(name, module, "activation", path, node.name, where)
 
 
-def _module_of_call(model: nn.Module, node: fx.Node) -> str | None:
+def _module_of_call(node: fx.Node) -> str | None:
     """For an FX ``call_module`` node without a recorded stack: its target."""
     return node.target if node.op == "call_module" else None
 
@@ -305,11 +305,11 @@ def _weight_users(node: fx.Node) -> list[fx.Node]:
 
 def _feeds_weight(node: fx.Node) -> bool:
     """The observed value is a parameter (a ``get_attr`` of a weight, possibly scaled first,
-    as PT2E QAT scales conv weights by the BatchNorm factor)."""
+    as PT2E QAT scales conv weights by the BatchNorm factor: a few operators at most)."""
     frontier, seen = [node.args[0]], set()
     while frontier:
         current = frontier.pop()
-        if not hasattr(current, "op") or current in seen:
+        if not hasattr(current, "op") or current in seen or len(seen) > 8:
             continue
         seen.add(current)
         if current.op == "get_attr":

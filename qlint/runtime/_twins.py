@@ -29,7 +29,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from qlint.runtime._flow import EAGER, FX, PT2E, flow_of, is_dequantize, module_path, quant_points
-from qlint.runtime._machinery import FAKE_QUANT_SWITCH, flag, is_fake_quant, is_observer
+from qlint.runtime._machinery import (
+    FAKE_QUANT_SWITCH,
+    flag,
+    is_fake_quant,
+    is_observer,
+    observer_switch,
+    set_flag,
+)
 from qlint.runtime._modules import eval_copy, tensors_in
 from qlint.runtime._torch import quiet_internals, require_torch, require_torchao_pt2e
 
@@ -136,19 +143,10 @@ def reference_copy(model: nn.Module, converted: nn.Module, kind: str) -> nn.Modu
                 _freeze_point(point.module, _dtype_range(getattr(point.module, "dtype", None), torch),
                               torch, per_tensor_only=True)
         _quantize_weights_as_converted(reference, converted, torch)
-        for point in quant_points(reference):
+        for point in quant_points(reference):  # weight fake-quants left as they are
             if is_fake_quant(point.module):
-                _observer_off(point.module)
+                set_flag(point.module, observer_switch(point.module), False)
     return reference
-
-
-def _observer_off(module: Any) -> None:
-    switch = getattr(module, "observer_enabled", None)
-    if switch is not None:
-        switch.fill_(0)
-    static = getattr(module, "static_enabled", None)
-    if static is not None:
-        static.fill_(0)
 
 
 def _own_range(point: Any, torch) -> tuple[int, int] | None:
@@ -169,7 +167,8 @@ def _freeze_point(point: Any, quant_range, torch, *, per_tensor_only: bool = Fal
     per_tensor = qscheme in (torch.per_tensor_affine, torch.per_tensor_symmetric)
     per_channel = qscheme in (torch.per_channel_affine, torch.per_channel_symmetric)
     if quant_range is None or _is_dynamic_point(point) or not (per_tensor or per_channel):
-        point.forward = _unchanged if is_observer(point) else point.forward
+        if is_observer(point):  # it passes values through anyway; now it records nothing
+            point.forward = _unchanged
         return
     if per_channel and per_tensor_only:
         return
