@@ -54,12 +54,12 @@ def train_one_epoch(model, optimizer, batches):
 
 
 def qat_optimizer_too_early(model, batches):
-    """Built before prepare_qat, the optimizer never sees the parameters prepare_qat adds
-    (with a learnable fake-quant qconfig: the scale and zero point of every fake quantizer)."""
+    """Built before prepare_qat, the optimizer holds the float model's parameters; prepare_qat
+    (inplace=False, the default) trains a copy, whose parameters it never updates."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # expect: QL601
     model.fuse_model(is_qat=True)
     model.qconfig = get_default_qat_qconfig("x86")
-    prepare_qat(model, inplace=True)
+    model = prepare_qat(model)
     train_one_epoch(model, optimizer, batches)
     return model
 

@@ -11,9 +11,11 @@ from qlint.runtime import (
     assert_parity,
     assert_qparams_in_optimizer,
     assert_quant_state,
+    quant_report,
     quant_state,
     set_quant_state,
 )
+from pytest_qlint.suite import quant_test_suite
 
 __all__ = [
     "assert_calibrated",
@@ -22,6 +24,8 @@ __all__ = [
     "assert_parity",
     "assert_qparams_in_optimizer",
     "assert_quant_state",
+    "quant_report",
     "quant_state",
+    "quant_test_suite",
     "set_quant_state",
 ]

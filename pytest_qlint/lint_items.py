@@ -1,8 +1,9 @@
 """``pytest --qlint``: one ``path::qlint`` item per Python file, failing with qlint's findings.
 
-Each file's findings are kept in pytest's cache with the file's mtime_ns and size (and
-those of the project files it took base classes from), under the qlint version and the
-settings' fingerprint; while those match, the next run reports them without linting again.
+Each file's findings are kept in pytest's cache with a hash of the file's content (and of
+the project files it took base classes from), under qlint's installation and the settings'
+fingerprint (`qlint.cache`, the keying the ``qlint`` command's cache uses too); while
+those match, the next run reports them without linting again.
 The cache is written once, by the controlling process: under xdist, workers send each
 item's result to it as the report attribute ``qlint``.
 """
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from qlint import __version__, engine
+from qlint.cache import file_hash, is_fresh, make_entry, settings_key, stored_findings
 from qlint.config import ConfigError, load_config
 from qlint.discovery import discover
-from qlint.finding import Finding
 from qlint.output.text import render_text, summary_line
 from pytest_qlint.plugin import PATHS_INI
 
@@ -40,11 +41,13 @@ class QlintFile(pytest.File):
     """A Python file, collected for linting."""
 
     def collect(self):
-        yield QlintItem.from_parent(self, name="qlint")
+        yield QlintItem.from_parent(self, name=QlintItem.NAME)
 
 
 class QlintItem(pytest.Item):
     """Lints its file; fails with the findings in the text format of the ``qlint`` command."""
+
+    NAME = "qlint"  # the node id is path/to/file.py::qlint
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -52,26 +55,18 @@ class QlintItem(pytest.Item):
 
     def runtest(self) -> None:
         lint = self.config.stash[LINT_SESSION]
-        signature = _signature(self.path)  # before reading: an edit during the lint is seen next run
+        content = file_hash(self.path)  # before reading: an edit during the lint is seen next run
         stored = lint.stored.get(str(self.path))
-        cached = (
-            stored is not None
-            and stored["signature"] == signature
-            and all(_signature(Path(p)) == s for p, s in stored.get("dependencies", {}).items())
-        )
+        findings = None
+        if stored is not None and is_fresh(stored, content, lambda path: file_hash(Path(path))):
+            findings = stored_findings(stored, str(self.path))
+        cached = findings is not None
         if cached:
-            findings = [Finding(**finding) for finding in stored["findings"]]
-            dependencies = stored.get("dependencies", {})
+            entry = stored
         else:
             findings, read = engine.lint_with_dependencies([self.path], lint.settings)
-            dependencies = {str(p): _signature(p) for p in read}
-        self.stash[RESULT] = {
-            "path": str(self.path),
-            "signature": signature,
-            "dependencies": dependencies,
-            "findings": [finding.to_dict() for finding in findings],
-            "cached": cached,
-        }
+            entry = make_entry(content, {str(p): file_hash(p) for p in read}, findings)
+        self.stash[RESULT] = {**entry, "path": str(self.path), "cached": cached}
         if findings:
             raise QlintFindings(findings)
 
@@ -86,16 +81,9 @@ class QlintItem(pytest.Item):
         )
 
     def reportinfo(self):
-        return self.path, None, "qlint"
-
-
-def _signature(path: Path) -> list[int] | None:
-    """What says a file is unchanged: its mtime_ns and size (None once it is gone)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return [stat.st_mtime_ns, stat.st_size]
+        # The domain is the failure's header: `qlint: models/bad.py` names the file. It must not
+        # end the node id (pytest -v would then rewrite the node id's dots as `::`).
+        return self.path, None, f"qlint: {self.parent.nodeid}"
 
 
 class LintSession:
@@ -107,9 +95,9 @@ class LintSession:
             self.settings = load_config(start=config.rootpath)
         except ConfigError as error:
             raise pytest.UsageError(f"qlint: {error}") from None
-        self.cache_key = f"{__version__}:{self.settings.fingerprint()}"
+        self.cache_key = settings_key(self.settings)
         self.cache = None
-        self.stored: dict[str, dict] = {}  # path -> {"signature", "findings"}, from the cache
+        self.stored: dict[str, dict] = {}  # path -> {"hash", "deps", "findings"}, from the cache
         self.results: dict[str, dict] = {}  # path -> this run's result, from the reports
 
     def pytest_report_header(self) -> str:
@@ -119,7 +107,7 @@ class LintSession:
     def pytest_sessionstart(self) -> None:
         self.cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
         stored = self.cache.get(CACHE_KEY, {}) if self.cache is not None else {}
-        if stored.get("key") == self.cache_key:
+        if isinstance(stored, dict) and stored.get("key") == self.cache_key and isinstance(stored.get("files"), dict):
             self.stored = stored["files"]
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> QlintFile | None:
@@ -127,6 +115,17 @@ class LintSession:
             # A child of the session, not of its package: running the item must not
             # import the package's __init__.py (Package.setup does), nor tear it down.
             return QlintFile.from_parent(parent.session, path=file_path)
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> pytest.File | None:
+        """A file named on the command line only as ``path.py::qlint`` (how a lint failure is
+        re-run, by hand or from its node id) is not also imported as a test module: pytest
+        imports every file named on the command line, and a model file's imports (torch in a
+        lint-only environment) or side effects would break the run."""
+        requested = [arg for arg in self.config.args if _arg_path(self.config, arg) == module_path]
+        if requested and all(arg.partition("::")[2] == QlintItem.NAME for arg in requested):
+            return _LintOnlyFile.from_parent(parent, path=module_path)
         return None
 
     @pytest.hookimpl(trylast=True)
@@ -175,7 +174,7 @@ class LintSession:
             return
         files = {path: entry for path, entry in self.stored.items() if os.path.exists(path)}
         for path, result in self.results.items():
-            files[path] = {key: result[key] for key in ("signature", "dependencies", "findings")}
+            files[path] = {key: result[key] for key in ("hash", "deps", "findings")}
         self.cache.set(CACHE_KEY, {"key": self.cache_key, "files": files})
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
@@ -188,6 +187,17 @@ class LintSession:
             f"qlint: {len(self.results)} files checked: {len(self.results) - cached} linted, "
             f"{cached} unchanged (findings from the cache), {failed} with findings"
         )
+
+
+class _LintOnlyFile(pytest.File):
+    """A file asked for its lint item only: it yields no tests (see pytest_pycollect_makemodule)."""
+
+    def collect(self):
+        return []
+
+
+def _arg_path(config: pytest.Config, arg: str) -> Path:
+    return (config.invocation_params.dir / arg.partition("::")[0]).resolve()
 
 
 def start_lint_session(config: pytest.Config) -> None:

@@ -1,4 +1,5 @@
-"""The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule.
+"""The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule,
+`qlint report MODULE:FACTORY --input SHAPE` quantizes a model and reports on it (qlint/report_cli.py).
 
 Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error.
 """
@@ -20,8 +21,8 @@ _STATISTICS_FORMATS = ("text", "json")
 
 
 def _codes(text: str) -> list[str]:
-    """`QL301,QL4` → ["QL301", "QL4"]."""
-    return [code.strip() for code in text.split(",") if code.strip()]
+    """`QL301,ql4` → ["QL301", "QL4"] (codes are case-insensitive on the command line)."""
+    return [code.strip().upper() for code in text.split(",") if code.strip()]
 
 
 def _patterns(text: str) -> list[str]:
@@ -42,28 +43,51 @@ def _check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlint",
         description="Find what breaks PyTorch eager-mode quantization, before it costs a training run.",
-        epilog="`qlint rule CODE` explains a rule; `qlint rule --all` lists them. "
+        epilog="`qlint rule CODE` explains a rule; `qlint rule --all` lists them; "
+        "`qlint report MODULE:FACTORY --input SHAPE` quantizes a model and writes a per-layer report. "
         "Exit status: 0 no findings, 1 findings, 2 usage or configuration error.",
     )
     parser.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
                         help="files or directories to lint (default: .)")
     parser.add_argument("--select", type=_codes, action="extend", metavar="CODES",
                         help="comma-separated codes or prefixes to enable (replaces the config's; `QL` = all)")
+    parser.add_argument("--extend-select", type=_codes, action="extend", metavar="CODES",
+                        help="comma-separated codes or prefixes to enable in addition to the selected ones")
     parser.add_argument("--ignore", type=_codes, action="extend", metavar="CODES",
                         help="comma-separated codes or prefixes to disable (replaces the config's)")
+    parser.add_argument("--extend-ignore", type=_codes, action="extend", metavar="CODES",
+                        help="comma-separated codes or prefixes to disable in addition to the ignored ones")
     parser.add_argument("--exclude", type=_patterns, action="extend", metavar="PATTERNS",
                         help="comma-separated globs to skip (replaces the config's and the defaults)")
     parser.add_argument("--extend-exclude", type=_patterns, action="extend", metavar="PATTERNS",
                         help="comma-separated globs to skip, added to the config's")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="settings file: a pyproject.toml ([tool.qlint]) or a toml with the settings at top level")
+    parser.add_argument("--stdin-filename", type=Path, metavar="PATH",
+                        help="with `-` as the path: the file the source on standard input is "
+                        "(settings, excludes and per-file-ignores apply by it; findings name it)")
     parser.add_argument("--output-format", choices=FORMATS, default="text", help="default: text")
     parser.add_argument("--statistics", action="store_true",
                         help="print the number of findings per rule instead of the findings (text or json)")
+    quiet = parser.add_mutually_exclusive_group()
+    quiet.add_argument("-q", "--quiet", action="store_true",
+                       help="print the findings only: no summary line, no notes on standard error")
+    quiet.add_argument("--silent", action="store_true",
+                       help="print nothing; the exit status tells whether there are findings")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     parser.add_argument("--fix", action="store_true",
                         help="rewrite the files to fix what can be fixed (`qlint rule --all` says which "
-                        "rules), then report what remains")
+                        "rules), then report what remains; with `-`, print the fixed source")
+    parser.add_argument("--add-noqa", action="store_true",
+                        help="add `# noqa: CODE` to every line with findings (merged into a `# noqa` "
+                        "already there), to adopt qlint on existing code")
+    parser.add_argument("--baseline", type=Path, metavar="FILE",
+                        help="report only the findings not in FILE (written by --write-baseline); "
+                        "exit 0 when every finding is in it")
+    parser.add_argument("--write-baseline", type=Path, metavar="FILE",
+                        help="write every finding to FILE as the baseline, and exit 0")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the result cache (.qlint_cache/ at the project root)")
     parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                         help="worker processes (default: one per core, as needed)")
     parser.add_argument("--version", action="version", version=f"qlint {__version__}")
@@ -106,44 +130,186 @@ def _check_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.statistics and args.output_format not in _STATISTICS_FORMATS:
         parser.error(f"--statistics works with --output-format text or json, not {args.output_format}")
+    stdin = Path("-") in args.paths
+    if stdin and len(args.paths) > 1:
+        parser.error("`-` (standard input) cannot be mixed with other paths")
+    if args.stdin_filename is not None and not stdin:
+        parser.error("--stdin-filename needs `-` as the path")
+    if stdin and (args.add_noqa or args.write_baseline):
+        parser.error("--add-noqa and --write-baseline work on files, not on standard input")
+    if args.add_noqa and (args.fix or args.write_baseline or args.baseline):
+        parser.error("--add-noqa cannot be combined with --fix or a baseline")
 
     from qlint.config import ConfigError, load_config
-    from qlint.discovery import discover
 
+    start = args.stdin_filename if stdin else args.paths[0]
     try:
         config = load_config(
             config_file=args.config,
-            start=args.paths[0],
+            start=start if start is not None else Path.cwd(),
             select=args.select,
+            extend_select=args.extend_select,
             ignore=args.ignore,
+            extend_ignore=args.extend_ignore,
             exclude=args.exclude,
             extend_exclude=args.extend_exclude,
         )
-        files = discover(args.paths, config)
-    except (ConfigError, FileNotFoundError) as error:
+    except ConfigError as error:
         return _error(str(error))
-    if not files:
-        print("qlint: warning: no Python files found under the given paths", file=sys.stderr)
+    notes = _Notes(quiet=args.quiet or args.silent)
 
-    from qlint.engine import fix_paths, lint_paths
+    from qlint.source import Sources
 
+    if stdin:
+        findings, sources = _lint_stdin(args, config)
+        if findings is None:
+            return EXIT_CLEAN  # excluded: nothing to say
+    else:
+        from qlint.discovery import discover
+
+        try:
+            files = discover(args.paths, config)
+        except FileNotFoundError as error:
+            return _error(str(error))
+        if not files:
+            notes.warn("no Python files found under the given paths")
+        if args.fix:
+            from qlint.engine import fix_paths
+
+            for path, count in sorted(fix_paths(files, config).items()):
+                notes.say(f"fixed {count} in {path}")
+        findings = _lint_files(files, config, args, notes)
+        sources = Sources()
+        if args.add_noqa:
+            return _add_noqa(findings, notes)
+    if args.write_baseline:
+        from qlint.baseline import write_baseline
+
+        write_baseline(args.write_baseline, findings, config.root, sources)
+        notes.say(f"wrote {len(findings)} findings to the baseline {args.write_baseline}")
+        return EXIT_CLEAN
+    if args.baseline:
+        from qlint.baseline import BaselineError, load_baseline, new_findings
+
+        try:
+            baseline = load_baseline(args.baseline)
+        except BaselineError as error:
+            return _error(str(error))
+        known = len(findings)
+        findings = new_findings(findings, baseline, config.root, sources)
+        if known > len(findings):
+            notes.say(f"{known - len(findings)} findings are in the baseline {args.baseline}")
+    if not args.silent:
+        _report(findings, args, config, sources, stdin_fixed=stdin and args.fix)
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+class _Notes:
+    """What qlint says on standard error besides the findings (nothing with -q/--silent)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"qlint: {message}", file=sys.stderr)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            print(f"qlint: warning: {message}", file=sys.stderr)
+
+
+def _lint_files(files, config, args, notes: _Notes):
+    """The findings of `files`, through the result cache unless --no-cache."""
+    if not args.no_cache and files:
+        from qlint.cache import CacheUnavailable, ResultCache, lint_cached
+
+        try:
+            cache = ResultCache(config.root, config)
+        except CacheUnavailable as error:
+            notes.warn(f"{error}; linting without it (--no-cache silences this)")
+        else:
+            return lint_cached(files, config, cache, jobs=args.jobs)
+    from qlint.engine import lint_paths
+
+    return lint_paths(files, config, jobs=args.jobs)
+
+
+def _lint_stdin(args, config):
+    """Findings for the source on standard input (None when its --stdin-filename is
+    excluded), and its text for the output; with --fix the fixed source goes to stdout."""
+    from qlint.engine import lint_text
+    from qlint.source import Sources, decode
+
+    data = sys.stdin.buffer.read()
+    path = args.stdin_filename or Path("-")
+    if args.stdin_filename is not None and config.is_excluded(path):
+        if args.fix:
+            sys.stdout.buffer.write(data)
+        return None, None
+    findings, data = lint_text(data, path, config.enabled_codes(path), fix=args.fix)
     if args.fix:
-        for path, count in sorted(fix_paths(files, config).items()):
-            print(f"qlint: fixed {count} in {path}", file=sys.stderr)
-    findings = lint_paths(files, config, jobs=args.jobs)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return findings, Sources({str(path): decode(data)})
+
+
+def _report(findings, args, config, sources, stdin_fixed: bool) -> None:
+    """The findings in the chosen format (on stderr when stdout carries the fixed source)."""
+    from qlint.output.text import use_colour
+
+    stream = sys.stderr if stdin_fixed else sys.stdout
+    colour = use_colour(stream)
     if args.statistics:
         from qlint.output.statistics import render_statistics
 
-        sys.stdout.write(render_statistics(findings, args.output_format))
-    else:
-        from qlint.output import render
+        stream.write(render_statistics(findings, args.output_format))
+        return
+    from qlint.output import render
 
-        sys.stdout.write(render(findings, args.output_format))
-        if args.output_format == "text":
-            from qlint.output.text import summary_line
+    stream.write(render(findings, args.output_format, root=config.root, sources=sources, colour=colour))
+    if args.output_format in ("text", "full") and not args.quiet:
+        from qlint.output.text import summary_line
 
-            print(summary_line(findings))
-    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+        print(summary_line(findings), file=stream)
+
+
+def _add_noqa(findings, notes: _Notes) -> int:
+    """Add `# noqa: CODES` to the lines with findings (not QL000: a file that does not parse
+    cannot take a directive)."""
+    from collections import defaultdict
+
+    from qlint.noqa import add_directives
+    from qlint.source import decode
+
+    by_file: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for finding in findings:
+        if finding.code != "QL000":
+            by_file[finding.path][finding.line].add(finding.code)
+    added = 0
+    for path, lines in sorted(by_file.items()):
+        data = Path(path).read_bytes()
+        text = decode(data)
+        encoding = _encoding(data)
+        new_text, changed, skipped = add_directives(text, lines)
+        if changed:
+            Path(path).write_bytes(new_text.encode(encoding))
+            added += changed
+        for line in skipped:
+            notes.warn(f"{path}:{line}: the line ends inside a string; add its `# noqa` by hand")
+    notes.say(f"added {added} noqa directive{'' if added == 1 else 's'}")
+    return EXIT_CLEAN
+
+
+def _encoding(data: bytes) -> str:
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return "utf-8"
+    return encoding
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments[:1] == ["rule"]:
             return _rule_command(arguments[1:])
+        if arguments[:1] == ["report"]:  # the only subcommand that imports torch
+            from qlint.report_cli import report_command
+
+            return report_command(arguments[1:])
         return _check_command(arguments)
     except SystemExit as exit:  # argparse: --help, --version (0) and usage errors (2)
         return exit.code if isinstance(exit.code, int) else EXIT_ERROR

@@ -38,6 +38,7 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "*.egg-info",
     ".mypy_cache",
     ".ruff_cache",
+    ".qlint_cache",
     ".pytest_cache",
     "__pycache__",
     "build",
@@ -45,9 +46,9 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "node_modules",
 )
 
-_LIST_KEYS = ("select", "ignore", "exclude", "extend-exclude")
+_LIST_KEYS = ("select", "extend-select", "ignore", "extend-ignore", "exclude", "extend-exclude")
 _KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores")
-_CODE_KEYS = ("select", "ignore")
+_CODE_KEYS = ("select", "extend-select", "ignore", "extend-ignore")
 
 
 class ConfigError(ValueError):
@@ -87,7 +88,9 @@ class Config:
     """Resolved settings. Codes are registry codes or prefixes (`QL4`); `QL` selects all."""
 
     select: tuple[str, ...] = (SELECT_ALL,)
+    extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    extend_ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -102,17 +105,21 @@ class Config:
         """Codes enabled before per-file ignores.
 
         As in ruff, the more specific selector wins (`select = ["QL401"]`, `ignore = ["QL4"]`
-        keeps QL401) and `ignore` wins a tie. QL000 (file does not parse) is reported
-        whatever `select` says, unless it is ignored.
+        keeps QL401) and `ignore` wins a tie; `extend-select` and `extend-ignore` add to
+        `select` and `ignore`. QL000 (file does not parse) is reported whatever `select` says,
+        unless it is ignored. An opt-in rule (QL001) needs a selector more specific than `QL`.
         """
         from qlint.registry import all_rules
 
+        select, ignore = (*self.select, *self.extend_select), (*self.ignore, *self.extend_ignore)
         enabled = set()
-        for code in all_rules():
-            selected = _longest_selector(code, self.select)
+        for code, rule in all_rules().items():
+            selected = _longest_selector(code, select)
             if code == PARSE_ERROR:
                 selected = max(selected, 0)
-            if selected > _longest_selector(code, self.ignore):
+            if rule.opt_in and selected <= len(SELECT_ALL):
+                continue
+            if selected > _longest_selector(code, ignore):
                 enabled.add(code)
         return frozenset(enabled)
 
@@ -149,7 +156,9 @@ class Config:
         state = {
             "version": __version__,
             "select": self.select,
+            "extend_select": self.extend_select,
             "ignore": self.ignore,
+            "extend_ignore": self.extend_ignore,
             "exclude": self.exclude,
             "extend_exclude": self.extend_exclude,
             "per_file_ignores": self.per_file_ignores,
@@ -191,16 +200,16 @@ def _settings_table(path: Path) -> dict[str, Any]:
     return tool["qlint"]
 
 
-def _known_prefixes() -> frozenset[str]:
-    from qlint.registry import all_rules
-
-    return frozenset(code[:length] for code in all_rules() for length in range(len(SELECT_ALL), len(code) + 1))
+def _prefixes(codes) -> frozenset[str]:
+    return frozenset(code[:length] for code in codes for length in range(len(SELECT_ALL), len(code) + 1))
 
 
 def _check_codes(codes: Sequence[str], where: str) -> tuple[str, ...]:
-    known = _known_prefixes()
+    from qlint.registry import all_rules, rule_codes
+
+    known = _prefixes(rule_codes())
     for code in codes:
-        if code not in known:
+        if code not in known and code not in _prefixes(all_rules()):  # the catalog may lag
             raise ConfigError(
                 f"{where}: unknown rule code or prefix {code!r} (it matches no rule; "
                 f"`qlint rule --all` lists them)"
@@ -247,13 +256,16 @@ def load_config(
     config_file: Path | None = None,
     start: Path | None = None,
     select: Sequence[str] | None = None,
+    extend_select: Sequence[str] | None = None,
     ignore: Sequence[str] | None = None,
+    extend_ignore: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     extend_exclude: Sequence[str] | None = None,
 ) -> Config:
     """Settings from `config_file`, else from the nearest pyproject.toml with [tool.qlint]
     above `start` (default: the cwd), else defaults; then the command-line overrides:
-    `select`, `ignore` and `exclude` replace the file's value, `extend_exclude` adds to it.
+    `select` replaces the file's `select` and `extend-select`, `ignore` its `ignore` and
+    `extend-ignore`, `exclude` its `exclude`; the `extend_*` options add to what is left.
     Raises ConfigError for any mistake."""
     source = config_file if config_file is not None else find_pyproject(start or Path.cwd())
     if source is None:
@@ -266,8 +278,16 @@ def load_config(
     overrides: dict[str, Any] = {}
     if select is not None:
         overrides["select"] = _check_codes(select, "--select")
+        overrides["extend_select"] = ()
+    if extend_select is not None:
+        overrides["extend_select"] = overrides.get("extend_select", config.extend_select) + _check_codes(
+            extend_select, "--extend-select")
     if ignore is not None:
         overrides["ignore"] = _check_codes(ignore, "--ignore")
+        overrides["extend_ignore"] = ()
+    if extend_ignore is not None:
+        overrides["extend_ignore"] = overrides.get("extend_ignore", config.extend_ignore) + _check_codes(
+            extend_ignore, "--extend-ignore")
     if exclude is not None:
         overrides["exclude"] = tuple(_pattern(pattern) for pattern in exclude)
     if extend_exclude is not None:

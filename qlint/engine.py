@@ -12,15 +12,16 @@ import ast
 import gc
 import multiprocessing
 import os
-import re
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import libcst as cst
 
 from qlint.finding import Finding
+from qlint.noqa import Noqa
 from qlint.registry import all_rules
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -29,13 +30,14 @@ if TYPE_CHECKING:
     from qlint.config import Config
 
 PARSE_ERROR = "QL000"
+UNUSED_NOQA = "QL001"
+_ENGINE_CODES = (PARSE_ERROR, UNUSED_NOQA)  # reported by the engine, not by a rule's check
 # How many files outside the run may be read for base classes.
 MAX_DEPENDENCIES = 64
 # Qualified names never looked for in the project's files.
 _EXTERNAL = ("torch.", "builtins.", "typing.", "abc.", "collections.", "enum.")
 # Below this many files, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 16
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
 def lint_paths(files: Sequence[Path], config: "Config", jobs: Optional[int] = None) -> list[Finding]:
@@ -47,14 +49,35 @@ def lint_with_dependencies(files: Sequence[Path], config: "Config",
                            jobs: Optional[int] = None) -> tuple[list[Finding], list[Path]]:
     """Lint files, and say which other files of the project were read for base classes
     defined outside the run (what the findings depend on besides the files themselves)."""
+    result = lint_project(files, config, jobs)
+    return result.findings, result.read
+
+
+@dataclass
+class ProjectLint:
+    findings: list[Finding]
+    summaries: dict[Path, FileSummary]  # by resolved path: the run's files, the known ones, those read
+    read: list[Path]  # files outside the run read for base classes
+
+
+def lint_project(files: Sequence[Path], config: "Config", jobs: Optional[int] = None,
+                 known: Sequence[tuple[FileSummary, Path]] = ()) -> ProjectLint:
+    """Lint files; `known` are (summary, path) of other files of the run summarized before
+    (the CLI's cache): they join the index unparsed and unchecked, so that the files
+    linted see the same project as in a run of them all."""
     tasks = [(Path(f), config.enabled_codes(Path(f))) for f in files]
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // (PARALLEL_MIN_FILES // 2)))
     with _collector_paused():
         if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-            findings, dependencies = _lint_serial(tasks)
+            findings, summaries, read = _lint_serial(tasks, list(known))
         else:
-            findings, dependencies = _lint_parallel(tasks, jobs)
-    return sorted(findings), dependencies
+            findings, summaries, read = _lint_parallel(tasks, jobs, list(known))
+    return ProjectLint(sorted(findings), summaries, read)
+
+
+def _summarized(parsed, summaries, read) -> dict[Path, FileSummary]:
+    """Summaries by resolved path (`_with_dependencies` appends those of `read` in order)."""
+    return {path.resolve(): summary for path, summary in zip([p for _, p in parsed] + read, summaries)}
 
 
 @contextmanager
@@ -87,6 +110,20 @@ def fix_paths(files: Sequence[Path], config: "Config") -> dict[Path, int]:
     return changed
 
 
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False) -> tuple[list[Finding], bytes]:
+    """Lint source given for `path` (standard input) as that file of its project would be,
+    base classes from other files included; with `fix`, fix it first. Returns the findings
+    left and the source (fixed or not)."""
+    unit = _Unit(path, codes)
+    summary = unit.parse(data)
+    index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
+    findings = unit.check(index)
+    if fix and unit.fixes:
+        data = unit.model.module.visit(_Replace(unit.fixes)).bytes
+        return lint_text(data, path, codes)[0], data
+    return sorted(findings), data
+
+
 class _Replace(cst.CSTTransformer):
     """Replaces nodes by identity (the nodes the rules reported on)."""
 
@@ -99,8 +136,9 @@ class _Replace(cst.CSTTransformer):
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
-    """Lint one file's source on its own (no other file's classes are known)."""
-    codes = frozenset(all_rules()) if codes is None else codes
+    """Lint one file's source on its own (no other file's classes are known); `codes`
+    defaults to the rules enabled by default."""
+    codes = frozenset(c for c, rule in all_rules().items() if not rule.opt_in) if codes is None else codes
     unit = _Unit(Path(path), codes)
     summary = unit.parse(source.encode("utf-8"))
     index = ProjectIndex([summary] if summary else [])
@@ -161,21 +199,33 @@ class _Unit:
         model.index = index
         reports, failures = [], []
         for code, rule in all_rules().items():
-            if code not in self.codes or code == PARSE_ERROR:
+            if code not in self.codes or code in _ENGINE_CODES:
                 continue
             try:
                 reports.extend((rule, report) for report in rule().check(model))
             except Exception as exc:  # an internal failure is a finding, never a crash
                 failures.append(self._failure(1, 1, f"internal error in {code}: {type(exc).__name__}: {exc}"))
+        noqa = Noqa(model.source)
+        findings = self._findings(reports, noqa)
+        if UNUSED_NOQA in self.codes:
+            from qlint.rules.suppression import UnusedNoqa, unused_noqa_reports
+
+            findings += self._findings([(UnusedNoqa, r) for r in unused_noqa_reports(model, noqa, self.codes)], noqa)
+        if PARSE_ERROR in self.codes:
+            findings.extend(failures)
+        return findings
+
+    def _findings(self, reports, noqa: Noqa) -> list[Finding]:
+        """Locate the reports, drop those under `# noqa`, keep their fixes for --fix."""
         if not reports:
-            return failures if PARSE_ERROR in self.codes else []
+            return []
+        model = self.model
         nodes = [r.node for _, r in reports] + [n for _, r in reports for n in (r.lines or {}).values()]
         positions = locate(model.module, nodes)
-        lines = model.source.splitlines()
         findings, seen = [], set()
         for rule, report in reports:
             line, column, end_line, end_column = positions.get(id(report.node), (1, 1, 1, 1))
-            if (line, column, rule.code) in seen or _suppressed(lines, line, rule.code):
+            if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
             if rule.fixable and report.fix is not None:
@@ -185,19 +235,7 @@ class _Unit:
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))
             findings.append(Finding(str(self.path), line, column, end_line, end_column, rule.code,
                                     rule.name, report.severity or rule.severity, message))
-        if PARSE_ERROR in self.codes:
-            findings.extend(failures)
         return findings
-
-
-def _suppressed(lines: list[str], line: int, code: str) -> bool:
-    if not 0 < line <= len(lines) or "noqa" not in lines[line - 1].lower():
-        return False
-    match = _NOQA.search(lines[line - 1])
-    if match is None:
-        return False
-    codes = match.group("codes")
-    return codes is None or code in {c.strip().upper() for c in codes.split(",")}
 
 
 def _with_dependencies(summaries: list[FileSummary], paths: list[Path]) -> tuple[list[FileSummary], list[Path]]:
@@ -244,12 +282,13 @@ def _module_files(qname: str, roots: list[Path]):
                     yield candidate.resolve()
 
 
-def _lint_serial(tasks) -> tuple[list[Finding], list[Path]]:
+def _lint_serial(tasks, known):
     units = [_Unit(path, codes) for path, codes in tasks]
-    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None]
+    parsed = [(s, unit.path) for s, unit in ((unit.parse(), unit) for unit in units) if s is not None] + known
     summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
     index = ProjectIndex(summaries)
-    return [finding for unit in units for finding in unit.check(index)], dependencies
+    findings = [finding for unit in units for finding in unit.check(index)]
+    return findings, _summarized(parsed, summaries, dependencies), dependencies
 
 
 def _worker(conn, tasks) -> None:
@@ -261,7 +300,7 @@ def _worker(conn, tasks) -> None:
     conn.close()
 
 
-def _lint_parallel(tasks, jobs: int) -> list[Finding]:
+def _lint_parallel(tasks, jobs: int, known):
     """Both phases in `jobs` processes, files balanced by size."""
     shares = [[] for _ in range(jobs)]
     loads = [0] * jobs
@@ -279,7 +318,7 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
         pipes.append(parent)
         processes.append(process)
     try:
-        parsed = [item for pipe in pipes for item in pipe.recv()]
+        parsed = [item for pipe in pipes for item in pipe.recv()] + known
         summaries, dependencies = _with_dependencies([s for s, _ in parsed], [p for _, p in parsed])
         for pipe in pipes:
             pipe.send(summaries)
@@ -287,7 +326,7 @@ def _lint_parallel(tasks, jobs: int) -> list[Finding]:
     finally:
         for process in processes:
             process.join(timeout=5)
-    return findings, dependencies
+    return findings, _summarized(parsed, summaries, dependencies), dependencies
 
 
 def _start_method() -> str:

@@ -1,9 +1,16 @@
 """The rule registry: every rule's metadata, examples and checker, read by the CLI,
-the docs, SARIF output and the tests."""
+the docs, SARIF output and the tests.
+
+`qlint/data/rules.json` lists the registry's codes, so that reading the settings needs no
+rule module (nor libcst): a run whose results all come from the cache imports neither.
+`python -m qlint.registry > qlint/data/rules.json` regenerates it; a test checks it.
+"""
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
 if TYPE_CHECKING:
@@ -33,6 +40,7 @@ class Rule:
     valid: ClassVar[tuple[str, ...]]
     invalid: ClassVar[tuple[str, ...]]
     fixable: ClassVar[bool] = False
+    opt_in: ClassVar[bool] = False  # True: off unless a selector more specific than `QL` names it
 
     def check(self, model: "FileModel") -> Iterator["Report"]:
         raise NotImplementedError
@@ -64,3 +72,24 @@ def all_rules() -> dict[str, type[Rule]]:
     import qlint.rules  # noqa: F401  (registers the rules)
 
     return dict(sorted(RULES.items()))
+
+
+CATALOG = Path(__file__).with_name("data") / "rules.json"
+REGENERATE_CATALOG = "python -m qlint.registry > qlint/data/rules.json"
+
+
+def catalog_json() -> str:
+    """The content of qlint/data/rules.json, from the registry."""
+    return json.dumps({"codes": list(all_rules())}, indent=2) + "\n"
+
+
+@lru_cache(maxsize=None)
+def rule_codes() -> tuple[str, ...]:
+    """Every rule code, read from qlint/data/rules.json (no rule module is imported)."""
+    return tuple(json.loads(CATALOG.read_text())["codes"])
+
+
+if __name__ == "__main__":
+    from qlint.registry import catalog_json as _catalog  # the module the rules register in
+
+    print(_catalog(), end="")

@@ -166,16 +166,16 @@ def test_jobs_reach_the_engine(project, capsys, monkeypatch):
     import qlint.engine
 
     calls = []
-    real_lint_paths = qlint.engine.lint_paths
+    real_lint_project = qlint.engine.lint_project
 
-    def spy(files, config, jobs=None):
+    def spy(files, config, jobs=None, known=()):
         calls.append(jobs)
-        return real_lint_paths(files, config, jobs=jobs)
+        return real_lint_project(files, config, jobs=jobs, known=known)
 
-    monkeypatch.setattr(qlint.engine, "lint_paths", spy)
-    assert run(capsys, "-j", "3", "models")[0] == 1
-    assert run(capsys, "--jobs", "1", "models")[0] == 1
-    assert run(capsys, "models")[0] == 1
+    monkeypatch.setattr(qlint.engine, "lint_project", spy)
+    assert run(capsys, "-j", "3", "models")[0] == 1  # through the cache
+    assert run(capsys, "--jobs", "1", "models", "--no-cache")[0] == 1
+    assert run(capsys, "models", "--no-cache")[0] == 1
     assert calls == [3, 1, None]
 
 

@@ -8,7 +8,7 @@ import pytest
 from qlint.config import DEFAULT_EXCLUDE, Config, ConfigError, load_config
 from qlint.registry import all_rules
 
-ALL_CODES = frozenset(all_rules())
+ALL_CODES = frozenset(code for code, rule in all_rules().items() if not rule.opt_in)  # what `QL` selects
 
 
 def codes_starting(*prefixes: str) -> frozenset[str]:
@@ -63,7 +63,7 @@ def test_config_file_may_be_a_plain_toml_with_settings_at_top_level(tmp_path):
     ("table", "expected_in_message"),
     [
         ('extend_exclude = ["x"]', ["unknown key 'extend_exclude'", "did you mean 'extend-exclude'?"]),
-        ('line-length = 88', ["unknown key 'line-length'", "known keys: select, ignore"]),
+        ('line-length = 88', ["unknown key 'line-length'", "known keys: select, extend-select, ignore"]),
         ('select = "QL3"', ["[tool.qlint] select", "expected a list of strings, found 'QL3'"]),
         ('exclude = [1]', ["[tool.qlint] exclude", "expected a list of strings, found [1]"]),
         ('select = ["QL999"]', ["[tool.qlint] select", "unknown rule code or prefix 'QL999'"]),
@@ -166,3 +166,37 @@ def test_fingerprint_changes_exactly_with_the_settings(tmp_path):
     assert config.fingerprint() == Config(root=tmp_path, ignore=("QL4",)).fingerprint()
     assert config.fingerprint() != Config(root=tmp_path, ignore=("QL3",)).fingerprint()
     assert config.fingerprint() != Config(root=tmp_path, ignore=("QL4",), per_file_ignores=(("t/*", ("QL3",)),)).fingerprint()
+
+
+def test_extend_select_and_extend_ignore_add_to_the_file_and_the_command_line(tmp_path):
+    write(tmp_path / "pyproject.toml",
+          '[tool.qlint]\nselect = ["QL3"]\nextend-select = ["QL401"]\nextend-ignore = ["QL301"]\n')
+    config = load_config(start=tmp_path)
+    assert (config.extend_select, config.extend_ignore) == (("QL401",), ("QL301",))
+    assert config.enabled_codes(tmp_path / "m.py") == codes_starting("QL3") - {"QL301"} | {"QL000", "QL401"}
+
+    more = load_config(start=tmp_path, extend_select=["QL5"], extend_ignore=["QL302"])
+    assert more.enabled_codes(tmp_path / "m.py") == (
+        codes_starting("QL3", "QL5") - {"QL301", "QL302"} | {"QL000", "QL401"})
+    # --select starts over (the file's extend-select goes too); --ignore likewise.
+    fresh = load_config(start=tmp_path, select=["QL4"], ignore=["QL402"])
+    assert fresh.enabled_codes(tmp_path / "m.py") == codes_starting("QL4") - {"QL402"} | {"QL000"}
+    assert fresh.fingerprint() != config.fingerprint()
+    with pytest.raises(ConfigError, match=r"^--extend-select: unknown rule code or prefix 'QL99'"):
+        load_config(start=tmp_path, extend_select=["QL99"])
+
+
+def test_opt_in_rules_need_a_selector_more_specific_than_ql(tmp_path):
+    opt_in = {code for code, rule in all_rules().items() if rule.opt_in}
+    assert opt_in == {"QL001", "QL608", "QL609"}  # QL608/QL609: script rules beyond issue 8's table
+    file = tmp_path / "m.py"
+    assert not opt_in & Config(root=tmp_path).enabled_codes(file)
+    assert "QL001" in Config(root=tmp_path, extend_select=("QL001",)).enabled_codes(file)
+    assert "QL001" in Config(root=tmp_path, select=("QL0",)).enabled_codes(file)
+    assert "QL001" not in Config(root=tmp_path, select=("QL0",), ignore=("QL001",)).enabled_codes(file)
+
+
+def test_the_code_catalog_lists_the_registry():
+    from qlint.registry import CATALOG, REGENERATE_CATALOG, catalog_json
+
+    assert CATALOG.read_text() == catalog_json(), f"qlint/data/rules.json is out of date; run: {REGENERATE_CATALOG}"

@@ -22,7 +22,7 @@ def test_rules_md_is_generated_from_the_registry():
 def test_rules_md_has_an_index_entry_and_a_section_per_rule():
     text = rules_markdown()
     for code, rule in all_rules().items():
-        assert f"| [{code}](#{code.lower()}-{rule.name}) |" in text
+        assert f"| [{code}](#{code.lower()}) |" in text and f'<a id="{code.lower()}"></a>' in text
         assert rule_markdown(rule) in text
         assert text.count(f"\n## {code} ") == 1
 
@@ -43,7 +43,8 @@ def test_configuration_md_documents_every_option_key_and_format(capsys):
     assert options >= {"--select", "--statistics", "--jobs"}
     missing = sorted(option for option in options if f"`{option}" not in configuration)
     assert not missing, f"docs/configuration.md does not document {missing}"
-    for key in ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores"):
+    for key in ("select", "extend-select", "ignore", "extend-ignore", "exclude", "extend-exclude",
+                "per-file-ignores"):
         assert f"| `{key}` |" in configuration, f"docs/configuration.md: settings table lacks {key}"
     for pattern in DEFAULT_EXCLUDE:
         assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"

@@ -1,9 +1,11 @@
-"""Output formats: text, json, SARIF 2.1.0, GitHub workflow commands, statistics."""
+"""Output formats: text, full, json, SARIF 2.1.0, GitHub workflow commands, GitLab code
+quality, JUnit XML, statistics."""
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -81,8 +83,11 @@ def test_statistics_count_per_code_by_count_then_code():
 
 
 def test_every_format_renders_nothing_or_an_empty_document_for_no_findings():
-    assert {fmt: render([], fmt) for fmt in FORMATS if fmt != "sarif"} == {"text": "", "json": "[]\n", "github": ""}
+    assert {fmt: render([], fmt) for fmt in FORMATS if fmt not in ("sarif", "junit")} == {
+        "text": "", "full": "", "json": "[]\n", "github": "", "gitlab": "[]\n"}
     assert json.loads(render([], "sarif"))["runs"][0]["results"] == []
+    suites = ElementTree.fromstring(render([], "junit"))
+    assert (suites.get("tests"), suites.get("failures")) == ("1", "0")
 
 
 # SARIF 2.1.0: the parts of the schema (sarif-schema-2.1.0.json) and the spec's consistency
@@ -94,7 +99,8 @@ ALLOWED_KEYS = {  # each object's keys must be properties the schema defines for
     "driver": {"name", "version", "semanticVersion", "informationUri", "rules", "fullName", "organization"},
     "rule": {"id", "name", "shortDescription", "fullDescription", "help", "helpUri", "defaultConfiguration",
              "properties"},
-    "result": {"ruleId", "ruleIndex", "level", "message", "locations", "kind", "fingerprints", "properties"},
+    "result": {"ruleId", "ruleIndex", "level", "message", "locations", "kind", "fingerprints",
+               "partialFingerprints", "properties"},
     "physicalLocation": {"artifactLocation", "region"},
     "artifactLocation": {"uri", "uriBaseId", "index"},
     "region": {"startLine", "startColumn", "endLine", "endColumn"},
@@ -121,6 +127,7 @@ def assert_valid_sarif(log: dict) -> None:
     assert run["columnKind"] in {"utf16CodeUnits", "unicodeCodePoints"}
     for base_id, location in run["originalUriBaseIds"].items():
         assert location["uri"].startswith("file:///") and location["uri"].endswith("/"), (base_id, location)
+        assert location.keys() <= {"uri", "uriBaseId", "description", "properties"}
     driver = run["tool"]["driver"]
     assert_keys(driver, "driver", {"name"})
     assert re.match(r"^https?://", driver["informationUri"])
@@ -132,6 +139,7 @@ def assert_valid_sarif(log: dict) -> None:
             assert_message(rule[key], f"rule {rule['id']} {key}")
         assert isinstance(rule["help"].get("markdown", ""), str)
         assert rule["defaultConfiguration"]["level"] in LEVELS
+        assert re.match(r"^https?://[^#\s]+#[a-z0-9-]+$", rule["helpUri"]), rule["helpUri"]  # an absolute URI
     for result in run["results"]:
         assert_keys(result, "result", {"message"})
         assert_message(result["message"], "result")
@@ -139,6 +147,8 @@ def assert_valid_sarif(log: dict) -> None:
         # SARIF 3.27.7: ruleIndex points at the rule whose id is ruleId.
         assert isinstance(result["ruleIndex"], int) and result["ruleIndex"] >= 0
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert all(isinstance(v, str) for v in result.get("partialFingerprints", {}).values())
+        assert "primaryLocationLineHash" not in result.get("partialFingerprints", {})  # GitHub computes it
         for location in result["locations"]:
             physical = location["physicalLocation"]
             assert_keys(physical, "physicalLocation", {"artifactLocation"})
@@ -180,19 +190,33 @@ def test_sarif_results_match_the_findings():
     ]
 
 
-def test_sarif_uris_are_relative_with_forward_slashes_or_absolute_file_uris(tmp_path):
+def test_sarif_uris_are_relative_to_the_project_root_with_forward_slashes_or_absolute(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    monkeypatch.chdir(root / "models")
     findings = [
-        Finding(str(Path("models") / "my model.py"), 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
+        Finding("my model.py", 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
         Finding(str(tmp_path / "abs.py"), 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
     ]
-    log = json.loads(render(findings, "sarif"))
+    log = json.loads(render(findings, "sarif", root=root))
     assert_valid_sarif(log)
     artifacts = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in log["runs"][0]["results"]]
     assert artifacts == [
         {"uri": "models/my%20model.py", "uriBaseId": "%SRCROOT%"},
         {"uri": (tmp_path / "abs.py").as_uri()},
     ]
-    assert log["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] == Path.cwd().as_uri() + "/"
+    assert log["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] == root.as_uri() + "/"
+
+
+def test_sarif_help_uris_point_at_stable_anchors_of_the_rules_page():
+    from qlint.output.docs import RULES_URL, rules_markdown
+
+    rules = json.loads(render([], "sarif"))["runs"][0]["tool"]["driver"]["rules"]
+    page = rules_markdown()
+    for rule in rules:
+        url, anchor = rule["helpUri"].split("#")
+        assert url == RULES_URL and anchor == rule["id"].lower()
+        assert f'<a id="{anchor}"></a>' in page
 
 
 def test_the_sarif_checks_reject_broken_logs():
@@ -204,3 +228,84 @@ def test_the_sarif_checks_reject_broken_logs():
     log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startline"] = 3
     with pytest.raises(AssertionError, match="properties not in the schema"):
         assert_valid_sarif(log)
+
+
+def _sources(tmp_path, text="x = 1\n"):
+    from qlint.source import Sources
+
+    return Sources({f.path: text for f in FINDINGS})
+
+
+def test_full_format_shows_the_code_line_with_a_caret_under_the_span():
+    from qlint.source import Sources
+
+    source = "\n" * 40 + "        return out + identity  # ok\n"
+    finding = Finding("m.py", 41, 16, 41, 30, "QL301", "tensor-operator", "error", "adds two activations")
+    out = render([finding], "full", sources=Sources({"m.py": source}))
+    assert out == (
+        "m.py:41:16: QL301 tensor-operator: adds two activations\n"
+        "   |\n"
+        "41 |         return out + identity  # ok\n"
+        "   |                ^^^^^^^^^^^^^^\n"
+        "\n")
+    multi_line = Finding("m.py", 41, 16, 42, 3, "QL301", "tensor-operator", "error", "m")
+    assert render([multi_line], "full", sources=Sources({"m.py": source})).splitlines()[3].endswith("^" * 20)
+
+
+def test_colour_only_when_asked_for():
+    plain = render(FINDINGS, "text")
+    coloured = render(FINDINGS, "text", colour=True)
+    assert "\033[" not in plain and "\033[" in coloured
+    assert re.sub(r"\033\[[0-9;]*m", "", coloured) == plain
+
+
+# GitLab's code quality report: the fields GitLab reads (docs.gitlab.com, "Code Quality report
+# format"): description, check_name, fingerprint (unique), severity (one of five), location.path
+# (relative to the repository) and location.lines.begin.
+GITLAB_SEVERITIES = {"info", "minor", "major", "critical", "blocker"}
+
+
+def assert_valid_gitlab(issues):
+    assert isinstance(issues, list)
+    for issue in issues:
+        assert isinstance(issue["description"], str) and issue["description"]
+        assert isinstance(issue["check_name"], str) and issue["check_name"]
+        assert isinstance(issue["fingerprint"], str) and issue["fingerprint"]
+        assert issue["severity"] in GITLAB_SEVERITIES
+        assert isinstance(issue["location"]["path"], str) and not issue["location"]["path"].startswith("/")
+        assert isinstance(issue["location"]["lines"]["begin"], int) and issue["location"]["lines"]["begin"] >= 1
+    fingerprints = [issue["fingerprint"] for issue in issues]
+    assert len(set(fingerprints)) == len(fingerprints), "GitLab keeps one issue per fingerprint"
+
+
+def test_gitlab_report_holds_what_gitlab_reads(tmp_path, monkeypatch):
+    from qlint.source import Sources
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_PROJECT_DIR", raising=False)
+    same_line = [Finding("a.py", 1, 1, 1, 2, "QL301", "tensor-operator", "error", "m"),
+                 Finding("a.py", 3, 1, 3, 2, "QL301", "tensor-operator", "error", "m")]
+    issues = json.loads(render(FINDINGS + same_line, "gitlab", root=tmp_path,
+                               sources=Sources({"a.py": "y = a + b\n\ny = a + b\n"})))
+    assert_valid_gitlab(issues)
+    assert [(i["check_name"], i["location"]["path"], i["location"]["lines"]["begin"], i["severity"]) for i in issues][:2] == [
+        ("QL301", "models/resnet.py", 41, "major"), ("QL401", "models/resnet.py", 42, "minor")]
+    # Relative to the checkout GitLab names, when it names one.
+    monkeypatch.setenv("CI_PROJECT_DIR", str(tmp_path.parent))
+    moved = json.loads(render(FINDINGS, "gitlab", root=tmp_path))
+    assert moved[0]["location"]["path"] == f"{tmp_path.name}/models/resnet.py"
+
+
+def test_junit_report_has_a_failed_testcase_per_finding_in_a_suite_per_file():
+    suites = ElementTree.fromstring(render(FINDINGS, "junit"))
+    assert suites.tag == "testsuites" and (suites.get("tests"), suites.get("failures")) == ("3", "3")
+    assert [suite.get("name") for suite in suites] == ["models/resnet.py", "models/vit.py"]
+    for suite in suites:
+        cases = suite.findall("testcase")
+        assert suite.get("tests") == suite.get("failures") == str(len(cases))
+        for case in cases:  # what JUnit readers (GitLab, Jenkins) need: name, classname, a failure
+            assert case.get("name") and case.get("classname") == suite.get("name") == case.get("file")
+            failure = case.find("failure")
+            assert failure is not None and failure.get("message") and failure.get("type", "").startswith("QL")
+    first = suites[0].find("testcase")
+    assert first.get("name") == "QL301 tensor-operator at 41:16" and first.get("line") == "41"

@@ -8,15 +8,22 @@ from __future__ import annotations
 from qlint.registry import Rule, all_rules
 
 REGENERATE = "python -m qlint.output.docs > docs/rules.md"
+# Where docs/rules.md is published; SARIF's helpUri and other links point at its anchors.
+RULES_URL = "https://github.com/torch-qlint/torch-qlint/blob/main/docs/rules.md"
 
 
 def _heading(rule: type[Rule]) -> str:
     return f"{rule.code} {rule.name}"
 
 
-def _anchor(rule: type[Rule]) -> str:
-    """GitHub's anchor for the rule's heading (codes and names are `[A-Za-z0-9-]`)."""
-    return _heading(rule).lower().replace(" ", "-")
+def anchor(code: str) -> str:
+    """The rule's anchor in docs/rules.md: its code in lower case (`ql301`), which stays when
+    the rule's name or summary changes."""
+    return code.lower()
+
+
+def rule_url(code: str) -> str:
+    return f"{RULES_URL}#{anchor(code)}"
 
 
 def _table_cell(text: str) -> str:
@@ -27,6 +34,7 @@ def rule_markdown(rule: type[Rule]) -> str:
     """One rule: what it does, why it is bad, a bad and a good example, the fix."""
     fix_safety = "qlint can fix it automatically." if rule.fixable else "No automatic fix: change the code by hand."
     return (
+        f'<a id="{anchor(rule.code)}"></a>\n\n'
         f"## {_heading(rule)}\n\n"
         f"Severity: **{rule.severity}**. {fix_safety}\n\n"
         f"### What it does\n\n{rule.summary}\n\n"
@@ -40,7 +48,7 @@ def rules_markdown() -> str:
     """docs/rules.md: an index table, then one section per rule in code order."""
     rules = list(all_rules().values())
     index = "".join(
-        f"| [{rule.code}](#{_anchor(rule)}) | {rule.name} | {rule.severity} | {_table_cell(rule.summary)} |\n"
+        f"| [{rule.code}](#{anchor(rule.code)}) | {rule.name} | {rule.severity} | {_table_cell(rule.summary)} |\n"
         for rule in rules
     )
     return (

@@ -1,22 +1,31 @@
 """SARIF 2.1.0, as GitHub code scanning and other SARIF viewers read it.
 
 https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html
+
+Artifact URIs are relative to `%SRCROOT%`, which `originalUriBaseIds` sets to the project
+root (the folder of the settings file, else the current directory); a file outside it
+gets an absolute `file://` URI. Each result carries `partialFingerprints["qlint/v1"]`, a
+fingerprint that survives lines moving (see `qlint.source.fingerprints`); GitHub computes
+its own `primaryLocationLineHash`.
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePath
+import os
+from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
 from qlint import __version__
 from qlint.finding import Finding
-from qlint.output.docs import rule_markdown
+from qlint.output.docs import RULES_URL, rule_markdown, rule_url
 from qlint.registry import Rule, all_rules
+from qlint.source import Sources, fingerprints
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-INFORMATION_URI = "https://pypi.org/project/torch-qlint/"
+INFORMATION_URI = RULES_URL.rsplit("/docs/", 1)[0]
 SOURCE_ROOT = "%SRCROOT%"
+FINGERPRINT = "qlint/v1"
 
 
 def _help_text(rule: type[Rule]) -> str:
@@ -33,19 +42,22 @@ def _descriptor(rule: type[Rule]) -> dict:
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": rule.explanation},
         "help": {"text": _help_text(rule), "markdown": rule_markdown(rule)},
+        "helpUri": rule_url(rule.code),
         "defaultConfiguration": {"level": rule.severity},
     }
 
 
-def _artifact_location(path: str) -> dict:
-    """A relative path becomes a forward-slash URI reference below %SRCROOT% (the cwd)."""
-    pure = PurePath(path)
-    if pure.is_absolute():
-        return {"uri": Path(path).as_uri()}
-    return {"uri": quote(pure.as_posix()), "uriBaseId": SOURCE_ROOT}
+def _artifact_location(path: str, root: Path) -> dict:
+    """A forward-slash URI reference below %SRCROOT% (the project root), or a file URI."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        relative = absolute.relative_to(root)
+    except ValueError:
+        return {"uri": absolute.as_uri()}
+    return {"uri": quote(relative.as_posix()), "uriBaseId": SOURCE_ROOT}
 
 
-def _result(finding: Finding, rule_index: dict[str, int]) -> dict:
+def _result(finding: Finding, rule_index: dict[str, int], root: Path, fingerprint: str) -> dict:
     return {
         "ruleId": finding.code,
         "ruleIndex": rule_index[finding.code],
@@ -54,7 +66,7 @@ def _result(finding: Finding, rule_index: dict[str, int]) -> dict:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact_location(finding.path),
+                    "artifactLocation": _artifact_location(finding.path, root),
                     "region": {
                         "startLine": finding.line,
                         "startColumn": finding.column,
@@ -64,11 +76,13 @@ def _result(finding: Finding, rule_index: dict[str, int]) -> dict:
                 }
             }
         ],
+        "partialFingerprints": {FINGERPRINT: fingerprint},
     }
 
 
-def sarif_log(findings: Sequence[Finding]) -> dict:
+def sarif_log(findings: Sequence[Finding], root: Path, sources: Sources) -> dict:
     """The SARIF log object: every registered rule in the driver, one result per finding."""
+    root = Path(os.path.abspath(root))
     rules = list(all_rules().values())
     rule_index = {rule.code: index for index, rule in enumerate(rules)}
     return {
@@ -85,13 +99,18 @@ def sarif_log(findings: Sequence[Finding]) -> dict:
                         "rules": [_descriptor(rule) for rule in rules],
                     }
                 },
-                "originalUriBaseIds": {SOURCE_ROOT: {"uri": Path.cwd().as_uri() + "/"}},
+                "originalUriBaseIds": {SOURCE_ROOT: {
+                    "uri": root.as_uri() + "/",
+                    "description": {"text": "The project root: the folder of qlint's settings file, "
+                                            "else the directory qlint ran in."},
+                }},
                 "columnKind": "unicodeCodePoints",
-                "results": [_result(finding, rule_index) for finding in findings],
+                "results": [_result(finding, rule_index, root, fingerprint)
+                            for finding, fingerprint in zip(findings, fingerprints(findings, sources))],
             }
         ],
     }
 
 
-def render_sarif(findings: Sequence[Finding]) -> str:
-    return json.dumps(sarif_log(findings), indent=2) + "\n"
+def render_sarif(findings: Sequence[Finding], root: Path, sources: Sources) -> str:
+    return json.dumps(sarif_log(findings, root, sources), indent=2) + "\n"

@@ -8,5 +8,6 @@ from qlint.rules import (  # noqa: F401
     parameters,
     parse,
     reuse,
+    suppression,
     training,
 )

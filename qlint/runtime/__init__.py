@@ -11,6 +11,7 @@ from qlint.runtime.convert import assert_converted
 from qlint.runtime.fusion import assert_fused
 from qlint.runtime.optimizer import assert_qparams_in_optimizer
 from qlint.runtime.parity import assert_parity
+from qlint.runtime.report import QuantReport, quant_report
 from qlint.runtime.state import (
     QuantState,
     QuantStateRow,
@@ -20,6 +21,7 @@ from qlint.runtime.state import (
 )
 
 __all__ = [
+    "QuantReport",
     "QuantState",
     "QuantStateRow",
     "assert_calibrated",
@@ -28,6 +30,7 @@ __all__ = [
     "assert_parity",
     "assert_qparams_in_optimizer",
     "assert_quant_state",
+    "quant_report",
     "quant_state",
     "require_torch",
     "set_quant_state",

@@ -54,6 +54,7 @@ class FileSummary:
     function_returns: dict[str, str]  # function qname -> qualified class it returns
     exports: dict[str, str]  # module-level import bindings, for re-exports
     fuse_wrappers: dict[str, tuple[int, int]]  # function qname -> (model, groups) parameter indices
+    scripts: Optional[object] = None  # pipeline.ScriptFacts: fuse methods, classes that set a qconfig
 
 
 class ProjectIndex:
@@ -64,10 +65,15 @@ class ProjectIndex:
         self.function_returns: dict[str, str] = {}
         self.exports: dict[str, str] = {}
         self.fuse_wrappers: dict[str, tuple[int, int]] = {}
+        self.method_effects: dict = {}  # (class, method) -> pipeline.MethodEffect
+        self.qconfig_classes: set[str] = set()  # classes whose code mentions a qconfig
         for summary in summaries:
             self.classes.update(summary.classes)
             self.function_returns.update(summary.function_returns)
             self.fuse_wrappers.update(summary.fuse_wrappers)
+            if summary.scripts is not None:
+                self.method_effects.update(summary.scripts.methods)
+                self.qconfig_classes |= summary.scripts.qconfig_classes
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
         self._module_memo: dict[str, bool] = {}
@@ -310,8 +316,12 @@ class FileModel:
     def summary(self) -> FileSummary:
         from qlint.semantic.fusion import find_fuse_wrappers
 
-        return FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
-                           self.function_returns, dict(self.imported), find_fuse_wrappers(self))
+        from qlint.semantic.pipeline import script_facts
+
+        summary = FileSummary(self.module_name, {c.qname: c.summary for c in self.classes.values()},
+                              self.function_returns, dict(self.imported), find_fuse_wrappers(self))
+        summary.scripts = script_facts(self, ProjectIndex([summary]))
+        return summary
 
     def module_classes(self) -> Iterator[ClassModel]:
         """The classes of this file that are nn.Modules, directly or through any base."""

@@ -128,12 +128,10 @@ PYTHON_VALUE_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "isinst
                                    "print", "repr", "type", "id", "callable", "issubclass"})
 INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 
-# fuse_modules and friends, and what prepares a model for QAT.
+# fuse_modules and fuse_modules_qat.
 FUSE_EVAL = "torch.ao.quantization.fuse_modules"
 FUSE_QAT = "torch.ao.quantization.fuse_modules_qat"
 FUSE_FUNCTIONS = frozenset({FUSE_EVAL, FUSE_QAT})
-PREPARE_QAT = frozenset({"torch.ao.quantization.prepare_qat",
-                         "torch.ao.quantization.quantize_fx.prepare_qat_fx"})
 
 # Parameters torch layers register: a subclass's forward reading self.weight reads one.
 _WEIGHT_AND_BIAS = ("weight", "bias")
@@ -224,3 +222,80 @@ def no_kernel_methods() -> frozenset[str]:
 @lru_cache(maxsize=None)
 def no_kernel_operators() -> frozenset[str]:
     return frozenset(op_table()["no_quantized_kernel"]["operators"])
+
+
+# ----- the eager quantization script (qlint/semantic/pipeline.py) -----------------------
+_Q = "torch.ao.quantization."
+
+# Steps of the flow: (step, kind, position of `inplace`). fuse: eval/qat fusion; prepare:
+# ptq/qat; quantize: prepare + run_fn(model, *run_args) + convert in one call.
+SCRIPT_STEPS = {
+    FUSE_EVAL: ("fuse", "eval", 2),
+    FUSE_QAT: ("fuse", "qat", 2),
+    _Q + "prepare": ("prepare", "ptq", 1),
+    _Q + "prepare_qat": ("prepare", "qat", 2),
+    _Q + "convert": ("convert", None, 2),
+    _Q + "quantize": ("quantize", "ptq", 4),
+    _Q + "quantize_qat": ("quantize", "qat", 3),
+}
+
+# qconfig kinds: what prepare_qat puts on a weight. PTQ: an observer (no fake-quant, QAT
+# trains in float); QAT: a fake-quant; LEARNABLE: _LearnableFakeQuantize, whose scale and
+# zero_point are new nn.Parameters. Checked against the installed torch by the tests.
+# WEIGHT_ONLY: observers on weights only (the activation part is a placeholder): dynamic,
+# float16 and embedding qconfigs, which convert needs no calibration for.
+QCONFIG_PTQ, QCONFIG_QAT, QCONFIG_LEARNABLE, QCONFIG_WEIGHT_ONLY = "ptq", "qat", "learnable", "weight-only"
+QCONFIG_PLACEHOLDER = "placeholder"  # an activation part that observes nothing
+QCONFIGS = {_Q + name: QCONFIG_PTQ for name in (
+    "default_qconfig", "default_per_channel_qconfig", "default_debug_qconfig",
+    "default_symmetric_qnnpack_qconfig", "default_per_channel_symmetric_qnnpack_qconfig",
+    "default_quint8_weight_qconfig",
+)} | {_Q + name: QCONFIG_WEIGHT_ONLY for name in (
+    "default_dynamic_qconfig", "per_channel_dynamic_qconfig", "float16_static_qconfig",
+    "float16_dynamic_qconfig", "float_qparams_weight_only_qconfig",
+)} | {_Q + name: QCONFIG_QAT for name in (
+    "default_qat_qconfig", "default_qat_qconfig_v2", "default_symmetric_qnnpack_qat_qconfig",
+    "default_per_channel_symmetric_qnnpack_qat_qconfig", "default_dynamic_qat_qconfig",
+)}
+QCONFIG_FACTORIES = {_Q + "get_default_qconfig": QCONFIG_PTQ, _Q + "get_default_qat_qconfig": QCONFIG_QAT}
+QCONFIG_CLASS = _Q + "QConfig"
+# The parts of a QConfig(activation=..., weight=...): observer and fake-quant classes and
+# their default instances' constructors (`default_observer`, `FakeQuantize.with_args(...)`).
+LEARNABLE_FAKE_QUANT = _Q + "_learnable_fake_quantize._LearnableFakeQuantize"
+QCONFIG_PARTS = {_Q + name: QCONFIG_PTQ for name in (
+    "MinMaxObserver", "MovingAverageMinMaxObserver", "PerChannelMinMaxObserver",
+    "MovingAveragePerChannelMinMaxObserver", "HistogramObserver", "RecordingObserver",
+    "default_observer", "default_weight_observer", "default_histogram_observer",
+    "default_per_channel_weight_observer", "default_debug_observer", "default_float_qparams_observer",
+)} | {_Q + name: QCONFIG_PLACEHOLDER for name in (
+    "PlaceholderObserver", "NoopObserver", "default_dynamic_quant_observer", "default_placeholder_observer",
+)} | {_Q + name: QCONFIG_QAT for name in (
+    "FakeQuantize", "FusedMovingAvgObsFakeQuantize", "default_fake_quant", "default_weight_fake_quant",
+    "default_per_channel_weight_fake_quant", "default_histogram_fake_quant", "default_fused_act_fake_quant",
+    "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
+)} | {LEARNABLE_FAKE_QUANT: QCONFIG_LEARNABLE}
+
+# Functions applied with model.apply(...) that change no qconfig, mode or calibration state.
+MODULE_TOGGLES = frozenset({_Q + "disable_observer", _Q + "enable_observer", _Q + "disable_fake_quant",
+                            _Q + "enable_fake_quant", "torch.ao.nn.intrinsic.qat.freeze_bn_stats",
+                            "torch.ao.nn.intrinsic.qat.update_bn_stats"})
+
+# Tensors whose every element is one value (a degenerate calibration range), and tensors of
+# random values; `*_like` of either keeps the kind of its first argument only for the latter.
+CONSTANT_TENSORS = frozenset({"torch.ones", "torch.zeros", "torch.full", "torch.ones_like",
+                              "torch.zeros_like", "torch.full_like"})
+RANDOM_TENSORS = frozenset({"torch.randn", "torch.rand", "torch.randint", "torch.randn_like",
+                            "torch.rand_like", "torch.randint_like", "torch.normal"})
+# Tensor methods that keep a constant tensor constant.
+CONSTANT_PRESERVING_METHODS = frozenset({"to", "cuda", "cpu", "float", "half", "double", "bfloat16",
+                                         "unsqueeze", "view", "reshape", "expand", "repeat",
+                                         "contiguous", "clone", "detach", "requires_grad_",
+                                         "permute", "transpose", "squeeze", "flatten", "type"})
+# Functions that run a model's forward on the inputs they are given: {name: (model, inputs)}.
+FORWARDING_FUNCTIONS = {"torch.jit.trace": (0, 1), "torch.onnx.export": (0, 1)}
+# nn.Module methods that neither run the model nor change its mode or qconfig.
+INERT_MODULE_METHODS = frozenset({"state_dict", "load_state_dict", "zero_grad", "named_buffers",
+                                  "buffers", "register_buffer", "register_parameter",
+                                  "register_forward_hook", "register_forward_pre_hook",
+                                  "register_full_backward_hook", "extra_repr", "get_parameter",
+                                  "get_buffer", "__repr__", "_get_name"})

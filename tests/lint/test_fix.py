@@ -16,7 +16,7 @@ FIXABLE = [code for code, rule in all_rules().items() if rule.fixable]
 
 
 def test_fixable_rules_are_declared():
-    assert FIXABLE == ["QL201", "QL505"]
+    assert FIXABLE == ["QL001", "QL201", "QL505"]
 
 
 @pytest.mark.parametrize("code", FIXABLE)

@@ -9,6 +9,7 @@ from qlint.registry import all_rules
 from tests.lint.labels import labels, mismatches
 
 RULES = all_rules()
+ENABLED = frozenset(code for code, rule in RULES.items() if not rule.opt_in)  # opt-in rules: their own examples
 INVALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.invalid)]
 VALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.valid)]
 
@@ -21,7 +22,7 @@ def _describe(findings) -> str:
 def test_invalid_example_is_reported_on_its_labeled_lines(code, index, source):
     expected, _ = labels(source)
     assert any(c == code for _, c in expected), f"{code} invalid example {index} labels no {code} line"
-    findings = lint_source(source, f"{code}_invalid.py")
+    findings = lint_source(source, f"{code}_invalid.py", codes=ENABLED | {code})
     missed, unexpected = mismatches(source, findings)
     assert not missed and not unexpected, (
         f"{code} invalid example {index}: missed {sorted(missed)}, unexpected {sorted(unexpected)}\n"
@@ -30,7 +31,7 @@ def test_invalid_example_is_reported_on_its_labeled_lines(code, index, source):
 
 @pytest.mark.parametrize(("code", "index", "source"), VALID, ids=[f"{c}-valid{i}" for c, i, _ in VALID])
 def test_valid_example_is_silent(code, index, source):
-    findings = lint_source(source, f"{code}_valid.py")
+    findings = lint_source(source, f"{code}_valid.py", codes=ENABLED | {code})
     assert not findings, f"{code} valid example {index} reported:\n{_describe(findings)}"
 
 

@@ -78,7 +78,7 @@ def test_findings_fail_the_file_item_with_qlint_text(pytester, bad_example, xdis
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ qlint _*",
+            "*_ qlint: models/bad.py _*",
             f"models/bad.py:*:*: {code} *: *",
             "Found * problem* (* error*, * warning*).",
             "`qlint rule CODE` explains a rule and its fix; `# noqa: CODE` on a line accepts it.",
@@ -161,6 +161,18 @@ def test_items_rerun_by_node_id_and_with_last_failed(pytester, bad_example):
     rerun = pytester.runpytest(*PLUGIN, "--qlint", "--lf", "-v")
     rerun.assert_outcomes(failed=1)
     rerun.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*", "models/bad.py::qlint FAILED*"])
+
+
+def test_a_lint_item_run_by_node_id_does_not_import_its_file(pytester, bad_example):
+    """`pytest --qlint models/bad.py::qlint` asks for the lint item only: pytest imports every
+    file named on the command line as a test module, which in a lint-only environment fails on
+    the model's imports and runs its side effects."""
+    make_project(pytester, "import not_installed_anywhere\nprint('imported')\n" + bad_example[1])
+    result = pytester.runpytest(*PLUGIN, "--qlint", "-s", "models/bad.py::qlint", "test_ok.py::qlint")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.no_fnmatch_line("*imported*")
+    # Named without ::qlint, the file is still collected for its tests, as pytest does.
+    pytester.runpytest(*PLUGIN, "--qlint", "test_ok.py").assert_outcomes(passed=2)
 
 
 def test_items_carry_the_qlint_marker(pytester, bad_example):
@@ -289,3 +301,20 @@ def test_a_file_is_linted_again_when_its_base_class_file_changes(pytester):
     third = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "models/child.py")
     third.assert_outcomes(passed=1)
     third.stdout.fnmatch_lines(["qlint: 1 files checked: 1 linted, 0 unchanged*"])
+
+
+def test_each_failure_header_names_its_file_and_node_ids_stay(pytester, bad_example):
+    code, source = bad_example
+    make_project(pytester, source)
+    (pytester.path / "models" / "worse.py").write_text(source)
+
+    result = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-rf")
+    result.assert_outcomes(passed=3, failed=2)
+    headers = [line.strip("_ ") for line in result.stdout.lines if line.startswith("____")]
+    assert headers == ["qlint: models/bad.py", "qlint: models/worse.py"], result.stdout.str()
+    result.stdout.fnmatch_lines(["FAILED models/bad.py::qlint - *", "FAILED models/worse.py::qlint - *"])
+
+    rerun = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "--lf", "-v")
+    rerun.assert_outcomes(failed=2)
+    rerun.stdout.fnmatch_lines(["models/bad.py::qlint FAILED*", "models/worse.py::qlint FAILED*",
+                                "*_ qlint: models/bad.py _*"])

@@ -60,7 +60,8 @@ def evaluate(model, loader):
 
 def qat_from_pretrained(float_model, loader, epochs=2):
     qat_model = copy.deepcopy(float_model)
-    optimizer = torch.optim.SGD(qat_model.parameters(), lr=1e-3, momentum=0.9)  # expect: QL601
+    # in place, default QAT qconfig: prepare_qat creates no parameter, the optimizer holds them all
+    optimizer = torch.optim.SGD(qat_model.parameters(), lr=1e-3, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
     qat_model.train()
     qat_model.fuse_model(is_qat=True)
@@ -92,7 +93,7 @@ def warmup_then_qat(model, loader, qat_epochs=3):
 
 
 def qat_with_param_groups(model, loader):
-    optimizer = torch.optim.SGD(  # expect: QL601
+    optimizer = torch.optim.SGD(  # in-place prepare_qat below keeps these parameters
         [{"params": model.conv.parameters(), "lr": 1e-4}, {"params": model.fc.parameters()}],
         lr=1e-3,
         momentum=0.9,

@@ -70,7 +70,7 @@ def post_training_quantize(float_model, batches, cfg=DEFAULT_CFG):
 
 def qat_finetune(float_model, batches, cfg=DEFAULT_CFG):
     model = copy.deepcopy(float_model)
-    optimizer = build_optimizer(model, cfg)  # expect: QL601
+    optimizer = build_optimizer(model, cfg)  # in-place prepare_qat, default qconfig: no new parameter
     scheduler = build_scheduler(optimizer, cfg)
     model.train()
     model.fuse_model(is_qat=True)
@@ -103,7 +103,7 @@ def warmup_then_qat(float_model, batches, cfg=DEFAULT_CFG):
 
 def qat_on_device(model, batches, device="cpu", cfg=DEFAULT_CFG):
     model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)  # expect: QL601
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)  # in-place prepare_qat keeps them
     model.qconfig = tq.get_default_qat_qconfig(cfg.backend)
     tq.prepare_qat(model.train(), inplace=True)
     train_epoch(model, batches, optimizer)

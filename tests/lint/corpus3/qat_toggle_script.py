@@ -53,7 +53,7 @@ def prepare_for_qat(model, backend: str = "x86"):
 
 
 def qat_with_lambda_optimizer(model, batches):
-    optimizer = make_sgd(model)  # expect: QL601
+    optimizer = make_sgd(model)  # in place, default QAT qconfig: no new parameter
     model.qconfig = aoq.get_default_qat_qconfig("x86")
     aoq.prepare_qat(model.train(), inplace=True)
     train_steps(model, batches, optimizer)
@@ -61,7 +61,7 @@ def qat_with_lambda_optimizer(model, batches):
 
 
 def qat_with_param_groups(model, batches):
-    optimizer = AdamW(param_groups(model))  # expect: QL601
+    optimizer = AdamW(param_groups(model))  # in place, default QAT qconfig: no new parameter
     model.qconfig = tq.get_default_qat_qconfig("x86")
     tq.prepare_qat(model.train(), inplace=True)
     train_steps(model, batches, optimizer)

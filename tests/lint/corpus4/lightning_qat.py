@@ -120,7 +120,7 @@ def fit(lit: LitQATClassifier, batches: List[Tuple[Tensor, Tensor]], callback: Q
 def finetune_from_float(cfg: QATConfig, float_net: ConvNet, batches: List[Tuple[Tensor, Tensor]]) -> Tuple[nn.Module, nn.Module]:
     float_optimizer = torch.optim.SGD(float_net.parameters(), lr=cfg.lr, momentum=0.9)
     qat_net = copy.deepcopy(float_net).train()
-    optimizer = torch.optim.SGD(qat_net.parameters(), lr=cfg.lr / 10, momentum=0.9)  # expect: QL601
+    optimizer = torch.optim.SGD(qat_net.parameters(), lr=cfg.lr / 10, momentum=0.9)  # in-place prepare_qat keeps them
     tq.fuse_modules_qat(qat_net, [["conv", "bn", "relu"]], inplace=True)
     qat_net.qconfig = tq.get_default_qat_qconfig(cfg.backend)
     tq.prepare_qat(qat_net, inplace=True)
