@@ -23,6 +23,7 @@ grid their converted module used.
 from __future__ import annotations
 
 import copy
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -109,8 +110,17 @@ def convert_name(flow: str) -> str:
 
 
 def _convert_error_text(flow: str, error: Exception) -> str:
-    first_line = (str(error).strip().splitlines() or [""])[0][:300]
+    first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0][:300]
     return f"{convert_name(flow)} raised on a copy of the model: {type(error).__name__}: {first_line}"
+
+
+_TENSOR_REPR = re.compile(r"tensor\(\[.*?\](?:, [a-z_]+=[^)]*)?\)", re.S)
+
+
+def without_tensors(text: str) -> str:
+    """``text`` with each printed tensor (``tensor([inf, inf, ...])``) cut to ``tensor([...])``:
+    torch's errors print whole tensors, thousands of characters for a per-channel range."""
+    return _TENSOR_REPR.sub("tensor([...])", text)
 
 
 # -- the frozen reference ----------------------------------------------------------------

@@ -33,6 +33,7 @@ from qlint.runtime._twins import (
     convert_name,
     kind_of,
     unquantized_copy,
+    without_tensors,
 )
 from qlint.runtime.calibration import NEVER_RAN, uncalibrated
 
@@ -569,7 +570,7 @@ def _crash_message(twins: Twins, inputs, error, torch) -> str:
     where = f"`{name}` ({module_type}.forward)" if name else f"{module_type}.forward (the model)"
     frame = _last_frame_outside_torch(error, torch)
     at = f" at {frame.filename}:{frame.lineno} `{frame.line}`" if frame is not None else ""
-    first_line = (str(error).strip().splitlines() or [""])[0]
+    first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
     first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
     module = converted.get_submodule(name)
     return (
@@ -586,7 +587,7 @@ def _graph_crash_message(twins: Twins, inputs, error, torch) -> str:
     from qlint.runtime._flow import module_path
 
     node = _node_that_raised(twins.converted, inputs, torch)
-    first_line = (str(error).strip().splitlines() or [""])[0]
+    first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
     first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
     if node is None:
         where, target = "GraphModule.forward", "the operator"

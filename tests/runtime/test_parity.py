@@ -391,3 +391,64 @@ def test_model_is_left_unchanged(build, fails):
         assert_parity(prepared, example_input(4, seed=10))
     assert_unchanged(prepared, before)
     assert prepared.training == training
+
+
+class UnquantizedHead(nn.Module):
+    """conv -> head, with the head's qconfig None but no DeQuantStub before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Conv2d(4, 2, 1)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        return self.dequant(self.head(self.conv(self.quant(x))))
+
+
+class MissingQuantStub(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        return self.dequant(self.conv(x))
+
+
+def test_crash_of_a_module_left_without_qconfig_says_so():
+    model = UnquantizedHead().eval()
+    model.qconfig = tq.get_default_qconfig("x86")
+    model.head.qconfig = None
+    prepared = calibrated(tq.prepare(model), *_batches())
+    with quantized_engine("x86"), pytest.raises(AssertionError) as failure:
+        assert_parity(prepared, example_input(2))
+    message = str(failure.value)
+    assert "crashed in `head` (Conv2d.forward)" in message
+    assert "`head` (Conv2d) stayed float: no qconfig reached it" in message
+    assert "FloatFunctional" not in message
+
+
+def test_crash_of_a_quantized_module_given_a_float_tensor_names_the_missing_stub():
+    model = MissingQuantStub().eval()
+    model.qconfig = tq.get_default_qconfig("x86")
+    prepared = calibrated(tq.prepare(model), *_batches())
+    with quantized_engine("x86"), pytest.raises(AssertionError) as failure:
+        assert_parity(prepared, example_input(2))
+    message = str(failure.value)
+    assert "crashed in `conv`" in message
+    assert "is quantized but receives a float tensor: a QuantStub is missing before it" in message
+
+
+def test_a_convert_that_raises_becomes_a_message_without_tensor_dumps(monkeypatch):
+    def failing_convert(*args, **kwargs):
+        raise AssertionError("min " + repr(torch.full((400,), math.inf)) + " should be less than max")
+
+    prepared = _ptq(ConvBnReluNet(), CONV_BN_RELU_GROUPS)
+    monkeypatch.setattr(tq, "convert", failing_convert)
+    with pytest.raises(AssertionError) as failure:
+        assert_parity(prepared, example_input(2))
+    message = str(failure.value)
+    assert "torch.ao.quantization.convert raised on a copy of the model: AssertionError: min tensor([...])" in message
+    assert "inf, inf" not in message and len(message) < 1500
