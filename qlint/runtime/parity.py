@@ -195,6 +195,7 @@ def output_comparisons(model, kind, inputs, tolerances, torch):
     try:
         found, run = twins.run_converted(inputs)
     except Exception as error:  # noqa: BLE001 - any crash is reported with its module
+        _fail_if_the_prepared_model_raises(twins, inputs, torch)
         raise AssertionError(_crash_message(twins, inputs, error, torch)) from error
     expected = twins.run_reference(inputs, run)
 
@@ -581,6 +582,21 @@ def _crash_message(twins: Twins, inputs, error, torch) -> str:
     )
 
 
+def _fail_if_the_prepared_model_raises(twins: Twins, inputs, torch) -> None:
+    """A converted copy that raises says nothing when the prepared model raises too."""
+    __tracebackhide__ = True
+    try:
+        with torch.no_grad():
+            twins.reference(*inputs)
+    except Exception as error:  # noqa: BLE001 - the model's own failure, reported as such
+        first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
+        raise AssertionError(
+            f"assert_parity: the prepared {type(twins.model).__name__} itself raises on the "
+            f"example inputs ({type(error).__name__}: {first_line[:_ERROR_TEXT_LIMIT]}); expected "
+            "example inputs the model runs on, as a tensor or a tuple of positional inputs."
+        ) from error
+
+
 def _graph_crash_message(twins: Twins, inputs, error, torch) -> str:
     """A converted GraphModule crashed: name the node that raised, and how to keep its
     operator float."""
@@ -614,6 +630,8 @@ def _op_text(node, torch) -> str:
     if getattr(torch, name, None) is node.target:
         return f"torch.{name}"
     module = getattr(node.target, "__module__", None)
+    if module == "_operator":
+        return f"operator.{name}"
     return f"{module}.{name}" if module and module != "builtins" else name
 
 
