@@ -108,6 +108,45 @@ def _call_nodes(model: nn.Module) -> dict[int, list[fx.Node]]:
     return calls
 
 
+# Train-mode switch of each BatchNorm/dropout operator an exported graph may hold: the
+# position of its ``training`` argument, True (always training) or False (never).
+_MODE_ARGUMENT = {
+    "batch_norm": 5,
+    "native_batch_norm": 5,
+    "_native_batch_norm_legit": 5,
+    "cudnn_batch_norm": 5,
+    "_batch_norm_with_update": True,
+    "_native_batch_norm_legit_no_training": False,
+    "_batch_norm_no_update": False,
+    "dropout": 2,
+    "dropout_": 2,
+    "native_dropout": 2,
+    "feature_dropout": 2,
+    "alpha_dropout": 2,
+}
+
+
+def is_batch_norm(node: fx.Node) -> bool:
+    return node.op == "call_function" and "batch_norm" in op_name(node) and op_name(node) in _MODE_ARGUMENT
+
+
+def in_train_mode(node: fx.Node) -> bool:
+    """A BatchNorm (batch statistics) or dropout operator of an exported graph that runs
+    in train mode."""
+    if node.op != "call_function" or not _is_aten(node.target):
+        return False
+    mode = _MODE_ARGUMENT.get(op_name(node))
+    if isinstance(mode, bool) or mode is None:
+        return bool(mode)
+    return len(node.args) > mode and bool(node.args[mode])
+
+
+def needs_eval(model: nn.Module) -> bool:
+    """An exported graph with a BatchNorm or dropout in train mode (what torchao's
+    ``move_exported_model_to_eval`` rewrites; it re-exports its patterns every call)."""
+    return any(in_train_mode(node) for node in model.graph.nodes)
+
+
 # -- quantization points ---------------------------------------------------------------
 
 

@@ -48,8 +48,19 @@ def eval_copy(model: nn.Module) -> nn.Module:
 
     duplicate = copy.deepcopy(model)
     if flow_of(duplicate) == PT2E:
-        return require_torchao_pt2e().move_exported_model_to_eval(duplicate)
+        return pt2e_eval(duplicate)
     return duplicate.eval()
+
+
+def pt2e_eval(model: nn.Module) -> nn.Module:
+    """An exported model moved to eval by torchao, only when it has a train-mode operator
+    (the move re-exports torchao's patterns, seconds per call, and deep copies lose the
+    flag torchao keeps to skip it)."""
+    from qlint.runtime._flow import needs_eval
+
+    if not needs_eval(model):
+        return model
+    return require_torchao_pt2e().move_exported_model_to_eval(model)
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:

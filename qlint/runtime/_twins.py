@@ -38,7 +38,7 @@ from qlint.runtime._machinery import (
     observer_switch,
     set_flag,
 )
-from qlint.runtime._modules import eval_copy, tensors_in
+from qlint.runtime._modules import eval_copy, pt2e_eval, tensors_in
 from qlint.runtime._torch import quiet_internals, require_torch, require_torchao_pt2e
 
 if TYPE_CHECKING:
@@ -91,8 +91,7 @@ def converted_copy(model: nn.Module, kind: str) -> nn.Module:
         with quiet_internals():
             if flow == PT2E:
                 pt2e = require_torchao_pt2e()
-                converted = pt2e.quantize_pt2e.convert_pt2e(duplicate)
-                return pt2e.move_exported_model_to_eval(converted)
+                return pt2e_eval(pt2e.quantize_pt2e.convert_pt2e(duplicate))
             if flow == FX:
                 from torch.ao.quantization.quantize_fx import convert_fx
 

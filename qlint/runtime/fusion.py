@@ -23,7 +23,15 @@ from qlint.runtime._modules import (
     parent_name,
     tensors_in,
 )
-from qlint.runtime._flow import PT2E, flow_of, is_conv_or_linear, node_text, op_name
+from qlint.runtime._flow import (
+    PT2E,
+    flow_of,
+    in_train_mode,
+    is_batch_norm,
+    is_conv_or_linear,
+    node_text,
+    op_name,
+)
 from qlint.runtime._machinery import is_fake_quant, is_quant_machinery
 from qlint.runtime._torch import require_torch
 
@@ -486,30 +494,10 @@ def assert_fused(
         )
 
 
-_BATCH_NORMS = {
-    "batch_norm": 5,
-    "native_batch_norm": 5,
-    "_native_batch_norm_legit": 5,
-    "_native_batch_norm_legit_no_training": None,
-    "_batch_norm_with_update": None,
-    "_batch_norm_no_update": None,
-    "cudnn_batch_norm": 5,
-}
-_TRAINING_ONLY = {"_batch_norm_with_update"}
 # Operators between a conv/linear and the BatchNorm it feeds: quantize/dequantize pairs,
 # and the scale/bias arithmetic of torchao's QAT conv-bn pattern.
 _PASS_THROUGH = {"add", "sub", "mul", "div", "reshape", "view", "quantize_per_tensor",
                  "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel"}
-
-
-def _bn_training(node) -> bool:
-    name = op_name(node)
-    if name in _TRAINING_ONLY:
-        return True
-    position = _BATCH_NORMS[name]
-    if position is None or len(node.args) <= position:
-        return False
-    return bool(node.args[position])
 
 
 def _follows_conv(node) -> bool:
@@ -534,7 +522,7 @@ def _pt2e_batch_norms(model) -> list[str]:
     qat_prepared = any(is_fake_quant(point.module) for point in points)
     problems = []
     for node in model.graph.nodes:
-        if node.op != "call_function" or op_name(node) not in _BATCH_NORMS:
+        if node.op != "call_function" or not is_batch_norm(node):
             continue
         reasons = []
         if _follows_conv(node) and not qat_prepared:
@@ -543,7 +531,7 @@ def _pt2e_batch_norms(model) -> list[str]:
                 "float operator (torchao folds conv+BatchNorm in prepare_pt2e and "
                 "convert_pt2e when the conv's output feeds only the BatchNorm)"
             )
-        if _bn_training(node) and not qat_prepared:
+        if in_train_mode(node) and not qat_prepared:
             reasons.append(
                 "it runs in train mode: at inference it normalizes with each batch's "
                 "statistics, not the running ones. Call "
