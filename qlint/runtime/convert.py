@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from qlint.runtime._flow import EAGER, FX, PT2E, flow_of, quant_points, quantized_layers
+from qlint.runtime._machinery import is_fake_quant
 from qlint.runtime._modules import (
     effective_qconfigs,
     is_quantized_module,
@@ -104,8 +105,14 @@ def assert_converted(model: nn.Module, *, dynamic: Iterable[type] | None = None)
         point for point in leftovers
         if not any(point.name.startswith(f"{name}.") for name in reported)
     ]
-    if leftovers:
+    if leftovers and not layers:
         problems.insert(0, _leftover_problem(leftovers, flow))
+    elif leftovers:
+        # In a converted model: observers pass values through; fake-quants raise on the
+        # quantized tensors their hooks are given.
+        fake_quants = [point for point in leftovers if is_fake_quant(point.module)]
+        if fake_quants:
+            problems.insert(0, _leftover_fake_quant_problem(fake_quants))
     if dynamic is not None:
         problems += _dynamic_problems(model, tuple(dynamic))
     if problems:
@@ -126,6 +133,25 @@ def _leftover_problem(leftovers, flow: str) -> str:
         f"{shown}{more}\n"
         f"    fix: {_CONVERT_CALLS[flow]}: convert returns the converted model "
         "(convert_fx always, eager convert unless inplace=True); check that one."
+    )
+
+
+def _leftover_fake_quant_problem(fake_quants) -> str:
+    shown = "\n".join(f"      {point.label()}" for point in fake_quants[:_NAMES_SHOWN])
+    more = (
+        f"\n      ... and {len(fake_quants) - _NAMES_SHOWN} more"
+        if len(fake_quants) > _NAMES_SHOWN else ""
+    )
+    return (
+        f"{len(fake_quants)} fake-quant(s) left in the converted model, on modules convert "
+        "does not swap (Hardsigmoid, Sigmoid, ...): their forward hooks fake-quantize the "
+        "quantized tensors those modules return, which raises (Could not run "
+        "'aten::_fake_quantize_...' with arguments from the 'QuantizedCPU' backend):\n"
+        f"{shown}{more}\n"
+        "    fix: convert(..., remove_qconfig=False) keeps them; ship a model converted with "
+        "the default remove_qconfig=True. To keep the qconfig attributes for this check, "
+        "remove them after convert: from torch.ao.quantization.quantize import "
+        "_remove_activation_post_process; model.apply(_remove_activation_post_process)."
     )
 
 
