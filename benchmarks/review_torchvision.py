@@ -166,8 +166,7 @@ def isolate(engine: str, steps: int) -> None:
     reference = dict(twins.reference.named_modules())
     names = [
         name for name, module in converted.items()
-        if type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "weight")
-        and callable(module.weight)
+        if type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "stride")
     ]
     for name in names:
         converted[name].register_forward_pre_hook(lambda m, args, name=name: inputs.setdefault(name, args[0]))
