@@ -129,7 +129,7 @@ def case(name: str, engine: str, flow: str) -> dict:
     check("assert_parity", lambda: assert_parity(model, example))
     start = time.time()
     if flow.startswith("eager"):
-        converted = tq.convert(copy.deepcopy(model).eval(), remove_qconfig=False)
+        converted = tq.convert(copy.deepcopy(model).eval())
     elif flow == "fx-ptq":
         from torch.ao.quantization.quantize_fx import convert_fx
 
