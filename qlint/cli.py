@@ -1,7 +1,8 @@
 """The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule,
 `qlint report MODULE:FACTORY --input SHAPE` quantizes a model and reports on it (qlint/report_cli.py).
 
-Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error.
+Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error,
+a file --fix could not write, or an internal error.
 """
 from __future__ import annotations
 
@@ -160,6 +161,7 @@ def _check_command(argv: list[str]) -> int:
 
     from qlint.source import Sources
 
+    fix_failed = False
     if stdin:
         findings, sources = _lint_stdin(args, config)
         if findings is None:
@@ -176,8 +178,13 @@ def _check_command(argv: list[str]) -> int:
         if args.fix:
             from qlint.engine import fix_paths
 
-            for path, count in sorted(fix_paths(files, config).items()):
+            result = fix_paths(files, config)
+            for path, count in sorted(result.fixed.items()):
                 notes.say(f"fixed {count} in {path}")
+            for path, reason in sorted(result.failed.items()):
+                print(f"qlint: error: could not write the fixes to {path}: {reason}; the file is unchanged",
+                      file=sys.stderr)
+            fix_failed = bool(result.failed)
         findings = _lint_files(files, config, args, notes)
         sources = Sources()
         if args.add_noqa:
@@ -201,6 +208,8 @@ def _check_command(argv: list[str]) -> int:
             notes.say(f"{known - len(findings)} findings are in the baseline {args.baseline}")
     if not args.silent:
         _report(findings, args, config, sources, stdin_fixed=stdin and args.fix)
+    if fix_failed:
+        return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 
 
@@ -293,7 +302,9 @@ def _add_noqa(findings, notes: _Notes) -> int:
         encoding = _encoding(data)
         new_text, changed, skipped = add_directives(text, lines)
         if changed:
-            Path(path).write_bytes(new_text.encode(encoding))
+            from qlint.files import write_atomically
+
+            write_atomically(Path(path), new_text.encode(encoding))
             added += changed
         for line in skipped:
             notes.warn(f"{path}:{line}: the line ends inside a string; add its `# noqa` by hand")
@@ -325,3 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_command(arguments)
     except SystemExit as exit:  # argparse: --help, --version (0) and usage errors (2)
         return exit.code if isinstance(exit.code, int) else EXIT_ERROR
+    except Exception:  # a bug in qlint: exit 2, never 1 (which means findings)
+        import traceback
+
+        traceback.print_exc()
+        print(f"qlint: internal error (qlint {__version__}); please report it with the traceback above",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -47,7 +47,13 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 )
 
 _LIST_KEYS = ("select", "extend-select", "ignore", "extend-ignore", "exclude", "extend-exclude")
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores")
+# The per-file budget: key -> (Budget field, type, what it limits).
+_BUDGET_KEYS = {
+    "max-file-bytes": ("max_file_bytes", int, "bytes of one file"),
+    "max-nesting": ("max_nesting", int, "nesting depth of one file's syntax tree"),
+    "file-timeout": ("file_timeout", float, "CPU seconds spent on one file"),
+}
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", *_BUDGET_KEYS)
 _CODE_KEYS = ("select", "extend-select", "ignore", "extend-ignore")
 
 
@@ -84,6 +90,17 @@ def _longest_selector(code: str, selectors: Sequence[str]) -> int:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What one file may cost. A file over it is reported (QL000, "skipped: ...") and the run
+    goes on: libcst's parser is slower than linear on long expression chains (5,000 chained
+    `[0]` take over a minute) and needs hundreds of bytes of memory per byte of source."""
+
+    max_file_bytes: int = 2_000_000  # torch's largest source file is 1.4 MB
+    max_nesting: int = 400  # syntax tree depth: real code stays under 100, data tables reach 600
+    file_timeout: float = 60.0  # CPU seconds; a hard limit where files are linted in worker processes
+
+
+@dataclass(frozen=True)
 class Config:
     """Resolved settings. Codes are registry codes or prefixes (`QL4`); `QL` selects all."""
 
@@ -94,6 +111,7 @@ class Config:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    budget: Budget = Budget()
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -162,6 +180,7 @@ class Config:
             "exclude": self.exclude,
             "extend_exclude": self.extend_exclude,
             "per_file_ignores": self.per_file_ignores,
+            "budget": [self.budget.max_file_bytes, self.budget.max_nesting, self.budget.file_timeout],
             "root": str(self.root),
         }
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
@@ -170,13 +189,32 @@ class Config:
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml holding a [tool.qlint] table, from `start` upwards."""
     directory = _absolute(start)
-    if not directory.is_dir():
+    try:
+        is_dir = directory.is_dir()
+    except OSError as error:  # a name too long for the file system
+        raise ConfigError(f"{directory}: cannot look for settings here: {error.strerror or error}") from None
+    if not is_dir:
         directory = directory.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file() and "qlint" in _read_toml(candidate).get("tool", {}):
+        try:
+            present = candidate.is_file()
+        except OSError as error:  # a name too long, a folder we may not enter
+            raise ConfigError(f"{candidate}: cannot look for settings here: {error.strerror or error}") from None
+        if present and "qlint" in _tool_table(candidate, _read_toml(candidate)):
             return candidate
     return None
+
+
+def _tool_table(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """The [tool] table of a pyproject.toml, checked to be a table (and its qlint entry too)."""
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: `tool` must be a table (such as [tool.qlint]), found {tool!r}")
+    if "qlint" in tool and not isinstance(tool["qlint"], dict):
+        raise ConfigError(f"{path}: `tool.qlint` must be a table ([tool.qlint] with settings under it), "
+                          f"found {tool['qlint']!r}")
+    return tool
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -184,7 +222,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as file:
             return tomllib.load(file)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (byte {error.object[error.start]:#04x} at offset "
+                          f"{error.start}); TOML files must be UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
 
@@ -194,7 +235,7 @@ def _settings_table(path: Path) -> dict[str, Any]:
     document = _read_toml(path)
     if path.name != "pyproject.toml":
         return document
-    tool = document.get("tool", {})
+    tool = _tool_table(path, document)
     if "qlint" not in tool:
         raise ConfigError(f"{path}: no [tool.qlint] table")
     return tool["qlint"]
@@ -233,6 +274,14 @@ def _parse_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
             close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(_KNOWN_KEYS)}"
             raise ConfigError(f"{path}: {heading}: unknown key {key!r} ({hint})")
+        if key in _BUDGET_KEYS:
+            field_name, kind, limits = _BUDGET_KEYS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)) \
+                    or value <= 0:
+                raise ConfigError(f"{where}: expected a positive {'integer' if kind is int else 'number'} "
+                                  f"(the most {limits}), found {value!r}")
+            settings["budget"] = replace(settings.get("budget", Budget()), **{field_name: kind(value)})
+            continue
         if key == "per-file-ignores":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: expected a table of glob = [codes], found {value!r}")
@@ -272,7 +321,11 @@ def load_config(
         config = Config(root=Path.cwd())
     else:
         source = _absolute(source)
-        if not source.is_file():
+        try:
+            present = source.is_file()
+        except OSError as error:
+            raise ConfigError(f"{source}: cannot read config file: {error.strerror or error}") from None
+        if not present:
             raise ConfigError(f"{source}: config file not found")
         config = Config(root=source.parent, source=source, **_parse_table(_settings_table(source), source))
     overrides: dict[str, Any] = {}

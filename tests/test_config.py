@@ -1,6 +1,7 @@
 """Settings: [tool.qlint] discovery, validation, rule selection, per-file ignores, overrides."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,22 @@ def test_fingerprint_changes_exactly_with_the_settings(tmp_path):
     assert config.fingerprint() != Config(root=tmp_path, ignore=("QL4",), per_file_ignores=(("t/*", ("QL3",)),)).fingerprint()
 
 
+@pytest.mark.parametrize("content, expected", [
+    ('tool = "qlint"\n', "`tool` must be a table (such as [tool.qlint]), found 'qlint'"),
+    ("[tool]\nqlint = 1\n", "`tool.qlint` must be a table ([tool.qlint] with settings under it), found 1"),
+    ('[project]\nname = "caf\xe9"\n', "invalid TOML: not UTF-8 (byte 0xe9 at offset 21); TOML files must be UTF-8"),
+])
+def test_a_broken_pyproject_up_the_parent_chain_is_a_clear_error(tmp_path, capsys, content, expected):
+    from qlint.cli import main
+
+    (tmp_path / "pyproject.toml").write_bytes(content.encode("latin-1"))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(start=tmp_path / "src")
+    assert main([str(tmp_path / "src" / "m.py")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"qlint: error: {tmp_path / 'pyproject.toml'}: {expected}\n"
 def test_extend_select_and_extend_ignore_add_to_the_file_and_the_command_line(tmp_path):
     write(tmp_path / "pyproject.toml",
           '[tool.qlint]\nselect = ["QL3"]\nextend-select = ["QL401"]\nextend-ignore = ["QL301"]\n')

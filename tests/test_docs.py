@@ -44,9 +44,47 @@ def test_configuration_md_documents_every_option_key_and_format(capsys):
     missing = sorted(option for option in options if f"`{option}" not in configuration)
     assert not missing, f"docs/configuration.md does not document {missing}"
     for key in ("select", "extend-select", "ignore", "extend-ignore", "exclude", "extend-exclude",
-                "per-file-ignores"):
+                "per-file-ignores", "max-file-bytes", "max-nesting", "file-timeout"):
         assert f"| `{key}` |" in configuration, f"docs/configuration.md: settings table lacks {key}"
     for pattern in DEFAULT_EXCLUDE:
         assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"
     for output_format in FORMATS:
         assert f"- `{output_format}`" in configuration, f"docs/configuration.md: no entry for {output_format}"
+
+
+def test_runtime_reference_is_generated_from_the_code():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "generate_runtime_reference", DOCS.parent / "tools" / "generate_runtime_reference.py")
+    generator = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generator
+    spec.loader.exec_module(generator)
+    committed = (DOCS / "runtime-reference.md").read_text()
+    assert committed == generator.render(), (
+        f"docs/runtime-reference.md is stale; run: {generator.REGENERATE_COMMAND}")
+    import qlint.runtime
+    for name in qlint.runtime.__all__:
+        assert f"### `{name}`" in committed
+    for fixture in ("qparity", "quant_engine"):
+        assert f"### `{fixture}`" in committed
+
+
+def test_the_qat_example_runs_and_passes(pytester):
+    """docs/examples/test_qat_example.py is complete: it runs as it is, with the plugin."""
+    import pytest
+
+    pytest.importorskip("torch")
+    source = (DOCS / "examples" / "test_qat_example.py").read_text()
+    pytester.makepyfile(test_qat_example=source)
+    result = pytester.runpytest_subprocess("--quant-engines=x86", "-p", "no:cacheprovider", "-W",
+                                           "error::DeprecationWarning:test_qat_example")
+    result.assert_outcomes(passed=5)
+
+
+def test_the_qat_example_is_clean_for_qlint():
+    from qlint.config import load_config
+    from qlint.engine import lint_paths
+
+    assert lint_paths([DOCS / "examples" / "test_qat_example.py"], load_config(start=DOCS), jobs=1) == []

@@ -52,7 +52,7 @@ def test_unreadable_and_unparsable_files_are_findings_and_the_run_goes_on(tmp_pa
     for f in findings:
         by_file.setdefault(Path(f.path).name, []).append((f.line, f.code))
     assert by_file["broken.py"] == [(1, "QL000")]
-    assert by_file["latin.py"] == [(1, "QL000")]
+    assert by_file["latin.py"] == [(2, "QL000")]  # the line of the byte that is not UTF-8
     assert by_file["good.py"] == [(7, "QL301"), (8, "QL301")]
 
 

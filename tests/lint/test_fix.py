@@ -9,7 +9,7 @@ import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
-from qlint.engine import fix_paths, lint_paths
+from qlint.engine import FixResult, fix_paths, lint_paths
 from qlint.registry import all_rules
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fixable]
@@ -26,12 +26,14 @@ def test_fixing_a_rule_s_invalid_examples_removes_its_findings(tmp_path: Path, c
         path = tmp_path / f"example_{i}.py"
         path.write_text(source)
         config = load_config(start=tmp_path, select=[code])
-        assert lint_paths([path], config, jobs=1)
-        assert fix_paths([path], config) == {path: len(lint_paths([path], config, jobs=1)) or 1} or True
+        before = lint_paths([path], config, jobs=1)
+        assert before
+        # Every finding of a fixable rule's invalid example is fixed, one fix each.
+        assert fix_paths([path], config) == FixResult(fixed={path: len(before)}), source
         fixed = path.read_text()
         ast.parse(fixed)
         assert not lint_paths([path], config, jobs=1), fixed
-        assert fix_paths([path], config) == {}  # idempotent: nothing left to fix
+        assert fix_paths([path], config) == FixResult()  # idempotent: nothing left to fix
 
 
 SOURCE = textwrap.dedent("""

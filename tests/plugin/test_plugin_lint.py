@@ -303,6 +303,54 @@ def test_a_file_is_linted_again_when_its_base_class_file_changes(pytester):
     third.stdout.fnmatch_lines(["qlint: 1 files checked: 1 linted, 0 unchanged*"])
 
 
+@pytest.mark.parametrize("stored", [
+    [1, 2, 3],
+    "results",
+    {"key": 1, "files": []},
+    "SAME_KEY_LIST_FILES",
+    "SAME_KEY_BAD_ENTRIES",
+])
+def test_a_cache_entry_of_the_wrong_shape_is_ignored_and_rewritten(pytester, bad_example, stored):
+    """Valid JSON that this version did not write: no INTERNALERROR, no failing item, and the
+    next run reads the rewritten cache."""
+    import json
+
+    code, source = bad_example
+    make_project(pytester, source)
+    first = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist")
+    first.assert_outcomes(passed=3, failed=1)
+    results = pytester.path / ".pytest_cache" / "v" / "qlint" / "results"
+    written = json.loads(results.read_text())
+    if stored == "SAME_KEY_LIST_FILES":
+        stored = {"key": written["key"], "files": ["models/bad.py"]}
+    elif stored == "SAME_KEY_BAD_ENTRIES":
+        content = next(iter(written["files"].values()))["hash"]
+        bad_entries = ["not an entry", {"hash": 1, "deps": {}, "findings": []},
+                       {"hash": content, "deps": {}, "findings": [{"line": 1}]},
+                       {"hash": content, "deps": [], "findings": "none"}]
+        stored = {"key": written["key"], "files": dict(zip(written["files"], bad_entries))}
+    results.write_text(json.dumps(stored))
+
+    second = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist")
+    second.assert_outcomes(passed=3, failed=1)
+    assert "INTERNALERROR" not in second.stdout.str() + second.stderr.str()
+    second.stdout.fnmatch_lines([f"models/bad.py:*:*: {code} *"])
+    assert json.loads(results.read_text()) == written
+
+    third = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist")
+    third.assert_outcomes(passed=3, failed=1)
+    third.stdout.fnmatch_lines(["qlint: 3 files checked: 0 linted, 3 unchanged (findings from the cache), 1 with findings"])
+
+
+def test_a_file_with_a_bad_encoding_is_one_failing_item_with_ql000(pytester):
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
+    models = pytester.mkdir("models")
+    (models / "latin.py").write_bytes(b'x = "caf\xe9"\n')
+    (models / "good.py").write_text("WIDTH = 4\n")
+    result = pytester.runpytest_subprocess(*PLUGIN, "--qlint", "-p", "no:xdist", "models")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*latin.py:1:9: QL000 parse-error: cannot read: byte 0xe9 is not valid utf-8*"])
+    assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()
 def test_each_failure_header_names_its_file_and_node_ids_stay(pytester, bad_example):
     code, source = bad_example
     make_project(pytester, source)
