@@ -149,6 +149,7 @@ def isolate(engine: str, steps: int) -> None:
     from torchvision.models import quantization
 
     from qlint.runtime import _twins
+    from qlint.runtime._modules import is_quantized_module
 
     torch.backends.quantized.engine = engine
     torch.manual_seed(0)
@@ -166,7 +167,7 @@ def isolate(engine: str, steps: int) -> None:
     reference = dict(twins.reference.named_modules())
     names = [
         name for name, module in converted.items()
-        if type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "stride")
+        if is_quantized_module(module) and hasattr(module, "stride")
     ]
     for name in names:
         converted[name].register_forward_pre_hook(lambda m, args, name=name: inputs.setdefault(name, args[0]))
