@@ -1,12 +1,17 @@
 """assert_parity: its cost next to the bare work, and the measurements behind its defaults.
 
     python benchmarks/bench_parity.py cost [--repeat 5] [--size 224]
+    python benchmarks/bench_parity.py pt2e-cost [--repeat 3] [--size 224]
     python benchmarks/bench_parity.py calibrate [--seeds 5] [--steps 20]
 
 ``cost``: a ResNet-18-like eager quantizable model (torchvision is not installable here),
 prepared for PTQ and for QAT; per repetition, in one process, the bare work assert_parity
 has to do (two deep copies, ``convert``, a forward of each) and ``assert_parity`` itself
 on the clean model. Prints the medians and their ratio.
+
+``pt2e-cost``: the same model exported and prepared by torchao's PT2E flow
+(X86InductorQuantizer), PTQ and QAT; the bare work is a deep copy, ``convert_pt2e`` of a
+copy and a forward of each. Needs torchao.
 
 ``calibrate``: clean models (our own and torch's test models) and planted bugs, on the x86
 and qnnpack engines, QAT (``--steps`` SGD steps) and PTQ (``--steps`` calibration batches),
@@ -169,6 +174,68 @@ def cost(repeat: int, size: int) -> None:
             flow = "QAT" if qat else "PTQ"
             ratio = checked_s / bare_s
             print(f"| {flow} | {engine} | {bare_s:.3f} | {checked_s:.3f} | {ratio:.2f}x |", flush=True)
+
+
+def pt2e_prepared(qat: bool, size: int, steps: int) -> nn.Module:
+    """The same ResNet-18-like model exported and prepared by torchao (X86InductorQuantizer),
+    calibrated (PTQ) or trained ``steps`` SGD steps (QAT, then moved to eval)."""
+    import torchao.quantization.pt2e as pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    torch.manual_seed(0)
+    shape = (1, 3, size, size)  # exported shapes are static: the benchmark's input
+    model = ResNet18().train(qat)
+    graph = torch.export.export(model, (torch.randn(shape),)).module()
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
+    model = (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer)
+    if qat:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model(torch.randn(shape)).pow(2).mean().backward()
+            optimizer.step()
+        pt2e.move_exported_model_to_eval(model)
+    else:
+        with torch.no_grad():
+            for _ in range(steps):
+                model(torch.randn(shape))
+    return model
+
+
+def pt2e_bare_work(model: nn.Module, x: torch.Tensor) -> None:
+    """What any PT2E parity check must do: deep copy, convert_pt2e, run both."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    with torch.no_grad():
+        reference = copy.deepcopy(model)
+        converted = convert_pt2e(copy.deepcopy(model))
+        reference(x)
+        converted(x)
+
+
+def pt2e_cost(repeat: int, size: int) -> None:
+    x = torch.randn(1, 3, size, size)
+    print(f"PT2E (torchao X86InductorQuantizer), ResNet-18-like, input 1x3x{size}x{size}, "
+          f"torch threads {torch.get_num_threads()}")
+    print("| flow | bare work (median s) | assert_parity (median s) | ratio |")
+    print("|---|---|---|---|")
+    for qat in (False, True):
+        model = pt2e_prepared(qat, size, 2)
+        bare, checked = [], []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            pt2e_bare_work(model, x)
+            bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            assert_parity(model, x)
+            checked.append(time.perf_counter() - start)
+        bare_s, checked_s = statistics.median(bare), statistics.median(checked)
+        flow = "QAT" if qat else "PTQ"
+        print(f"| {flow} | {bare_s:.3f} | {checked_s:.3f} | {checked_s / bare_s:.2f}x |", flush=True)
 
 
 # ----------------------------------------------------------- calibrate
@@ -346,8 +413,10 @@ def calibrate(seeds: int, steps: int) -> None:
                     model = prepared(build, engine, qat, seed, shape, steps, *gain)
                     torch.manual_seed(100 + seed)
                     x = torch.randn(shape)
-                    outputs = parity_module._compared_outputs(model, (x,), defaults, torch)
-                    rows.append(outputs.comparisons[0][1])
+                    _, _, comparisons = parity_module.output_comparisons(
+                        model, parity_module.PREPARED, (x,), defaults, torch
+                    )
+                    rows.append(comparisons[0][1])
                 passing = sum(not row.violations(defaults) for row in rows)
                 worst = min(rows, key=lambda row: row.sqnr_db)
                 floor = worst.quantization_sqnr_db
@@ -367,6 +436,9 @@ def main() -> None:
     cost_parser = commands.add_parser("cost")
     cost_parser.add_argument("--repeat", type=int, default=5)
     cost_parser.add_argument("--size", type=int, default=224)
+    pt2e_parser = commands.add_parser("pt2e-cost", help="PT2E parity cost next to its bare work")
+    pt2e_parser.add_argument("--repeat", type=int, default=3)
+    pt2e_parser.add_argument("--size", type=int, default=224)
     calibrate_parser = commands.add_parser("calibrate")
     calibrate_parser.add_argument("--seeds", type=int, default=5)
     calibrate_parser.add_argument("--steps", type=int, default=20)
@@ -376,6 +448,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", "All inputs of this cat operator", UserWarning)
     if arguments.command == "cost":
         cost(arguments.repeat, arguments.size)
+    elif arguments.command == "pt2e-cost":
+        pt2e_cost(arguments.repeat, arguments.size)
     else:
         calibrate(arguments.seeds, arguments.steps)
 

@@ -13,6 +13,7 @@ from qlint.runtime import (
     assert_quant_state,
     quant_report,
     quant_state,
+    set_quant_state,
 )
 from pytest_qlint.suite import quant_test_suite
 
@@ -26,4 +27,5 @@ __all__ = [
     "quant_report",
     "quant_state",
     "quant_test_suite",
+    "set_quant_state",
 ]

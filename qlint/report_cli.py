@@ -183,10 +183,6 @@ def prepare_pt2e_flow(model, example, engine: str, batches: Iterable, torch) -> 
 def _pt2e_available() -> str | None:
     """Why --flow pt2e cannot run here, or None."""
     try:
-        import qlint.runtime._flow  # noqa: F401  (issue 9's flow layer: reads PT2E graphs)
-    except ImportError:
-        return "the runtime checks do not read PT2E models yet (issue 9); use --flow ptq or qat"
-    try:
         import torchao.quantization.pt2e  # noqa: F401
     except ImportError:
         return "torchao is not installed: pip install 'torch-qlint[torchao]'"

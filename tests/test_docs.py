@@ -88,3 +88,14 @@ def test_the_qat_example_is_clean_for_qlint():
     from qlint.engine import lint_paths
 
     assert lint_paths([DOCS / "examples" / "test_qat_example.py"], load_config(start=DOCS), jobs=1) == []
+
+
+def test_links_point_at_the_repository_pyproject_declares():
+    import tomllib
+
+    from qlint import REPOSITORY_URL
+
+    root = Path(__file__).resolve().parents[1]
+    urls = tomllib.loads((root / "pyproject.toml").read_text())["project"]["urls"]
+    assert urls["Repository"] == REPOSITORY_URL
+    assert REPOSITORY_URL in (root / "README.md").read_text()

@@ -5,11 +5,12 @@
 """
 from __future__ import annotations
 
+from qlint import REPOSITORY_URL
 from qlint.registry import Rule, all_rules
 
 REGENERATE = "python -m qlint.output.docs > docs/rules.md"
 # Where docs/rules.md is published; SARIF's helpUri and other links point at its anchors.
-RULES_URL = "https://github.com/torch-qlint/torch-qlint/blob/main/docs/rules.md"
+RULES_URL = f"{REPOSITORY_URL}/blob/main/docs/rules.md"
 
 
 def _heading(rule: type[Rule]) -> str:

@@ -1,4 +1,4 @@
-"""Runtime checks on a live torch model through eager-mode quantization.
+"""Runtime checks on a live torch model, on every quantization flow (eager, FX, PT2E, dynamic).
 
 Plain functions, usable from scripts, notebooks and pytest; each raises AssertionError
 naming the offending modules.  torch is imported only when a check runs, so
@@ -12,7 +12,13 @@ from qlint.runtime.fusion import assert_fused
 from qlint.runtime.optimizer import assert_qparams_in_optimizer
 from qlint.runtime.parity import assert_parity
 from qlint.runtime.report import QuantReport, quant_report
-from qlint.runtime.state import QuantState, QuantStateRow, assert_quant_state, quant_state
+from qlint.runtime.state import (
+    QuantState,
+    QuantStateRow,
+    assert_quant_state,
+    quant_state,
+    set_quant_state,
+)
 
 __all__ = [
     "QuantReport",
@@ -27,4 +33,5 @@ __all__ = [
     "quant_report",
     "quant_state",
     "require_torch",
+    "set_quant_state",
 ]

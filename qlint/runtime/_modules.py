@@ -4,12 +4,10 @@ Everything here imports torch lazily through ``require_torch`` and never changes
 model it is given.
 
 - ``as_args(example_inputs)``: a tensor or a tuple of positional inputs -> a tuple.
-- ``eval_copy(model)``: a deep copy in eval mode, safe to run and hook.
+- ``eval_copy(model)``: a deep copy in eval mode, safe to run and hook (PT2E: moved to
+  eval by torchao, since ``.eval()`` raises on exported models).
 - ``tensors_in(value)``: the tensors in a (nested) output, in order.
 - ``module_type(module)``: the class before parametrizations, as torch's mappings see it.
-- ``is_quant_machinery(module)``: observers and fake-quant modules.
-- ``iter_quant_modules(model)``: fake-quant modules and the observers not inside one.
-- ``iter_observers(model)``: every observer, also those inside fake-quant modules.
 - ``is_quantized_module(module)``: a module produced by ``convert()`` (static, dynamic,
   reference), per torch's default module mappings.
 - ``swappable_float_types()``: the module types ``convert()``/``prepare_qat()`` swap.
@@ -22,10 +20,9 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from qlint.runtime._torch import require_torch
+from qlint.runtime._torch import require_torch, require_torchao_pt2e
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +44,23 @@ def as_args(example_inputs: torch.Tensor | tuple[Any, ...]) -> tuple[Any, ...]:
 
 def eval_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` in eval mode; the original is left as it was."""
-    return copy.deepcopy(model).eval()
+    from qlint.runtime._flow import PT2E, flow_of
+
+    duplicate = copy.deepcopy(model)
+    if flow_of(duplicate) == PT2E:
+        return pt2e_eval(duplicate)
+    return duplicate.eval()
+
+
+def pt2e_eval(model: nn.Module) -> nn.Module:
+    """An exported model moved to eval by torchao, only when it has a train-mode operator
+    (the move re-exports torchao's patterns, seconds per call, and deep copies lose the
+    flag torchao keeps to skip it)."""
+    from qlint.runtime._flow import needs_eval
+
+    if not needs_eval(model):
+        return model
+    return require_torchao_pt2e().move_exported_model_to_eval(model)
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
@@ -68,44 +81,6 @@ def module_type(module: nn.Module) -> type:
     from torch.nn.utils.parametrize import type_before_parametrizations
 
     return type_before_parametrizations(module)
-
-
-def is_quant_machinery(module: nn.Module) -> bool:
-    """True for observers and fake-quant modules."""
-    require_torch()
-    from torch.ao.quantization import FakeQuantizeBase, ObserverBase
-
-    return isinstance(module, (ObserverBase, FakeQuantizeBase))
-
-
-def iter_quant_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Fake-quant modules and the observers that are not inside a fake-quant module.
-
-    An observer inside a fake-quant module is driven by its owner's flags, so it is
-    not listed on its own.
-    """
-    require_torch()
-    from torch.ao.quantization import FakeQuantizeBase, ObserverBase
-
-    inside_fake_quant: list[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(prefix + ".") for prefix in inside_fake_quant):
-            continue
-        if isinstance(module, FakeQuantizeBase):
-            inside_fake_quant.append(name)
-            yield name, module
-        elif isinstance(module, ObserverBase):
-            yield name, module
-
-
-def iter_observers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Every observer, also those inside fake-quant modules (``*.activation_post_process``)."""
-    require_torch()
-    from torch.ao.quantization import ObserverBase
-
-    for name, module in model.named_modules():
-        if isinstance(module, ObserverBase):
-            yield name, module
 
 
 @functools.cache

@@ -18,12 +18,21 @@ from qlint.runtime._modules import (
     as_args,
     effective_qconfigs,
     eval_copy,
-    is_quant_machinery,
     is_quantized_module,
     module_type,
     parent_name,
     tensors_in,
 )
+from qlint.runtime._flow import (
+    PT2E,
+    flow_of,
+    in_train_mode,
+    is_batch_norm,
+    is_conv_or_linear,
+    node_text,
+    op_name,
+)
+from qlint.runtime._machinery import is_fake_quant, is_quant_machinery
 from qlint.runtime._torch import require_torch
 
 if TYPE_CHECKING:
@@ -214,9 +223,25 @@ def _trace(model: nn.Module, args: tuple[Any, ...]) -> tuple[list[_Call], Any]:
 
         return after
 
+    pending_passes: list[int | None] = []
+
+    def before_quantization(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        pending_passes.append(producer_of(inputs))
+
+    def after_quantization(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        # A graph's observer/fake-quant call between two modules passes the producer on.
+        produced = pending_passes.pop()
+        outputs = tensors_in(output)
+        if outputs and produced is not None and id(outputs[0]) not in producers:
+            producers[id(outputs[0])] = (produced, outputs[0]._version, outputs[0])
+
     for name, module in _units(traced):
         module.register_forward_pre_hook(before)
         module.register_forward_hook(after_hook(name))
+    for module in traced.modules():
+        if is_quant_machinery(module):
+            module.register_forward_pre_hook(before_quantization)
+            module.register_forward_hook(after_quantization)
     with torch.no_grad():
         output = traced(*args)
     return calls, output
@@ -285,7 +310,7 @@ def _unfused_groups(calls: list[_Call], qconfigs: dict[str, Any] | None) -> list
             f"{' -> '.join(_describe(call) for call in chain)} run as {len(chain)} separate "
             f"modules, each feeding the next{times}; torch fuses ({pattern}) into one.\n"
             f"    fix: torch.ao.quantization.fuse_modules(model, [[{names}]], inplace=True) "
-            "on the float model before prepare (fuse_modules_qat for QAT)."
+            "on the float model before prepare or quantize_dynamic (fuse_modules_qat for QAT)."
         )
     return problems
 
@@ -427,12 +452,29 @@ def assert_fused(
     - with ``reference``, the unfused float model: the outputs in eval mode differ
       beyond float tolerance (``FUSED_OUTPUT_ATOL + FUSED_OUTPUT_RTOL * max|reference|``).
       ``reference`` also tells exactly which Identities fusion made.
-    Works on float fused, prepared (PTQ/QAT) and converted models; the output comparison
-    is meant for the fused float model.
+    Works on float fused, prepared (PTQ/QAT) and converted models, eager and FX; the
+    output comparison is meant for the fused float model.
+
+    PT2E (an exported graph; torchao folds BatchNorm itself): fails when a BatchNorm node
+    that follows a conv/linear is not folded into it (in a converted or PTQ-prepared graph;
+    a QAT-prepared graph keeps it until convert_pt2e), and when a BatchNorm node runs in
+    train mode in a converted or PTQ-prepared graph: it then normalizes with each batch's
+    statistics at inference (``move_exported_model_to_eval`` was not called before
+    convert_pt2e, or the model was exported in train mode).
     """
     __tracebackhide__ = True
     require_torch()
     args = as_args(example_inputs)
+    if flow_of(model) == PT2E:
+        problems = _pt2e_batch_norms(model)
+        if problems:
+            listed = "\n".join(f"  - {problem}" for problem in problems)
+            raise AssertionError(
+                "assert_fused: expected every BatchNorm folded into its conv/linear and none "
+                f"left in train mode; found {len(problems)} problem(s) in the exported "
+                f"{type(model).__name__}:\n{listed}"
+            )
+        return
     calls, output = _trace(model, args)
     problems = _unfused_groups(calls, effective_qconfigs(model))
     problems += _misused_identities(calls, reference)
@@ -450,3 +492,52 @@ def assert_fused(
             f"unused elsewhere; found {len(problems)} problem(s) in "
             f"{type(model).__name__} ({len(calls)} module calls traced):\n{listed}"
         )
+
+
+# Operators between a conv/linear and the BatchNorm it feeds: quantize/dequantize pairs,
+# and the scale/bias arithmetic of torchao's QAT conv-bn pattern.
+_PASS_THROUGH = {"add", "sub", "mul", "div", "reshape", "view", "quantize_per_tensor",
+                 "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel"}
+
+
+def _follows_conv(node) -> bool:
+    frontier, seen = [node.args[0]], set()
+    while frontier:
+        current = frontier.pop()
+        if not hasattr(current, "op") or current in seen or len(seen) > 8:
+            continue
+        seen.add(current)
+        if is_conv_or_linear(current):
+            return True
+        if current.op == "call_function" and op_name(current) in _PASS_THROUGH:
+            frontier.append(current.args[0])
+    return False
+
+
+def _pt2e_batch_norms(model) -> list[str]:
+    """BatchNorm nodes not folded, or in train mode, in an exported (PT2E) graph."""
+    from qlint.runtime._flow import quant_points
+
+    points = quant_points(model)
+    qat_prepared = any(is_fake_quant(point.module) for point in points)
+    problems = []
+    for node in model.graph.nodes:
+        if node.op != "call_function" or not is_batch_norm(node):
+            continue
+        reasons = []
+        if _follows_conv(node) and not qat_prepared:
+            reasons.append(
+                "it follows a conv/linear but is not folded into it: it runs as a separate "
+                "float operator (torchao folds conv+BatchNorm in prepare_pt2e and "
+                "convert_pt2e when the conv's output feeds only the BatchNorm)"
+            )
+        if in_train_mode(node) and not qat_prepared:
+            reasons.append(
+                "it runs in train mode: at inference it normalizes with each batch's "
+                "statistics, not the running ones. Call "
+                "torchao.quantization.pt2e.move_exported_model_to_eval(model) before "
+                "convert_pt2e (QAT), or export the model after model.eval() (PTQ)"
+            )
+        if reasons:
+            problems.append(f"{node_text(node)} ({op_name(node)}): " + "; ".join(reasons))
+    return problems

@@ -1,13 +1,15 @@
 """Parity between a prepared model and its converted copy: ``assert_parity``.
 
-The prepared model (fake quantization from ``prepare_qat``, or observers from ``prepare``)
-is what a user trains and evaluates; ``torch.ao.quantization.convert`` turns it into the
-model that ships. ``assert_parity`` checks that both compute the same thing, up to the
-rounding quantized kernels are allowed, and names the module where they part ways.
+The prepared model (fake quantization from QAT, or observers from PTQ) is what a user trains
+and evaluates; convert turns it into the model that ships. ``assert_parity`` checks that
+both compute the same thing, up to the rounding quantized kernels are allowed, and names
+the module (PT2E: the graph node) where they part ways. Eager, FX and PT2E prepared models
+and dynamically quantized models; the copies and runs are built in ``_twins``, the
+judgement (tolerances, messages) lives here.
 
-Differences are counted in output quantization steps (the scale of the quantized tensor the
-final ``DeQuantize`` turns back into float) and judged as a distribution: the share of
-elements beyond ``max_steps`` steps (outliers), and the SQNR. Defaults and their measurements:
+Differences are counted in quantization steps (the scale of the quantized tensor the output
+is dequantized from) and judged as a distribution: the share of elements beyond
+``max_steps`` steps (outliers), and the SQNR. Defaults and their measurements:
 docs/parity.md.
 """
 
@@ -16,12 +18,24 @@ from __future__ import annotations
 import math
 import os
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 
-from qlint.runtime._modules import as_args, eval_copy, iter_quant_modules, parent_name, tensors_in
+from qlint.runtime._flow import EAGER, PT2E, quant_points
+from qlint.runtime._machinery import FAKE_QUANT_SWITCH, flag, is_fake_quant
+from qlint.runtime._modules import as_args, is_quantized_module, parent_name, swappable_float_types, tensors_in
 from qlint.runtime._torch import require_torch
+from qlint.runtime._twins import (
+    DYNAMIC,
+    PREPARED,
+    ConvertFailed,
+    Twins,
+    convert_name,
+    kind_of,
+    unquantized_copy,
+    without_tensors,
+)
+from qlint.runtime.calibration import NEVER_RAN, uncalibrated
 
 _ERROR_TEXT_LIMIT = 300
 # The default SQNR bar, and how far under the SQNR an output's own quantization keeps it
@@ -30,6 +44,7 @@ _ERROR_TEXT_LIMIT = 300
 # (docs/parity.md).
 _DEFAULT_MIN_SQNR_DB = 15.0
 _QUANTIZATION_NOISE_MARGIN_DB = 10.0
+_NAMES_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,9 @@ class _Comparison:
     # SQNR of the fake-quantized tensor against the same model with quantization off; known
     # only when sqnr_db is below the bar, which then drops to the quantization noise floor.
     quantization_sqnr_db: float | None = None
+    # Dynamic quantization: sqnr_db is the worst slice along the first dimension (a sample
+    # of the batch), whose quantization step the other samples set.
+    worst_sample: int | None = None
 
     def required_sqnr_db(self, tolerances: _Tolerances) -> float:
         if self.quantization_sqnr_db is None or not tolerances.follows_resolution:
@@ -69,14 +87,27 @@ class _Comparison:
             )
         required = self.required_sqnr_db(tolerances)
         if self.sqnr_db < required:
-            text = f"SQNR {self.sqnr_db:.1f} dB (required {required:.3g} dB or more"
+            sample = "" if self.worst_sample is None else f" in sample {self.worst_sample}"
+            text = f"SQNR {self.sqnr_db:.1f} dB{sample} (required {required:.3g} dB or more"
             if self.quantization_sqnr_db is not None:
                 text += f"; quantization alone keeps {self.quantization_sqnr_db:.1f} dB"
             found.append(text + ")")
         return found
 
+    def isolated_violations(self, tolerances: _Tolerances) -> list[str]:
+        """Violations of one module given the same input in both models: a difference of
+        at most one step everywhere is rounding, whatever the SQNR of a coarse tensor."""
+        if self.step is not None and self.largest_steps <= 1 + 1e-3:
+            return []
+        return self.violations(tolerances)
+
     def summary(self) -> str:
         if self.step is None:
+            if self.worst_sample is not None:
+                return (
+                    f"SQNR {self.sqnr_db:.1f} dB in sample {self.worst_sample} (the worst "
+                    f"along the first dimension), {self.elements} elements"
+                )
             return f"SQNR {self.sqnr_db:.1f} dB over {self.elements} elements"
         return (
             f"SQNR {self.sqnr_db:.1f} dB, max {_steps_text(self.largest_steps)}, "
@@ -97,67 +128,76 @@ def assert_parity(
     max_outlier_share: float = 0.01,
     min_sqnr_db: float | None = None,
 ) -> None:
-    """Assert that ``torch.ao.quantization.convert(model)`` computes what ``model`` computes.
+    """Assert that the converted ``model`` computes what ``model`` computes.
 
-    ``model`` is prepared and calibrated (``prepare_qat`` or ``prepare``); ``example_inputs``
-    is a tensor or a tuple of positional inputs. Deep copies run in eval mode on the current
-    quantized engine: a converted copy, and a reference copy of the prepared model whose
-    quantization is frozen (fake-quant switches kept as the model has them; ``prepare``
-    observers fake-quantize with their qparams). ``model`` itself is not changed.
+    ``model`` is prepared and calibrated: eager (``prepare_qat``/``prepare``), FX
+    (``prepare_qat_fx``/``prepare_fx``, dynamic qconfigs included) or PT2E (torchao's
+    ``prepare_qat_pt2e``/``prepare_pt2e``), or dynamically quantized (``quantize_dynamic``,
+    compared with a float twin holding its dequantized weights).  ``example_inputs`` is a
+    tensor or a tuple of positional inputs.  Deep copies run in eval mode on the current
+    quantized engine: a converted copy (its flow's convert), and a reference copy of the
+    prepared model whose quantization is frozen (fake-quant switches kept as the model has
+    them; PTQ observers fake-quantize with their qparams). ``model`` itself is not changed.
 
-    Each output passes when at most ``max_outlier_share`` of its elements differ by more
-    than ``max_steps`` output quantization steps and its SQNR (fake-quant output over the
-    difference) is at least ``min_sqnr_db``. Left at None, that bar is 15 dB, lowered for an
-    output resolved by a few steps to 10 dB under the SQNR its own quantization keeps
-    (against the model with fake quantization off); a number is a fixed bar. A failure
-    names the first module whose input or output diverges; a crash of the converted model
-    names the module whose forward raised.
+    Observers that never ran though the example inputs reach them fail first: calibration is
+    missing there. Each output passes when at most ``max_outlier_share`` of its elements
+    differ by more than ``max_steps`` quantization steps and its SQNR (fake-quant output over
+    the difference) is at least ``min_sqnr_db``. Left at None, that bar is 15 dB, lowered for
+    an output resolved by a few steps to 10 dB under the SQNR its own quantization keeps; a
+    number is a fixed bar. An output that fails is traced to the first module (PT2E: node),
+    or code between modules, that diverges given the same input in both models; with the
+    default bar, an output whose every module agrees that way passes (rounding that builds
+    up over depth).  A crash of convert or of the converted model names its cause.
     """
     __tracebackhide__ = True
     tolerances = _validated_tolerances(max_steps, max_outlier_share, min_sqnr_db)
     torch = require_torch()
     inputs = as_args(example_inputs)
-    outputs = _compared_outputs(model, inputs, tolerances, torch)
-    failures = []
-    for where, comparison, step_source in outputs.comparisons:
-        problems = comparison.violations(tolerances)
-        if problems:
-            failures.append((where, comparison, problems, step_source))
-    if failures:
-        divergence = _first_divergence(model, outputs, inputs, tolerances, torch)
-        disabled = [
-            name
-            for name, module in iter_quant_modules(model)
-            if isinstance(module, torch.ao.quantization.FakeQuantizeBase)
-            and not bool(module.fake_quant_enabled)
-        ]
-        raise AssertionError(_divergence_message(failures, divergence, disabled, model, torch))
+    kind = kind_of(model)
+    if kind is None:
+        raise AssertionError(
+            f"assert_parity: nothing was quantized in {type(model).__name__}: expected a "
+            "prepared model (observers or fake-quants from prepare/prepare_qat, prepare_fx, "
+            "prepare_pt2e) or a dynamically quantized one; found no observer, fake-quant or "
+            "quantized module (a qconfig/quantizer that reached no module, or stubs without "
+            "a qconfig)."
+        )
+    if kind == PREPARED:
+        _fail_if_calibration_missing(model, inputs)
+    twins, run, comparisons = output_comparisons(model, kind, inputs, tolerances, torch)
+    failures = [
+        (where, comparison, problems, source)
+        for where, comparison, source in comparisons
+        if (problems := comparison.violations(tolerances))
+    ]
+    if not failures:
+        return
+    divergence = _first_divergence(twins, inputs, run, tolerances, torch)
+    if divergence is None and tolerances.follows_resolution:
+        return  # every module agrees given the same input: rounding built up over depth
+    disabled = [
+        point.name
+        for point in quant_points(model)
+        if is_fake_quant(point.module) and not flag(point.module, FAKE_QUANT_SWITCH)
+    ]
+    raise AssertionError(_divergence_message(failures, divergence, disabled, twins, torch))
 
 
-@dataclass(frozen=True)
-class _ComparedOutputs:
-    reference: object  # the frozen prepared copy
-    converted: object
-    run: _ConvertedRun
-    comparisons: list  # (where, _Comparison, where the step comes from) per float output
-
-
-def _compared_outputs(model, inputs, tolerances, torch) -> _ComparedOutputs:
-    """Convert a copy, run it and the frozen reference, compare every float output.
-
-    Under the default SQNR bar, outputs below it are also measured against the model with
-    quantization off (one more copy and forward, only then).
-    """
+def output_comparisons(model, kind, inputs, tolerances, torch):
+    """(twins, converted run, [(where, comparison, step source) per float output]): convert a
+    copy, run it and the frozen reference, and compare each output; under the default bar,
+    outputs below it also get the SQNR their quantization keeps (one more forward)."""
     __tracebackhide__ = True
-    converted = torch.ao.quantization.convert(eval_copy(model), inplace=True)
-    with torch.no_grad():
-        reference = _frozen_reference(model, converted, torch)
-        try:
-            found, run = _run_converted(converted, reference, inputs, torch)
-        except Exception as error:  # noqa: BLE001 - any crash is reported with its module
-            raise AssertionError(_crash_message(converted, inputs, error, torch)) from error
-        with run.averages_rounded_in(reference):
-            expected = reference(*inputs)
+    try:
+        twins = Twins(model, kind)
+    except ConvertFailed as error:
+        raise AssertionError(_convert_failure_message(model, error)) from error.__cause__
+    try:
+        found, run = twins.run_converted(inputs)
+    except Exception as error:  # noqa: BLE001 - any crash is reported with its module
+        _fail_if_the_prepared_model_raises(twins, inputs, torch)
+        raise AssertionError(_crash_message(twins, inputs, error, torch)) from error
+    expected = twins.run_reference(inputs, run)
 
     expected_tensors, found_tensors = tensors_in(expected), tensors_in(found)
     if len(expected_tensors) != len(found_tensors):
@@ -171,41 +211,26 @@ def _compared_outputs(model, inputs, tolerances, torch) -> _ComparedOutputs:
             continue
         where = "output" if len(expected_tensors) == 1 else f"output tensor {index}"
         step, step_source = run.output_step(found_tensor)
-        if step is None:
+        if step is None and twins.flow == EAGER and kind == PREPARED and not run.dequantized:
             raise AssertionError(
                 f"{where} of the converted model is float and no DeQuantize ran: nothing was "
                 "quantized; expected a model prepared with a qconfig and QuantStub/DeQuantStub "
                 "around its quantized part"
             )
-        comparison = _compare(expected_tensor, found_tensor, step, tolerances)
-        comparisons.append((index, where, comparison, step_source))
-
-    if tolerances.follows_resolution and any(
+        comparison = _compare(expected_tensor, found_tensor, step, tolerances,
+                              per_sample=kind != PREPARED)
+        comparisons.append((index, where, comparison, step_source or "float output: SQNR only"))
+    if kind == PREPARED and tolerances.follows_resolution and any(
         comparison.sqnr_db < tolerances.min_sqnr_db for _, _, comparison, _ in comparisons
     ):
         with torch.no_grad():
-            unquantized = tensors_in(_unquantized_copy(model, torch)(*inputs))
+            unquantized = tensors_in(unquantized_copy(model, kind)(*inputs))
         comparisons = [
             (index, where, _with_quantization_sqnr(comparison, expected_tensors[index],
-                                                   unquantized[index], tolerances), step_source)
-            for index, where, comparison, step_source in comparisons
+                                                   unquantized[index], tolerances), source)
+            for index, where, comparison, source in comparisons
         ]
-    return _ComparedOutputs(reference, converted, run, [entry[1:] for entry in comparisons])
-
-
-def _unquantized_copy(model, torch):
-    """The prepared model with every fake-quant off (``prepare`` observers pass values)."""
-    unquantized = eval_copy(model)
-    unquantized.apply(torch.ao.quantization.disable_fake_quant)
-    unquantized.apply(torch.ao.quantization.disable_observer)
-    return unquantized
-
-
-def _with_quantization_sqnr(comparison, expected, unquantized, tolerances):
-    """Attach the SQNR quantization itself keeps, for comparisons below ``min_sqnr_db``."""
-    if comparison.sqnr_db >= tolerances.min_sqnr_db or unquantized.shape != expected.shape:
-        return comparison
-    return replace(comparison, quantization_sqnr_db=_sqnr_db(unquantized, expected))
+    return twins, run, [entry[1:] for entry in comparisons]
 
 
 def _validated_tolerances(max_steps, max_outlier_share, min_sqnr_db) -> _Tolerances:
@@ -223,199 +248,68 @@ def _validated_tolerances(max_steps, max_outlier_share, min_sqnr_db) -> _Toleran
     return _Tolerances(float(max_steps), float(max_outlier_share), float(min_sqnr_db), False)
 
 
-def _frozen_reference(model, converted, torch):
-    """Deep copy in eval mode whose quantization no longer learns from the data it sees.
-
-    Every activation quantization point (fake-quant, or ``prepare`` observer) fake-quantizes
-    with its current qparams, and weights are quantized as ``convert`` quantized them. Where
-    the two models differ by design of eager-mode kernels rather than of the model, the
-    reference follows the kernels: they saturate at the dtype's range even where the qconfig
-    reduces it (x86/fbgemm ``reduce_range`` fake-quant clamps at 127), and ``convert``
-    re-observes weights and computes their qparams with the observer's formula (the fused
-    fake-quant kernel's symmetric scale differs by 1/255).
-    """
-    reference = eval_copy(model)
-    fake_quant_type = torch.ao.quantization.FakeQuantizeBase
-    weight_fake_quants = {
-        id(module.weight_fake_quant)
-        for module in reference.modules()
-        if isinstance(getattr(module, "weight_fake_quant", None), fake_quant_type)
-    }
-    for _, point in iter_quant_modules(reference):
-        if not isinstance(point, fake_quant_type):
-            _freeze_activation(point, True, torch)
-        elif id(point) not in weight_fake_quants:
-            _freeze_activation(point, bool(point.fake_quant_enabled), torch)
-    _quantize_weights_as_converted(reference, converted, torch)
-    reference.apply(torch.ao.quantization.disable_observer)
-    return reference
+# -- calibration and convert failures ----------------------------------------------------
 
 
-def _freeze_activation(point, enabled, torch):
-    """Make an 8-bit per-tensor activation quantization point fake-quantize with the qparams
-    ``convert`` takes from it (learnable scales clamped, zero points rounded), or pass
-    through when switched off."""
-    dtype_range = _dtype_range(getattr(point, "dtype", None), torch)
-    per_tensor = getattr(point, "qscheme", None) in (
-        torch.per_tensor_affine,
-        torch.per_tensor_symmetric,
-    )
-    if dtype_range is None or not per_tensor:
+def _fail_if_calibration_missing(model, inputs) -> None:
+    """Observers that never ran but the example inputs reach: convert would give them its
+    default qparams (scale 1.0, zero point 0), which nothing in the prepared model uses."""
+    __tracebackhide__ = True
+    problems, _, _ = uncalibrated(model, inputs)
+    never_ran = [point for kind, point, _ in problems if kind == NEVER_RAN]
+    if not never_ran:
         return
-    if not enabled:
-        point.forward = _unchanged
-        return
-    scale, zero_point = point.calculate_qparams()
-    point.forward = partial(
-        torch.fake_quantize_per_tensor_affine,
-        scale=float(scale),
-        zero_point=int(zero_point),
-        quant_min=dtype_range[0],
-        quant_max=dtype_range[1],
+    owners = {point.name: point.module for point in quant_points(model)}
+    lines = []
+    for point in never_ran[:_NAMES_SHOWN]:
+        owner = next(
+            (module for name, module in owners.items()
+             if point.name == name or point.name.startswith(name + ".")),
+            point.module,
+        )
+        note = ""
+        if is_fake_quant(owner) and not flag(owner, FAKE_QUANT_SWITCH):
+            note = (
+                " (its fake-quant is switched off too: the prepared model keeps this point "
+                "float; to keep it float after convert, set its qconfig to None)"
+            )
+        lines.append(f"      {point.label()}{note}")
+    more = f"\n      ... and {len(never_ran) - _NAMES_SHOWN} more" if len(never_ran) > _NAMES_SHOWN else ""
+    raise AssertionError(
+        f"assert_parity: calibration is missing: {len(never_ran)} observers of "
+        f"{type(model).__name__} never ran, though the example inputs reach them:\n"
+        + "\n".join(lines) + more + "\n"
+        "  The converted copy would quantize there with convert's default qparams (scale "
+        "1.0, zero point 0), which the prepared model never used, so the two cannot match.\n"
+        "  how to fix: run the prepared model on calibration batches (PTQ) or train it (QAT) "
+        "before converting; qlint.runtime.assert_calibrated(model, example_inputs) lists every "
+        "observer to calibrate."
     )
 
 
-def _quantize_weights_as_converted(reference, converted, torch):
-    """QAT weight fake-quants take convert's qparams; ``prepare`` weights its int8 values."""
-    reference_modules = dict(reference.named_modules())
-    for name, quantized_module in converted.named_modules():
-        weight = getattr(quantized_module, "weight", None)
-        float_module = reference_modules.get(name)
-        if not callable(weight) or isinstance(weight, torch.nn.Module) or float_module is None:
-            continue
-        quantized_weight = weight()
-        if not (isinstance(quantized_weight, torch.Tensor) and quantized_weight.is_quantized):
-            continue
-        fake_quant = getattr(float_module, "weight_fake_quant", None)
-        if fake_quant is not None:
-            _freeze_weight(fake_quant, quantized_weight, torch)
-            continue
-        if isinstance(float_module, torch.ao.nn.intrinsic.modules.fused._FusedModule):
-            float_module = float_module[0]
-        float_weight = getattr(float_module, "weight", None)
-        if isinstance(float_weight, torch.Tensor) and float_weight.shape == quantized_weight.shape:
-            float_weight.copy_(quantized_weight.dequantize())
+def _convert_failure_message(model, error: ConvertFailed) -> str:
+    return (
+        f"assert_parity: {error}\n"
+        f"expected the prepared {type(model).__name__} to convert; the model itself was not "
+        "changed.\n"
+        "how to fix: convert needs every observer calibrated (assert_calibrated names the "
+        "ones that are not) and a model prepared by the same flow's prepare function (eager "
+        "prepare/prepare_qat with convert, prepare_fx with convert_fx, prepare_pt2e with "
+        "convert_pt2e)."
+    )
 
 
-def _freeze_weight(fake_quant, quantized_weight, torch):
-    dtype_range = _dtype_range(quantized_weight.dtype, torch)
-    qscheme = quantized_weight.qscheme()
-    if not bool(fake_quant.fake_quant_enabled):
-        fake_quant.forward = _unchanged
-    elif dtype_range is None:
-        return
-    elif qscheme in (torch.per_channel_affine, torch.per_channel_symmetric):
-        fake_quant.forward = partial(
-            torch.fake_quantize_per_channel_affine,
-            scale=quantized_weight.q_per_channel_scales().float(),
-            zero_point=quantized_weight.q_per_channel_zero_points().int(),
-            axis=quantized_weight.q_per_channel_axis(),
-            quant_min=dtype_range[0],
-            quant_max=dtype_range[1],
-        )
-    elif qscheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-        fake_quant.forward = partial(
-            torch.fake_quantize_per_tensor_affine,
-            scale=quantized_weight.q_scale(),
-            zero_point=quantized_weight.q_zero_point(),
-            quant_min=dtype_range[0],
-            quant_max=dtype_range[1],
-        )
+# -- comparisons ------------------------------------------------------------------------
 
 
-def _unchanged(tensor):
-    return tensor
-
-
-def _dtype_range(dtype, torch):
-    """The integer range quantized kernels saturate at, for 8-bit dtypes."""
-    return {torch.quint8: (0, 255), torch.qint8: (-128, 127)}.get(dtype)
-
-
-# torch.nn modules whose quantized kernels round their result to the input's grid while
-# the fake-quant model keeps the exact float result: the reference rounds them the same way.
-_AVERAGING_MODULES = (
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveAvgPool3d",
-    "Upsample",
-    "UpsamplingBilinear2d",
-    "UpsamplingNearest2d",
-)
-
-
-class _ConvertedRun:
-    """What a run of the converted model tells about quantization grids."""
-
-    def __init__(self, torch):
-        self._torch = torch
-        self.dequantized = []  # (output tensor, input scale, module name) per DeQuantize call
-        self.averaged = {}  # module name -> [(scale, zero_point, dtype) per call]
-
-    def record_dequantize(self, name, module, args, output):
-        if args and isinstance(args[0], self._torch.Tensor) and args[0].is_quantized:
-            self.dequantized.append((output, args[0].q_scale(), name))
-
-    def record_average(self, name, module, args, output):
-        if isinstance(output, self._torch.Tensor) and output.is_quantized:
-            grid = (output.q_scale(), output.q_zero_point(), output.dtype)
-            self.averaged.setdefault(name, []).append(grid)
-
-    def output_step(self, found):
-        """The quantization step of a converted output, and where it comes from."""
-        if found.is_quantized:
-            return found.q_scale(), "the output's own scale"
-        for output, scale, name in self.dequantized:
-            if output is found:
-                return scale, f"scale of the tensor entering `{name}`"
-        if self.dequantized:
-            _, scale, name = self.dequantized[-1]
-            return scale, f"scale of the tensor entering `{name}`, the last DeQuantize that ran"
-        return None, ""
-
-    @contextmanager
-    def averages_rounded_in(self, reference):
-        """Round the reference's averaging modules to the grids the converted ones used."""
-        modules = dict(reference.named_modules())
-        handles = [
-            modules[name].register_forward_hook(partial(self._round_to_grid, iter(grids)))
-            for name, grids in self.averaged.items()
-        ]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    def _round_to_grid(self, grids, module, args, output):
-        scale, zero_point, dtype = next(grids, (None, None, None))
-        dtype_range = _dtype_range(dtype, self._torch)
-        if dtype_range is None:
-            return None
-        return self._torch.fake_quantize_per_tensor_affine(
-            output, scale, zero_point, dtype_range[0], dtype_range[1]
-        )
-
-
-def _run_converted(converted, reference, inputs, torch):
-    """Run ``converted``, recording the grids of its DeQuantize inputs and averaging outputs."""
-    run = _ConvertedRun(torch)
-    averaging_types = {getattr(torch.nn, name) for name in _AVERAGING_MODULES}
-    reference_types = {name: type(module) for name, module in reference.named_modules()}
-    handles = []
-    for name, module in converted.named_modules():
-        if isinstance(module, torch.ao.nn.quantized.DeQuantize):
-            handles.append(module.register_forward_hook(partial(run.record_dequantize, name)))
-        elif type(module) in averaging_types and reference_types.get(name) is type(module):
-            handles.append(module.register_forward_hook(partial(run.record_average, name)))
-    try:
-        return converted(*inputs), run
-    finally:
-        for handle in handles:
-            handle.remove()
+def _with_quantization_sqnr(comparison, expected, unquantized, tolerances):
+    """Attach the SQNR quantization itself keeps, for comparisons below ``min_sqnr_db``."""
+    if comparison.sqnr_db >= tolerances.min_sqnr_db or unquantized.shape != expected.shape:
+        return comparison
+    if comparison.worst_sample is not None:
+        index = comparison.worst_sample
+        return replace(comparison, quantization_sqnr_db=_sqnr_db(unquantized[index], expected[index]))
+    return replace(comparison, quantization_sqnr_db=_sqnr_db(unquantized, expected))
 
 
 def _sqnr_db(signal, other) -> float:
@@ -429,9 +323,13 @@ def _sqnr_db(signal, other) -> float:
     return 10 * math.log10(power / noise) if power else -math.inf
 
 
-def _compare(expected, found, step, tolerances) -> _Comparison:
+def _compare(expected, found, step, tolerances, *, per_sample: bool = False) -> _Comparison:
     sqnr_db = _sqnr_db(expected, found)
     elements = expected.numel()
+    if per_sample and step is None and expected.dim() >= 2 and expected.shape[0] > 1:
+        by_sample = [_sqnr_db(expected[index], found[index]) for index in range(expected.shape[0])]
+        worst = min(range(len(by_sample)), key=by_sample.__getitem__)
+        return _Comparison(elements=elements, sqnr_db=by_sample[worst], step=None, worst_sample=worst)
     if step is None or not elements:
         return _Comparison(elements=elements, sqnr_db=sqnr_db, step=step)
     found = found.dequantize() if found.is_quantized else found.detach()
@@ -449,90 +347,46 @@ def _compare(expected, found, step, tolerances) -> _Comparison:
 
 @dataclass(frozen=True)
 class _Divergence:
-    """The first module boundary where the converted model leaves the reference."""
+    """The first site where the converted model leaves the reference, given the same input."""
 
-    name: str  # qualified module name
-    kind: str  # "input" or "output"
-    types: str
+    kind: str  # "input", "output" or "model output"
+    name: str  # module qualified name, or PT2E node name
+    leaf: bool
     comparison: _Comparison
     problems: list[str]
+    converted_input: object = None  # the converted module's input, for diagnoses
 
 
-def _first_divergence(model, outputs, inputs, tolerances, torch):
-    """Compare the inputs and outputs of every module both models share, in call order."""
-    reference, converted, run = outputs.reference, outputs.converted, outputs.run
-    reference_modules = dict(reference.named_modules())
-    converted_modules = dict(converted.named_modules())
-    shared = [name for name in reference_modules if name and name in converted_modules]
-    with torch.no_grad():
-        with run.averages_rounded_in(reference):
-            expected_events = _boundary_events(reference, reference_modules, shared, inputs, torch)
-        found_events = _boundary_events(converted, converted_modules, shared, inputs, torch)
-        unquantized_events = []
-        if tolerances.follows_resolution:
-            unquantized = _unquantized_copy(model, torch)
-            unquantized_modules = dict(unquantized.named_modules())
-            unquantized_events = _boundary_events(
-                unquantized, unquantized_modules, shared, inputs, torch
-            )
-
-    found_by_key = dict(_keyed(found_events))
-    unquantized_by_key = dict(_keyed(unquantized_events))
-    for key, expected in _keyed(expected_events):
-        found = found_by_key.get(key)
-        if found is None or found.shape != expected.shape:
-            continue
-        step = found.q_scale() if found.is_quantized else None
-        comparison = _compare(expected, found, step, tolerances)
-        if key in unquantized_by_key:
-            comparison = _with_quantization_sqnr(
-                comparison, expected, unquantized_by_key[key], tolerances
-            )
-        problems = comparison.violations(tolerances)
-        if problems:
-            kind, name, _ = key
-            types = (
-                f"{type(reference_modules[name]).__name__} -> "
-                f"{type(converted_modules[name]).__name__}"
-            )
-            return _Divergence(name, kind, types, comparison, problems)
+def _site_step(site):
+    if site.step is not None:
+        return site.step
+    if site.found.is_quantized and site.found.qscheme() in _per_tensor_schemes():
+        return site.found.q_scale()
     return None
 
 
-def _keyed(events):
-    """((kind, name, call number), tensor) for each event."""
-    calls = {}
-    for kind, name, tensor in events:
-        calls[kind, name] = calls.get((kind, name), -1) + 1
-        yield (kind, name, calls[kind, name]), tensor
+def _per_tensor_schemes():
+    torch = require_torch()
+    return (torch.per_tensor_affine, torch.per_tensor_symmetric)
 
 
-def _boundary_events(model, modules, names, inputs, torch):
-    """(kind, name, tensor): each named module's first tensor input and its output, in order."""
-    events = []
+def _first_divergence(twins: Twins, inputs, run, tolerances, torch) -> _Divergence | None:
+    """The first site, in reference call order, that diverges with upstream forced equal."""
+    sites = twins.isolated(inputs, run)
+    inputs_by_key = {(site.name, site.call): site.found for site in sites if site.kind == "input"}
+    for site in sites:
+        comparison = _compare(site.expected, site.found, _site_step(site), tolerances,
+                              per_sample=twins.kind != PREPARED)
+        problems = comparison.isolated_violations(tolerances)
+        if problems:
+            return _Divergence(
+                site.kind, site.name, site.leaf, comparison, problems,
+                inputs_by_key.get((site.name, site.call)),
+            )
+    return None
 
-    def usable(value):
-        return isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_quantized)
 
-    def on_input(name, module, args):
-        tensor = next((arg for arg in args if isinstance(arg, torch.Tensor)), None)
-        if usable(tensor):
-            events.append(("input", name, tensor))
-
-    def on_output(name, module, args, output):
-        if usable(output):
-            events.append(("output", name, output))
-
-    handles = []
-    for name in names:
-        handles.append(modules[name].register_forward_pre_hook(partial(on_input, name)))
-        handles.append(modules[name].register_forward_hook(partial(on_output, name)))
-    try:
-        model(*inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return events
+# -- messages ---------------------------------------------------------------------------
 
 
 def _display_name(name: str) -> str:
@@ -541,9 +395,28 @@ def _display_name(name: str) -> str:
     return name[: -len(suffix)] if name.endswith(suffix) else name
 
 
-def _divergence_message(failures, divergence, disabled_fake_quants, model, torch) -> str:
+def _types(twins: Twins, name: str) -> str:
+    reference = dict(twins.reference.named_modules())
+    converted = dict(twins.converted.named_modules())
+    if name not in reference or name not in converted:
+        return ""
+    found = converted[name]
+    found_name = found._get_name() if twins.kind != PREPARED else type(found).__name__
+    return f"{type(reference[name]).__name__} -> {found_name}"
+
+
+def _node_description(twins: Twins, name: str) -> str:
+    from qlint.runtime._flow import node_text
+
+    node = next((node for node in twins.reference.graph.nodes if node.name == name), None)
+    return node_text(node) if node is not None else f"node `{name}`"
+
+
+def _divergence_message(failures, divergence, disabled_fake_quants, twins: Twins, torch) -> str:
+    convert = convert_name(twins.flow) if twins.kind != DYNAMIC else "dynamic quantization"
+    reference = "its float twin" if twins.kind == DYNAMIC else "the prepared (fake-quant) model"
     lines = [
-        "the converted model diverges from the prepared (fake-quant) model "
+        f"the converted model ({convert}) diverges from {reference} "
         f"(quantized engine {torch.backends.quantized.engine}):"
     ]
     for where, comparison, problems, step_source in failures:
@@ -551,31 +424,37 @@ def _divergence_message(failures, divergence, disabled_fake_quants, model, torch
         lines.append(f"    measured: {comparison.summary()} ({step_source})")
     if divergence is None:
         lines.append(
-            "no module input or output diverges by itself: the difference builds up over "
-            "several modules; loosen max_steps=, max_outlier_share= or min_sqnr_db= if expected"
+            "no module (or code between modules) diverges given the same input in both "
+            "models: the difference is rounding that builds up over several modules; "
+            "min_sqnr_db= is a fixed bar here, leave it at None to judge that as rounding, "
+            "or loosen max_steps=, max_outlier_share="
         )
-    elif divergence.kind == "output":
-        name = _display_name(divergence.name)
+    elif twins.flow == PT2E and twins.kind != DYNAMIC and divergence.kind == "output":
         lines.append(
-            f"first divergence: the output of `{name}` ({divergence.types}): "
-            f"{'; '.join(divergence.problems)}"
+            f"first divergence: the output of {_node_description(twins, divergence.name)}, "
+            f"given the same inputs in both models: {'; '.join(divergence.problems)}"
         )
         lines.append(f"    measured: {divergence.comparison.summary()}")
         lines.append(
-            f"how to fix: `{name}` computes differently once converted. Check that its "
-            "fake-quant is enabled and calibrated (a fake-quant switched off trains and "
-            "evaluates without quantization there, while convert quantizes it with whatever "
-            "qparams it holds), and that the module is not called at two places with "
-            "different inputs."
+            "how to fix: this operator computes differently once converted; check that the "
+            "fake-quants around it are enabled and calibrated (quant_state(model))."
         )
+    elif divergence.kind == "model output":
+        lines.append(
+            "first divergence: code after the last module of the model's forward, while "
+            f"every module agrees: {'; '.join(divergence.problems)}"
+        )
+        lines.append(f"    measured: {divergence.comparison.summary()}")
+    elif divergence.kind == "output":
+        lines.extend(_output_divergence_lines(divergence, twins, torch))
     else:
         name = _display_name(divergence.name)
         owner = parent_name(divergence.name)
-        owner_type = type(model.get_submodule(owner)).__name__
+        owner_type = type(twins.model.get_submodule(owner)).__name__
         owner_text = f"{owner_type}.forward (`{owner}`)" if owner else f"{owner_type}.forward"
         lines.append(
-            f"first divergence: the input of `{name}` ({divergence.types}), while every module "
-            f"output before it agrees: {'; '.join(divergence.problems)}"
+            f"first divergence: the input of `{name}` ({_types(twins, divergence.name)}), while "
+            f"every module output before it agrees: {'; '.join(divergence.problems)}"
         )
         lines.append(f"    measured: {divergence.comparison.summary()}")
         lines.append(
@@ -588,24 +467,207 @@ def _divergence_message(failures, divergence, disabled_fake_quants, model, torch
     if disabled_fake_quants:
         lines.append(
             "fake quantization is switched off in: "
-            + ", ".join(f"`{name}`" for name in disabled_fake_quants)
+            + ", ".join(f"`{name}`" for name in disabled_fake_quants[:_NAMES_SHOWN])
+            + (" ..." if len(disabled_fake_quants) > _NAMES_SHOWN else "")
             + " (the prepared model skips quantization there, the converted model does not)"
         )
     return "\n".join(lines)
 
 
-def _crash_message(converted, inputs, error, torch) -> str:
+def _output_divergence_lines(divergence: _Divergence, twins: Twins, torch) -> list[str]:
+    name = _display_name(divergence.name)
+    types = _types(twins, divergence.name)
+    lines = [
+        f"first divergence: the output of `{name}`" + (f" ({types})" if types else "")
+        + f", given the same input in both models: {'; '.join(divergence.problems)}",
+        f"    measured: {divergence.comparison.summary()}",
+    ]
+    if twins.kind != PREPARED:
+        return lines + _dynamic_range_lines(divergence, name)
+    saturation = _int16_saturation(divergence, twins, torch)
+    if saturation:
+        return lines + saturation
+    if not divergence.leaf:
+        owner_type = type(twins.model.get_submodule(divergence.name)).__name__
+        lines.append(
+            f"how to fix: its submodules agree, so the difference comes from code in "
+            f"{owner_type}.forward (`{name}`) that runs between them: an operation on quantized "
+            "tensors that the fake-quant model does not quantize (torch.cat/torch.stack "
+            "requantize every input to the first one's scale: use FloatFunctional.cat)."
+        )
+        return lines
+    lines.append(
+        f"how to fix: `{name}` computes differently once converted. Check that its "
+        "fake-quant is enabled and calibrated (a fake-quant switched off trains and "
+        "evaluates without quantization there, while convert quantizes it with whatever "
+        "qparams it holds), and that the module is not called at two places with "
+        "different inputs."
+    )
+    return lines
+
+
+def _dynamic_range_lines(divergence: _Divergence, name: str) -> list[str]:
+    """Dynamic quantization: one step for the whole input tensor, set by its largest value."""
+    lines = []
+    sample = divergence.comparison.worst_sample
+    tensor = divergence.converted_input
+    if sample is not None and tensor is not None and tensor.dim() >= 2 and tensor.is_floating_point():
+        ranges = tensor.detach().abs().flatten(1).amax(1)
+        loudest = int(ranges.argmax())
+        lines.append(
+            f"why: dynamic quantization quantizes the input of `{name}` per tensor, with one "
+            f"step for the whole batch: sample {sample} reaches {float(ranges[sample]):.3g}, "
+            f"sample {loudest} reaches {float(ranges[loudest]):.3g}, so sample {sample} gets "
+            "few quantization steps."
+        )
+    lines.append(
+        f"how to fix: keep `{name}` float (leave its type out of qconfig_spec, or give it "
+        "qconfig None), bring its input to a common range (normalization, no padding values "
+        "far outside the data), or batch such inputs apart."
+    )
+    return lines
+
+
+def _int16_saturation(divergence: _Divergence, twins: Twins, torch) -> list[str]:
+    """x86/fbgemm with reduce_range: inputs above 127 overflow int16 pair sums (no VNNI)."""
+    quantized_input = divergence.converted_input
+    if (
+        torch.backends.quantized.engine not in ("x86", "fbgemm")
+        or quantized_input is None
+        or not getattr(quantized_input, "is_quantized", False)
+        or quantized_input.dtype != torch.quint8
+    ):
+        return []
+    reduce_range = any(
+        getattr(point.module, "quant_max", None) == 127
+        and getattr(point.module, "dtype", None) == torch.quint8
+        for point in quant_points(twins.model)
+    )
+    share = float((quantized_input.int_repr() > 127).double().mean())
+    if not reduce_range or share == 0:
+        return []
+    capability = torch.backends.cpu.get_cpu_capability()
+    return [
+        f"why: {share:.1%} of its quantized input values are above 127, the top of the 7-bit "
+        "range the x86 qconfig (reduce_range) calibrates activations for: they lie beyond the "
+        "calibrated range, where the fake-quant model clips them at 127. The x86 (fbgemm) "
+        "kernels sum pairs of u8 x s8 products in int16 on CPUs without VNNI (this one: "
+        f"{capability}), which saturates for inputs above 127, so the converted layer "
+        "computes wrong values there.",
+        "how to fix: calibrate activation ranges on the activations the deployed model sees. "
+        "Observers that saw only training-mode activations (BatchNorm with batch statistics) "
+        "miss the eval-mode ones while BatchNorm's running statistics still differ (few QAT "
+        "steps): freeze BN statistics (torch.ao.nn.intrinsic.qat.freeze_bn_stats) and keep "
+        "observers on for enough steps after, or recalibrate the observers in eval mode "
+        "before convert. assert_calibrated and quant_state show the ranges.",
+    ]
+
+
+def _crash_message(twins: Twins, inputs, error, torch) -> str:
+    if twins.flow != EAGER and twins.kind != DYNAMIC:
+        return _graph_crash_message(twins, inputs, error, torch)
+    converted = twins.converted
     name, module_type = _module_that_raised(converted, inputs, torch)
     where = f"`{name}` ({module_type}.forward)" if name else f"{module_type}.forward (the model)"
     frame = _last_frame_outside_torch(error, torch)
     at = f" at {frame.filename}:{frame.lineno} `{frame.line}`" if frame is not None else ""
-    first_line = (str(error).strip().splitlines() or [""])[0]
+    first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
     first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
+    module = converted.get_submodule(name)
     return (
         f"the converted model crashed in {where}{at}: {type(error).__name__}: {first_sentence}\n"
-        "expected the converted copy (torch.ao.quantization.convert) to run on the example "
+        f"expected the converted copy ({convert_name(twins.flow)}) to run on the example "
         "inputs like the prepared model does\n"
-        "how to fix: quantized tensors support few operations. Write tensor arithmetic "
+        f"how to fix: {_crash_fix(name, module, first_line, twins)}"
+    )
+
+
+def _fail_if_the_prepared_model_raises(twins: Twins, inputs, torch) -> None:
+    """A converted copy that raises says nothing when the prepared model raises too."""
+    __tracebackhide__ = True
+    try:
+        with torch.no_grad():
+            twins.reference(*inputs)
+    except Exception as error:  # noqa: BLE001 - the model's own failure, reported as such
+        first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
+        raise AssertionError(
+            f"assert_parity: the prepared {type(twins.model).__name__} itself raises on the "
+            f"example inputs ({type(error).__name__}: {first_line[:_ERROR_TEXT_LIMIT]}); expected "
+            "example inputs the model runs on, as a tensor or a tuple of positional inputs."
+        ) from error
+
+
+def _graph_crash_message(twins: Twins, inputs, error, torch) -> str:
+    """A converted GraphModule crashed: name the node that raised, and how to keep its
+    operator float."""
+    from qlint.runtime._flow import module_path
+
+    node = _node_that_raised(twins.converted, inputs, torch)
+    first_line = (without_tensors(str(error)).strip().splitlines() or [""])[0]
+    first_sentence = first_line.split(". ")[0][:_ERROR_TEXT_LIMIT]
+    if node is None:
+        where, target = "GraphModule.forward", "the operator"
+    else:
+        target = _op_text(node, torch)
+        path = module_path(node)
+        where = f"node `{node.name}` ({target}" + (f", from `{path}`" if path else "") + ")"
+    return (
+        f"the converted model crashed at {where}: {type(error).__name__}: {first_sentence}\n"
+        f"expected the converted copy ({convert_name(twins.flow)}) to run on the example "
+        "inputs like the prepared model does\n"
+        f"how to fix: {convert_name(twins.flow)} quantized {target} here and its quantized "
+        "kernel cannot run this input; keep that operator float: "
+        f"qconfig_mapping.set_object_type({target}, None) (or set_module_name for the module "
+        "it belongs to) before prepare."
+    )
+
+
+def _op_text(node, torch) -> str:
+    """``torch.mean``, ``Tensor.mean``, ``operator.add``: the operator as code names it."""
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    name = getattr(node.target, "__name__", str(node.target))
+    if getattr(torch, name, None) is node.target:
+        return f"torch.{name}"
+    module = getattr(node.target, "__module__", None)
+    if module == "_operator":
+        return f"operator.{name}"
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+def _node_that_raised(converted, inputs, torch):
+    """Run ``converted`` again node by node: the node running when it raises."""
+    current = []
+
+    class Tracker(torch.fx.Interpreter):
+        def run_node(self, node):
+            current[:] = [node]
+            return super().run_node(node)
+
+    try:
+        with torch.no_grad():
+            Tracker(converted).run(*inputs)
+    except Exception:  # noqa: BLE001, S110 - the same crash again, now with the node
+        pass
+    return current[0] if current else None
+
+
+def _crash_fix(name: str, module, error_text: str, twins: Twins) -> str:
+    """Tell a module left without qconfig from a raw op on quantized tensors."""
+    if name and isinstance(module, swappable_float_types()) and not is_quantized_module(module):
+        return (
+            f"`{name}` ({type(module).__name__}) stayed float: no qconfig reached it (its own "
+            "or its parents' is None or missing), yet it receives a quantized tensor. Give it "
+            "a qconfig (or its parent), or keep it float on purpose with a DeQuantStub before "
+            "it and a QuantStub after it."
+        )
+    if name and is_quantized_module(module) and "'CPU' backend" in error_text:
+        return (
+            f"`{name}` ({type(module).__name__}) is quantized but receives a float tensor: a "
+            "QuantStub is missing before it (or a DeQuantStub runs too early)."
+        )
+    return (
+        "quantized tensors support few operations. Write tensor arithmetic "
         "(+, *, torch.add, torch.cat) with a torch.ao.nn.quantized.FloatFunctional created in "
         "__init__ (self.add = FloatFunctional(); self.add.add(a, b)). A float tensor or "
         "parameter cannot meet a quantized activation: dequantize first (DeQuantStub), compute "
@@ -642,9 +704,10 @@ def _module_that_raised(converted, inputs, torch) -> tuple[str, str]:
 
 def _last_frame_outside_torch(error, torch):
     torch_dir = os.path.dirname(torch.__file__) + os.sep
+    here = os.path.dirname(__file__) + os.sep
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if not frame.filename.startswith(torch_dir) and frame.filename != __file__
+        if not frame.filename.startswith(torch_dir) and not frame.filename.startswith(here)
     ]
     return frames[-1] if frames else None

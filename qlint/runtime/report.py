@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlint.runtime._modules import as_args, eval_copy, tensors_in
+from qlint.runtime._machinery import is_fake_quant
+from qlint.runtime._modules import as_args, tensors_in
 from qlint.runtime._torch import require_torch
 from qlint.runtime.sensitivity import (
     Layer,
@@ -44,7 +44,6 @@ from qlint.runtime.sensitivity import (
     enumerate_layers,
     flow_name,
     histogram,
-    is_fake_quant,
     quant_modules,
     sqnr_db,
     sweep,
@@ -244,28 +243,12 @@ def _flow_of(model) -> str:
 def _converted_copy(model):
     """The flow's convert of an eval copy (``convert``, ``convert_fx``, ``convert_pt2e``);
     (None, the error text) if it fails."""
-    torch = require_torch()
-    try:
-        from qlint.runtime._twins import ConvertFailed, converted_copy, kind_of
-    except ImportError:  # before issue 9's flow layer: eager and FX
-        ConvertFailed = converted_copy = kind_of = None  # noqa: N806
-    if converted_copy is not None:
-        try:
-            return converted_copy(model, kind_of(model)), None
-        except ConvertFailed as error:
-            return None, str(error)
-    copied = eval_copy(model)
-    try:
-        with warnings.catch_warnings():  # never-run observers: their rows tell
-            warnings.simplefilter("ignore", UserWarning)
-            if isinstance(copied, torch.fx.GraphModule):
-                from torch.ao.quantization.quantize_fx import convert_fx
+    from qlint.runtime._twins import ConvertFailed, converted_copy, kind_of
 
-                return convert_fx(copied), None
-            return torch.ao.quantization.convert(copied, inplace=True), None
-    except Exception as error:  # noqa: BLE001 - reported in the notes, the report goes on
-        first = (str(error).strip().splitlines() or [""])[0][:300]
-        return None, f"{type(error).__name__}: {first}"
+    try:
+        return converted_copy(model, kind_of(model)), None
+    except ConvertFailed as error:
+        return None, str(error)
 
 
 def _converted_layer_outputs(converted, layers, inputs):

@@ -35,29 +35,14 @@ from typing import Any
 from qlint.runtime._modules import eval_copy, parent_name, tensors_in
 from qlint.runtime._torch import require_torch
 
-# The runtime's recognition of quantization modules and its convert mechanism move into
-# qlint.runtime._flow / _twins with issue 9 (torchao's observers and fake-quants, PT2E).
-# Until that lands, main's eager helpers serve; the report recognizes nothing itself.
-try:
-    from qlint.runtime._flow import quant_points as _quant_points
-    from qlint.runtime._machinery import is_fake_quant
-    from qlint.runtime._twins import _dtype_range, _quantize_weights_as_converted
-except ImportError:  # before issue 9's flow layer
-    from qlint.runtime._modules import iter_quant_modules as _iter_quant_modules
-    from qlint.runtime.parity import _dtype_range, _quantize_weights_as_converted
-
-    _quant_points = None
-
-    def is_fake_quant(module) -> bool:
-        """A torch.ao fake-quant module."""
-        return isinstance(module, require_torch().ao.quantization.FakeQuantizeBase)
+from qlint.runtime._flow import PT2E, flow_of
+from qlint.runtime._flow import quant_points as _quant_points
+from qlint.runtime._twins import _dtype_range, _quantize_weights_as_converted
 
 
 def quant_modules(model) -> list[tuple[str, Any]]:
     """(name, module) of each fake-quant module and each observer not inside one."""
-    if _quant_points is not None:
-        return [(point.name, point.module) for point in _quant_points(model)]
-    return list(_iter_quant_modules(model))
+    return [(point.name, point.module) for point in _quant_points(model)]
 
 _WEIGHT_POINT = "weight_fake_quant"
 _OUTPUT_POINT = "activation_post_process"
@@ -229,11 +214,8 @@ def enumerate_layers(model) -> list[Layer]:
     """The quantized layers of a prepared model (eager, FX; PT2E with the flow layer), in
     module/graph order."""
     torch = require_torch()
-    if _quant_points is not None:
-        from qlint.runtime._flow import PT2E, flow_of
-
-        if flow_of(model) == PT2E:
-            return _pt2e_layers(model, _quant_points(model))
+    if flow_of(model) == PT2E:
+        return _pt2e_layers(model, _quant_points(model))
     points = quant_modules(model)
     if isinstance(model, torch.fx.GraphModule):
         return _fx_layers(model, points)
@@ -242,12 +224,7 @@ def enumerate_layers(model) -> list[Layer]:
 
 def flow_name(model) -> str:
     """``eager``, ``fx`` or ``pt2e``."""
-    torch = require_torch()
-    if _quant_points is not None:
-        from qlint.runtime._flow import flow_of
-
-        return flow_of(model)
-    return "fx" if isinstance(model, torch.fx.GraphModule) else "eager"
+    return flow_of(model)
 
 
 @dataclass

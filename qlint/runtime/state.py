@@ -1,14 +1,10 @@
-"""Observer / fake-quant / qparam-learning state of a prepared model.
+"""Observer / fake-quant / qparam-learning state of a prepared model, and a toggle.
 
-Each class keeps its switches in its own buffers, read here by isinstance, most
-specific class first (user subclasses included):
-- ``_LearnableFakeQuantize``: ``static_enabled`` is its observer switch (its inherited
-  ``observer_enabled`` buffer is never read by its forward), ``fake_quant_enabled``,
-  ``learning_enabled``.
-- other ``FakeQuantizeBase`` (``FakeQuantize``, ``FusedMovingAvgObsFakeQuantize``,
-  ``FixedQParamsFakeQuantize``): ``observer_enabled``, ``fake_quant_enabled``.
-- plain observers (``ObserverBase``, from PTQ ``prepare``): always observe, no fake-quant.
-Observers inside a fake-quant module follow their owner's flags and get no row.
+Works on torch.ao's modules (eager, FX) and torchao's (PT2E), user subclasses included;
+each module's switches are read from its own buffers (``_machinery``).  Observers inside a
+fake-quant module follow their owner's switches and get no row.  ``set_quant_state`` sets
+the switches on both families alike: torch.ao's ``disable_fake_quant``/``disable_observer``
+do nothing to torchao's modules, and torchao's do nothing to torch.ao's.
 """
 
 from __future__ import annotations
@@ -17,7 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qlint.runtime._modules import iter_quant_modules
+from qlint.runtime._flow import QuantPoint, quant_points
+from qlint.runtime._machinery import (
+    FAKE_QUANT_SWITCH,
+    family,
+    flag,
+    is_fake_quant,
+    learnable_qparams,
+    learning_switch,
+    observer_switch,
+    set_flag,
+)
 from qlint.runtime._torch import require_torch
 
 if TYPE_CHECKING:
@@ -31,7 +37,8 @@ class QuantStateRow:
 
     ``observer_switch`` names the buffer that turns observation on (None for a plain
     observer, which has none); ``fake_quant`` is None for a plain observer and
-    ``learning`` is None for modules that cannot learn qparams.
+    ``learning`` is None for modules that cannot learn qparams.  ``where`` says what the
+    module quantizes; ``node`` is the graph node that calls it (FX, PT2E).
     """
 
     name: str
@@ -41,6 +48,8 @@ class QuantStateRow:
     fake_quant: bool | None
     learning: bool | None
     qparams: str
+    where: str = ""
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class QuantState:
         return len(self.rows)
 
     def __str__(self) -> str:
-        header = ("module", "class", "observer", "fake_quant", "learning", "qparams")
+        header = ("module", "class", "observer", "fake_quant", "learning", "qparams", "where")
         lines = [header] + [
             (
                 row.name,
@@ -65,6 +74,7 @@ class QuantState:
                 _on_off(row.fake_quant),
                 _on_off(row.learning),
                 row.qparams,
+                row.where,
             )
             for row in self.rows
         ]
@@ -75,12 +85,8 @@ class QuantState:
         )
 
 
-def _on_off(flag: bool | None) -> str:
-    return "-" if flag is None else ("on" if flag else "off")
-
-
-def _flag(buffer: torch.Tensor) -> bool:
-    return bool(buffer.reshape(-1)[0].item())
+def _on_off(value: bool | None) -> str:
+    return "-" if value is None else ("on" if value else "off")
 
 
 def _values(label: str, tensor: torch.Tensor) -> str:
@@ -106,57 +112,98 @@ def _qparams(module: nn.Module) -> str:
     return "-"
 
 
-def _row(name: str, module: nn.Module) -> QuantStateRow:
-    require_torch()
-    from torch.ao.quantization import FakeQuantizeBase
-    from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
-
-    kind = type(module).__name__
-    if isinstance(module, _LearnableFakeQuantize):
-        return QuantStateRow(
-            name,
-            kind,
-            observer=_flag(module.static_enabled),
-            observer_switch="static_enabled",
-            fake_quant=_flag(module.fake_quant_enabled),
-            learning=_flag(module.learning_enabled),
-            qparams=_qparams(module),
-        )
-    if isinstance(module, FakeQuantizeBase):
-        return QuantStateRow(
-            name,
-            kind,
-            observer=_flag(module.observer_enabled),
-            observer_switch="observer_enabled",
-            fake_quant=_flag(module.fake_quant_enabled),
-            learning=None,
-            qparams=_qparams(module),
-        )
-    return QuantStateRow(name, kind, True, None, None, None, _qparams(module))
+def _row(point: QuantPoint) -> QuantStateRow:
+    module = point.module
+    switch = observer_switch(module)
+    learning = learning_switch(module)
+    return QuantStateRow(
+        point.name,
+        type(module).__name__,
+        observer=flag(module, switch) if switch else True,
+        observer_switch=switch,
+        fake_quant=flag(module, FAKE_QUANT_SWITCH) if is_fake_quant(module) else None,
+        learning=flag(module, learning) if learning else None,
+        qparams=_qparams(module),
+        where=point.where,
+        node=point.node,
+    )
 
 
 def quant_state(model: nn.Module) -> QuantState:
     """The state of every fake-quant module and plain observer in ``model``, in order."""
     require_torch()
-    return QuantState(tuple(_row(name, module) for name, module in iter_quant_modules(model)))
+    return QuantState(tuple(_row(point) for point in quant_points(model)))
+
+
+def set_quant_state(
+    model: nn.Module,
+    *,
+    observers: bool | None = None,
+    fake_quant: bool | None = None,
+    qparam_learning: bool | None = None,
+) -> None:
+    """Switch observation, fake quantization and qparam learning on or off in ``model``.
+
+    The same switches ``assert_quant_state`` reads, on torch.ao's and torchao's modules
+    alike (eager, FX, PT2E); ``None`` leaves a setting as it is.  Learning also sets
+    ``requires_grad`` of the learnable ``scale``/``zero_point``, as the modules' own
+    toggles do.  Raises ValueError when no module has the switch asked for (plain observers
+    from ``prepare``/``prepare_pt2e`` always observe and have none).
+    """
+    require_torch()
+    points = quant_points(model)
+    settings = [
+        ("observers", observers, observer_switch),
+        ("fake_quant", fake_quant, lambda m: FAKE_QUANT_SWITCH if is_fake_quant(m) else None),
+        ("qparam_learning", qparam_learning, learning_switch),
+    ]
+    if all(value is None for _, value, _ in settings):
+        raise TypeError("set_quant_state needs at least one of observers=, fake_quant=, qparam_learning=")
+    for setting, value, switch_of in settings:
+        if value is None:
+            continue
+        switched = [(point.module, switch_of(point.module)) for point in points]
+        switched = [(module, switch) for module, switch in switched if switch]
+        if not switched:
+            raise ValueError(
+                f"set_quant_state: no module of {type(model).__name__} has a {setting} switch "
+                f"({len(points)} observers/fake-quants; plain observers always observe)"
+            )
+        for module, switch in switched:
+            set_flag(module, switch, value)
+            if setting == "qparam_learning":
+                for _, parameter in learnable_qparams(module):
+                    if parameter is not None:
+                        parameter.requires_grad_(value)
 
 
 _TABLE_ROWS_IN_MESSAGE = 30
 
-_FIXES = {
-    ("observers", True): "model.apply(torch.ao.quantization.enable_observer)",
-    ("observers", False): "model.apply(torch.ao.quantization.disable_observer)",
-    ("fake_quant", True): "model.apply(torch.ao.quantization.enable_fake_quant)",
-    ("fake_quant", False): "model.apply(torch.ao.quantization.disable_fake_quant)",
-    ("qparam_learning", True): (
-        "call enable_param_learning() (learning on, static observation off) or "
-        "toggle_qparam_learning(True) on every _LearnableFakeQuantize"
-    ),
-    ("qparam_learning", False): (
-        "call toggle_qparam_learning(False) (or enable_static_estimate()) on every "
-        "_LearnableFakeQuantize"
-    ),
+_TOGGLES = {
+    "observers": ("disable_observer", "enable_observer"),
+    "fake_quant": ("disable_fake_quant", "enable_fake_quant"),
 }
+
+
+def _fix(setting: str, expected: bool, families: set[str]) -> str:
+    """The toggle that puts every module of the model's families in the expected state."""
+    ours = f"qlint.runtime.set_quant_state(model, {setting}={expected})"
+    if setting == "qparam_learning":
+        theirs = {
+            "torch.ao": (
+                "enable_param_learning() (learning on, static observation off) on every "
+                "_LearnableFakeQuantize" if expected else
+                "toggle_qparam_learning(False) (or enable_static_estimate()) on every "
+                "_LearnableFakeQuantize"
+            ),
+            "torchao": "model.apply(torchao.quantization.pt2e."
+            + ("enable_range_learning)" if expected else "disable_range_learning)"),
+        }
+        return f"{ours} (either family), or " + " and ".join(theirs[name] for name in sorted(families))
+    toggle = _TOGGLES[setting][expected]
+    libraries = {"torch.ao": "torch.ao.quantization", "torchao": "torchao.quantization.pt2e"}
+    theirs = " and ".join(f"model.apply({libraries[name]}.{toggle})" for name in sorted(families))
+    return f"{ours} (either family), or {theirs}"
 
 
 def _mismatch(row: QuantStateRow, setting: str, expected: bool) -> str | None:
@@ -176,6 +223,10 @@ def _mismatch(row: QuantStateRow, setting: str, expected: bool) -> str | None:
     return f"learning_enabled={int(row.learning)}"
 
 
+def _described(row: QuantStateRow) -> str:
+    return f"`{row.name}` ({row.kind}" + (f", {row.where}" if row.node else "") + ")"
+
+
 def assert_quant_state(
     model: nn.Module,
     *,
@@ -187,8 +238,9 @@ def assert_quant_state(
 
     ``None`` leaves a setting unchecked; at least one must be given.  ``observers``
     applies to every row (plain PTQ observers always observe), ``fake_quant`` to
-    fake-quant modules, ``qparam_learning`` to ``_LearnableFakeQuantize`` modules.
-    Asking for a setting to be on when no module has that switch fails.
+    fake-quant modules, ``qparam_learning`` to learnable fake-quants (torch.ao's
+    ``_LearnableFakeQuantize``, torchao's ``LearnableFakeQuantize``).  Works on eager, FX and
+    PT2E models.  Asking for a setting to be on when no module has that switch fails.
     """
     __tracebackhide__ = True
     require_torch()
@@ -206,13 +258,16 @@ def assert_quant_state(
             "assert_quant_state needs at least one of observers=, fake_quant=, qparam_learning="
         )
     stated = ", ".join(f"{setting} {_on_off(value)}" for setting, value in wanted.items())
-    state = quant_state(model)
+    points = quant_points(model)
+    state = QuantState(tuple(_row(point) for point in points))
     if not state.rows:
         raise AssertionError(
             f"assert_quant_state: expected {stated}; found no observer or fake-quant module in "
             f"{type(model).__name__}: it is not prepared (or already converted).\n"
-            "  fix: run torch.ao.quantization.prepare / prepare_qat before this check."
+            "  fix: run this check between prepare (prepare/prepare_qat, prepare_fx/"
+            "prepare_qat_fx, prepare_pt2e/prepare_qat_pt2e) and convert."
         )
+    families = {family(point.module) for point in points}
     problems = []
     for setting, expected in wanted.items():
         switchable = [
@@ -228,9 +283,11 @@ def assert_quant_state(
                 f"{setting} (expected on): none of the {len(state.rows)} quant modules has "
                 f"that switch (classes: {', '.join(kinds)}).\n    fix: "
                 + (
-                    "prepare_qat with a QAT qconfig (fake-quant modules)."
+                    "prepare for QAT (prepare_qat with a QAT qconfig, prepare_qat_fx, "
+                    "prepare_qat_pt2e with an is_qat quantization config): fake-quant modules."
                     if setting == "fake_quant"
-                    else "use a QConfig built on _LearnableFakeQuantize."
+                    else "use a learnable fake-quant (torch.ao's _LearnableFakeQuantize, "
+                    "torchao's LearnableFakeQuantize) in the qconfig/quantization spec."
                 )
             )
             continue
@@ -241,15 +298,13 @@ def assert_quant_state(
         ]
         if not offenders:
             continue
-        listed = "\n".join(
-            f"      `{row.name}` ({row.kind}): {reason}" for row, reason in offenders
-        )
+        listed = "\n".join(f"      {_described(row)}: {reason}" for row, reason in offenders)
         plain = sum(row.observer_switch is None for row, _ in offenders)
-        fixes = [] if plain == len(offenders) else [_FIXES[(setting, expected)]]
+        fixes = [] if plain == len(offenders) else [_fix(setting, expected, families)]
         if plain:
             fixes.append(
                 "plain observers from prepare() cannot be switched off: convert() the "
-                "model, or prepare_qat with a QAT qconfig"
+                "model, or prepare for QAT (fake-quant modules have switches)"
             )
         verb = "is" if len(offenders) == 1 else "are"
         problems.append(

@@ -166,7 +166,7 @@ def test_marker_tolerance_decides_a_real_parity_check(pytester):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E * the converted model diverges from the prepared (fake-quant) model (quantized engine x86):",
+            "E * the converted model (torch.ao.quantization.convert) diverges from the prepared (fake-quant) model (quantized engine x86):",
             "E *  output: SQNR * dB (required 80 dB or more)*",
         ]
     )

@@ -145,5 +145,5 @@ def test_observers_with_nothing_to_calibrate_are_skipped():
 
 def test_converted_model_has_nothing_to_check(prepared):
     calibrated(prepared, example_input())
-    with pytest.raises(AssertionError, match="not prepared \\(or already converted\\)"):
+    with pytest.raises(AssertionError, match="the model is already converted"):
         assert_calibrated(converted(prepared))

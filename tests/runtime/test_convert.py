@@ -22,7 +22,7 @@ from torch.ao.quantization.quantization_mappings import (  # noqa: E402
     get_default_static_quant_module_mappings,
 )
 
-from qlint.runtime import assert_converted  # noqa: E402
+from qlint.runtime import assert_converted, quant_state  # noqa: E402
 
 pytestmark = QUANT_WARNINGS
 
@@ -128,6 +128,57 @@ def test_qat_module_left_by_a_partial_mapping_is_reported():
 def test_prepared_but_not_converted_model_fails():
     prepared = _calibrated_ptq(ConvBnReluNet(), example_input())
     before = snapshot(prepared)
-    with pytest.raises(AssertionError, match="found none among its .* modules: convert\\(\\) has not run"):
+    with pytest.raises(AssertionError) as failure:
         assert_converted(prepared)
+    message = str(failure.value)
+    count = len(quant_state(prepared))
+    assert f"{count} observers/fake-quants still in the model: convert has not run on it" in message
+    assert "`conv1.activation_post_process` (MinMaxObserver)" in message
+    assert "model = torch.ao.quantization.convert(model)" in message
     assert_unchanged(prepared, before)
+
+
+def test_float_model_fails_with_how_to_convert():
+    with pytest.raises(AssertionError, match="found none among its .* modules: convert has not run"):
+        assert_converted(ConvBnReluNet().eval())
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision's quantizable MobileNetV3 block: a Hardsigmoid convert does not swap."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.scale_activation = nn.Hardsigmoid()
+        self.skip_mul = nn.quantized.FloatFunctional()
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = self.conv(self.quant(x))
+        return self.dequant(self.skip_mul.mul(self.scale_activation(x), x))
+
+
+@pytest.mark.parametrize("qat", [False, True], ids=["ptq", "qat"])
+def test_fixed_qparams_left_by_remove_qconfig_false(qat):
+    """convert(remove_qconfig=False) leaves Hardsigmoid's fixed-qparams observer or
+    fake-quant attached; the observer is harmless, the fake-quant makes the model raise."""
+    model = SqueezeExcitation().train(qat)
+    model.qconfig = (tq.get_default_qat_qconfig if qat else tq.get_default_qconfig)("x86")
+    prepared = calibrated((tq.prepare_qat if qat else tq.prepare)(model), example_input())
+    kept = converted(prepared, remove_qconfig=False)
+    assert_converted(converted(prepared))
+    if not qat:
+        assert_converted(kept)
+        return
+    with pytest.raises(NotImplementedError, match="QuantizedCPU"):
+        kept(example_input())
+    with pytest.raises(AssertionError) as failure:
+        assert_converted(kept)
+    message = str(failure.value)
+    assert "1 fake-quant(s) left in the converted model" in message
+    assert "`scale_activation.activation_post_process` (FixedQParamsFakeQuantize)" in message
+    from torch.ao.quantization.quantize import _remove_activation_post_process
+
+    kept.apply(_remove_activation_post_process)
+    assert_converted(kept)

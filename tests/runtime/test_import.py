@@ -39,3 +39,38 @@ def test_runtime_imports_without_torch_and_names_the_extra():
         line.endswith("torch-qlint's runtime checks need torch: pip install 'torch-qlint[torch]'")
         for line in lines
     ), result.stdout
+
+
+WITHOUT_TORCHAO = """
+import sys
+
+
+class BlockTorchao:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchao" or name.startswith("torchao."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, BlockTorchao())
+import torch
+from torch import nn
+import qlint.runtime as runtime
+from qlint.runtime._torch import require_torchao_pt2e
+
+model = torch.ao.quantization.prepare(nn.Sequential(nn.Linear(2, 2)).eval())
+runtime.quant_state(model)  # torch.ao models need no torchao
+try:
+    require_torchao_pt2e()
+except ModuleNotFoundError as error:
+    print(error)
+assert not any(name.startswith("torchao") for name in sys.modules)
+"""
+
+
+def test_torchao_is_optional_and_its_absence_names_the_extra():
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", WITHOUT_TORCHAO],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("pip install 'torch-qlint[torchao]'"), result.stdout

@@ -41,7 +41,7 @@ def test_optimizer_built_before_prepare_qat_misses_learnable_qparams():
         assert_qparams_in_optimizer(model, optimizer)
     message = str(failure.value)
     assert f"{2 * learnable} missing from the optimizer" in message
-    assert "`conv1.weight_fake_quant.scale` (shape (1,) float32, _LearnableFakeQuantize qparam)" in message
+    assert "`conv1.weight_fake_quant.scale` (shape (1,) float32, learnable fake-quant qparam)" in message
     assert "`quant.activation_post_process.zero_point`" in message
     assert "`conv1.weight`" not in message  # in-place prepare_qat keeps the weights
     assert "stale" not in message

@@ -167,12 +167,8 @@ def test_progress_bar_only_on_a_terminal():
     assert "\rsensitivity [##############################] 2/2 fc" in text and text.endswith("\n")
 
 
-def test_pt2e_flow_needs_the_runtime_pt2e_support(run_here):
-    try:
-        import qlint.runtime._flow  # noqa: F401
-    except ImportError:
-        result = run_here("mymodels:Net", "--input", "1,3,6,6", "--flow", "pt2e")
-        assert result.returncode == 2, result.stderr
-        assert "--flow pt2e: the runtime checks do not read PT2E models yet (issue 9)" in result.stderr
-    else:
-        pytest.skip("the runtime reads PT2E models: tests/runtime/test_report_pt2e.py runs the flow")
+def test_pt2e_flow_without_torchao_names_the_extra(run_here, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e", None)  # import raises
+    result = run_here("mymodels:Net", "--input", "1,3,6,6", "--flow", "pt2e")
+    assert result.returncode == 2, result.stderr
+    assert "--flow pt2e: torchao is not installed: pip install 'torch-qlint[torchao]'" in result.stderr

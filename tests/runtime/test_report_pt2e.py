@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("qlint.runtime._flow", reason="PT2E reports need the runtime's flow layer (issue 9)")
 pytest.importorskip("torchao.quantization.pt2e", reason="torchao is not installed")
 
 from models import QUANT_WARNINGS  # noqa: E402

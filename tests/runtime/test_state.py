@@ -163,7 +163,7 @@ def test_quant_state_table_is_aligned(qat_model):
     qat_model.conv1.activation_post_process.disable_fake_quant()
     lines = str(quant_state(qat_model)).splitlines()
     header = lines[0]
-    assert header.split() == ["module", "class", "observer", "fake_quant", "learning", "qparams"]
+    assert header.split() == ["module", "class", "observer", "fake_quant", "learning", "qparams", "where"]
     column = header.index("fake_quant")
     assert len(lines) == len(quant_state(qat_model)) + 1
     assert all(line[column : column + 3] in {"on ", "off"} for line in lines[1:])
