@@ -37,7 +37,7 @@ from qlint.config import Budget
 from qlint.files import write_atomically
 from qlint.finding import Finding
 from qlint.noqa import Noqa
-from qlint.registry import all_rules
+from qlint.registry import SAFE, UNSAFE, all_rules
 from qlint.rules.base import anchors
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -134,12 +134,13 @@ class FixResult:
     failed: dict[Path, str] = field(default_factory=dict)  # path -> why (the file is unchanged)
 
 
-def fix_paths(files: Sequence[Path], config: "Config") -> FixResult:
-    """Apply the fixes of fixable findings (not those under `# noqa`) and rewrite the files,
+def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
+    """Apply the safe fixes (with `unsafe`, the unsafe ones too) of the findings not under
+    `# noqa` and rewrite the files,
     each atomically (`qlint.files.write_atomically`). A file that cannot be fixed or written
     is reported in `failed` and left as it was; the others are still fixed."""
     budget = getattr(config, "budget", Budget())
-    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget) for f in files]
+    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, _fix_tiers(unsafe)) for f in files]
     with _collector_paused():
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
         for unit in units:
@@ -163,17 +164,23 @@ def fix_paths(files: Sequence[Path], config: "Config") -> FixResult:
     return result
 
 
+def _fix_tiers(unsafe: bool) -> frozenset:
+    """The fix tiers a run applies: the safe ones, and with `unsafe` the unsafe ones too."""
+    return frozenset({SAFE, UNSAFE} if unsafe else {SAFE})
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror} ({type(error).__name__}, errno {error.errno})"
     return f"{type(error).__name__}: {error}"
 
 
-def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False) -> tuple[list[Finding], bytes]:
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False,
+              unsafe: bool = False) -> tuple[list[Finding], bytes]:
     """Lint source given for `path` (standard input) as that file of its project would be,
     base classes from other files included; with `fix`, fix it first. Returns the findings
     left and the source (fixed or not)."""
-    unit = _Unit(path, codes, Budget())
+    unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
     summary = unit.load(data)
     index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
     findings = unit.check(index)
@@ -297,10 +304,11 @@ def _depth(tree: ast.AST) -> tuple[int, int]:
 class _Unit:
     """One file through both phases."""
 
-    def __init__(self, path: Path, codes: frozenset, budget: Budget):
+    def __init__(self, path: Path, codes: frozenset, budget: Budget, fix_tiers: frozenset = frozenset({SAFE})):
         self.path = path
         self.codes = codes
         self.budget = budget
+        self.fix_tiers = fix_tiers  # the tiers whose fixes `fixes` collects
         self.size = 0
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
@@ -411,13 +419,14 @@ class _Unit:
             if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
-            if rule.fixable and report.fix is not None:
+            fix = rule.fix_safety if report.fix is not None else ""
+            if fix in self.fix_tiers:
                 self.fixes[id(report.fix[0])] = report.fix[1]
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))
             findings.append(Finding(str(self.path), line, column, end_line, end_column, rule.code,
-                                    rule.name, report.severity or rule.severity, message))
+                                    rule.name, report.severity or rule.severity, message, fix))
         return findings
 
 

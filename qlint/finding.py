@@ -17,6 +17,7 @@ class Finding:
     name: str
     severity: str
     message: str
+    fix: str = ""  # the tier (registry.SAFE or UNSAFE) of the fix that removes it; "" if none
 
     def to_dict(self) -> dict:
         return {
@@ -29,4 +30,5 @@ class Finding:
             "name": self.name,
             "severity": self.severity,
             "message": self.message,
+            "fix": self.fix,
         }

@@ -22,6 +22,10 @@ _LABEL = re.compile(r"[ \t]*# (?:expect|allow): [A-Z0-9, ;a-z:]*$", re.MULTILINE
 ERROR = "error"
 WARNING = "warning"
 
+# Fix tiers, as ruff's: `--fix` applies safe fixes, `--unsafe-fixes` adds the unsafe ones.
+SAFE = "safe"  # behaviour identical in float, before and after quantization; the module tree unchanged
+UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the module tree changes
+
 
 class Rule:
     """A lint rule. Subclasses set the metadata and implement `check`.
@@ -39,7 +43,8 @@ class Rule:
     fix: ClassVar[str]
     valid: ClassVar[tuple[str, ...]]
     invalid: ClassVar[tuple[str, ...]]
-    fixable: ClassVar[bool] = False
+    fix_safety: ClassVar[str] = ""  # SAFE, UNSAFE, or "" when qlint has no fix for the rule
+    fix_safety_note: ClassVar[str] = ""  # why the fix is in its tier (the docs' "Fix safety" section)
     opt_in: ClassVar[bool] = False  # True: off unless a selector more specific than `QL` names it
 
     def check(self, model: "FileModel") -> Iterator["Report"]:

@@ -33,7 +33,7 @@ def test_rule_section_holds_everything_a_reader_needs():
         for part in (rule.code, rule.name, rule.severity, rule.summary, rule.explanation.strip(),
                      rule.bad_example().strip(), rule.good_example().strip(), rule.fix.strip()):
             assert part in section, f"{rule.code}: {part!r} missing from its docs section"
-        assert ("fix it automatically" in section) == rule.fixable
+        assert ("Fix: **" in section) == bool(rule.fix_safety)
 
 
 def test_configuration_md_documents_every_option_key_and_format(capsys):

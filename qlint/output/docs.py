@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from qlint import REPOSITORY_URL
-from qlint.registry import Rule, all_rules
+from qlint.registry import SAFE, UNSAFE, Rule, all_rules
 
 REGENERATE = "python -m qlint.output.docs > docs/rules.md"
 # Where docs/rules.md is published; SARIF's helpUri and other links point at its anchors.
@@ -33,7 +33,8 @@ def _table_cell(text: str) -> str:
 
 def rule_markdown(rule: type[Rule]) -> str:
     """One rule: what it does, why it is bad, a bad and a good example, the fix."""
-    fix_safety = "qlint can fix it automatically." if rule.fixable else "No automatic fix: change the code by hand."
+    fix_safety = {SAFE: "Fix: **safe** (`--fix`).", UNSAFE: "Fix: **unsafe** (`--fix --unsafe-fixes`)."}.get(
+        rule.fix_safety, "No automatic fix: change the code by hand.")
     return (
         f'<a id="{anchor(rule.code)}"></a>\n\n'
         f"## {_heading(rule)}\n\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.registry import ERROR, SAFE, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
 from qlint.semantic import torch_api as api
 from qlint.semantic.walk import iter_nodes
@@ -24,7 +24,7 @@ class InplaceModule(Rule):
         "modules ignore the flag, so float and quantized models differ in what they compute "
         "where the input is reused (residual connections).")
     fix = "Drop `inplace=True` (the memory saved is small next to a wrong model)."
-    fixable = True
+    fix_safety = SAFE
     valid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.relu = nn.ReLU()\n        self.act = nn.LeakyReLU(0.1)\n",

@@ -8,7 +8,7 @@ from typing import Optional
 
 import libcst as cst
 
-from qlint.registry import WARNING, Rule, register
+from qlint.registry import SAFE, WARNING, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.names import DEPRECATED_NAMESPACES, dotted, import_bindings
 from qlint.semantic.walk import iter_nodes
@@ -115,7 +115,7 @@ class DeprecatedNamespace(Rule):
            "writes only names that exist in the installed torch's map (qlint/data/"
            "legacy_namespaces.json); a legacy module or name without a torch.ao twin is reported "
            "and left as it is. For new code, see torchao (`quantize_`, PT2E).")
-    fixable = True
+    fix_safety = SAFE
     valid = (
         "import torch\nfrom torch.ao.quantization import QuantStub, prepare\n"
         "import torch.ao.nn.quantized as nnq\n\n\ndef go(m):\n    return torch.ao.quantization.convert(m)\n",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from qlint.noqa import Noqa
-from qlint.registry import WARNING, Rule, all_rules, register
+from qlint.registry import SAFE, WARNING, Rule, all_rules, register
 from qlint.rules.base import Report
 from qlint.semantic.positions import locate
 
@@ -24,7 +24,7 @@ class UnusedNoqa(Rule):
         "other tools' codes (`F401`, `E731`) and a bare `# noqa` are left alone. The rule is "
         "off by default: enable it with `--extend-select QL001` (or `extend-select`).")
     fix = "Remove the codes that suppress nothing, and the comment when none is left."
-    fixable = True
+    fix_safety = SAFE
     opt_in = True
     valid = (
         "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"

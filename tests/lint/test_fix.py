@@ -12,7 +12,7 @@ from qlint.config import load_config
 from qlint.engine import FixResult, fix_paths, lint_paths
 from qlint.registry import all_rules
 
-FIXABLE = [code for code, rule in all_rules().items() if rule.fixable]
+FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
 
 
 def test_fixable_rules_are_declared():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qlint.engine import lint_source
-from qlint.registry import all_rules
+from qlint.registry import SAFE, UNSAFE, all_rules
 from tests.lint.labels import labels, mismatches
 
 RULES = all_rules()
@@ -44,7 +44,7 @@ def test_rule_metadata_is_complete(code):
     assert rule.summary and not rule.summary.endswith(".")
     assert len(rule.explanation) > 80 and rule.fix
     assert rule.valid and rule.invalid
-    assert isinstance(rule.fixable, bool)
+    assert rule.fix_safety in ("", SAFE, UNSAFE)
 
 
 def test_codes_and_names_are_unique():
