@@ -15,7 +15,7 @@ def drop_path(x, drop_prob: float = 0.0, training: bool = False, scale_by_keep: 
     random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
     if keep_prob > 0.0 and scale_by_keep:
         random_tensor.div_(keep_prob)
-    return x * random_tensor  # allow: QL301
+    return x * random_tensor  # allow: QL301, QL702
 
 
 class DropPath(nn.Module):
