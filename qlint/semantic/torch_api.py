@@ -124,7 +124,11 @@ NN_MODULE_ATTRIBUTES = frozenset({
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_is_full_backward_hook",
 })
 
-INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
+# In-place methods that change only a tensor's view (shape, strides), never its values: they run
+# on quantized tensors as on float ones (tests/test_op_table.py runs them).
+VIEW_INPLACE_METHODS = frozenset({"unsqueeze_", "squeeze_", "transpose_", "swapaxes_", "swapdims_", "t_",
+                                  "as_strided_", "detach_"})
+INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"}) | VIEW_INPLACE_METHODS
 
 # fuse_modules and fuse_modules_qat.
 FUSE_EVAL = "torch.ao.quantization.fuse_modules"

@@ -273,6 +273,47 @@ NOT_REPORTED = [
             def forward(self, x):
                 return self.head(self.backbone(x).mean((2, 3)))  # <-
     ''', "QL701", id="quantwrapper-in-a-float-model"),
+    # transformers muse_spark/modeling_muse_spark.py:900 (found by benchmarks/reviews, seed 1): position
+    # ids an imported helper computes from an integer grid (`grid_thw: torch.LongTensor`) are no activation.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+    from vision_utils import grid_positions
+
+
+    class Rotary(nn.Module):
+        def forward(self, x, position_ids):
+            freqs = position_ids[..., None].float() * 0.5
+            return torch.cat([freqs, freqs], dim=-1)  # <-
+
+
+    class Vision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.rotary = Rotary()
+
+        def forward(self, pixels, grid_thw: torch.LongTensor):
+            hidden = self.proj(pixels)
+            position_ids = grid_positions(grid_thw) + 1
+            return hidden, self.rotary(hidden, position_ids)
+''', "QL302", id="positions-from-a-helper-given-an-integer-grid"),
+    # transformers bigbird_pegasus:446: an in-place view change runs on a quantized tensor, values unchanged.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class BlockSparse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.v = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            context = self.q(x) * self.v(x)
+            context.unsqueeze_(2)  # <-
+            return context
+''', "QL202", id="inplace-view-change"),
 ]
 
 REPORTED = [
@@ -471,6 +512,44 @@ REPORTED = [
             def forward(self, x):
                 return self.head(self.dequant(self.backbone(self.quant(x))).mean((2, 3)))  # <-
     ''', "QL701", id="dequantized-into-a-model-that-quantizes"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+    from vision_utils import grid_positions
+
+
+    class Rotary(nn.Module):
+        def forward(self, x, position_ids):
+            freqs = position_ids[..., None].float() * 0.5
+            return torch.cat([freqs, freqs], dim=-1)  # <-
+
+
+    class Vision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.rotary = Rotary()
+
+        def forward(self, pixels, grid_thw: torch.LongTensor):
+            hidden = self.proj(pixels)
+            position_ids = grid_positions(hidden) + 1
+            return hidden, self.rotary(hidden, position_ids)
+''', "QL302", id="positions-from-a-helper-given-an-activation"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class BlockSparse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.v = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            context = self.q(x) * self.v(x)
+            context.mul_(2)  # <-
+            return context
+''', "QL202", id="inplace-value-change"),
 ]
 
 
