@@ -685,6 +685,8 @@ class ForwardPass(Walker):
             return Seq(left.items + right.items)
         if isinstance(left, Seq) or isinstance(right, Seq):
             return left if isinstance(left, Seq) else right
+        if self._integer_operands(op, (expr.left, left), (expr.right, right)):
+            left, right = (INDEX if isinstance(v, Tensor) else v for v in (left, right))
         mixed = self._op(expr, "binop", op, (left, right))
         return _unknown_state(join(left, right)) if mixed else join(left, right)
 
@@ -692,8 +694,23 @@ class ForwardPass(Walker):
         value = self.expr(expr.expression)
         if isinstance(expr.operator, cst.Not):
             return PY
-        self._op(expr, "unary", _UNARY[type(expr.operator)], (value,))
+        symbol = _UNARY[type(expr.operator)]
+        if self._integer_operands(symbol, (expr.expression, value)):
+            value = INDEX
+        self._op(expr, "unary", symbol, (value,))
         return value if isinstance(value, (Tensor, Py)) and not (isinstance(value, Py) and value.none) else UNKNOWN
+
+    def _integer_operands(self, symbol: str, *operands) -> bool:
+        """Whether an operator runs on integer and bool tensors only (`~valid`, `a & b`) and is
+        given a tensor: its tensor operands are masks or indices, never activations, and a
+        name that holds one is known to from here on."""
+        op = ops.operator_op(symbol)
+        if op is None or op.result is not Result.INTEGER or not any(isinstance(v, Tensor) for _, v in operands):
+            return False
+        for node, value in operands:
+            if isinstance(node, cst.Name) and isinstance(value, Tensor) and self.frame.env.get(node.value) is value:
+                self.frame.env[node.value] = INDEX
+        return True
 
     def _compare(self, expr: cst.Comparison) -> Value:
         identity = all(isinstance(t.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for t in expr.comparisons)

@@ -314,6 +314,23 @@ NOT_REPORTED = [
             context.unsqueeze_(2)  # <-
             return context
 ''', "QL202", id="inplace-view-change"),
+    # timm gemma4_vit.py:856/915 (benchmarks/reviews, seed 1): `~patch_valid` runs on integer and bool
+    # tensors only, so patch_valid and what ~ gives are masks from there on, whatever the annotation says.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class MaskedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x, patch_valid):
+            x = self.proj(x)
+            padding = ~patch_valid
+            x = x.masked_fill(padding.unsqueeze(-1), 0.0)
+            return x, patch_valid.sum(dim=1)  # <-
+''', "QL104", id="operand-of-a-bitwise-operator-is-a-mask"),
 ]
 
 REPORTED = [
@@ -550,6 +567,21 @@ REPORTED = [
             context.mul_(2)  # <-
             return context
 ''', "QL202", id="inplace-value-change"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class MaskedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x, patch_valid):
+            x = self.proj(x)
+            padding = patch_valid < 0.5
+            x = x.masked_fill(padding.unsqueeze(-1), 0.0)
+            return x, patch_valid.sum(dim=1)  # <-
+''', "QL104", id="operand-of-a-comparison-may-be-an-activation"),
 ]
 
 
