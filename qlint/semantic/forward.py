@@ -31,7 +31,7 @@ from qlint.semantic.interpret import (Walker, annotated_value, default_holds_ten
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site, common_class,
+from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, UNKNOWN as UNKNOWN_ATTR, VALUE, Flow, Site, common_class,
                                       member_class)
 from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, INDEX, FACTORY, WEIGHT, UNKNOWN, Closure, Func, Method,
                                    Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
@@ -236,6 +236,23 @@ class ForwardPass(Walker):
 
     def star_argument(self, args: list) -> Value:
         return join(*args) if args else UNKNOWN
+
+    def arm_facts(self, test, truth: bool) -> tuple:
+        """Facts about configuration flags (`self.<name>` that `__init__` binds to a value, not a
+        module or tensor):
+        `x if self.flag else ...` and `... if not self.flag else y` never both run."""
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            return self.arm_facts(test.expression, not truth)
+        if isinstance(test, cst.BooleanOperation):
+            # `a and b` true, or `a or b` false, says the same of both; the other cases say nothing
+            if isinstance(test.operator, cst.And) == truth:
+                return self.arm_facts(test.left, truth) + self.arm_facts(test.right, truth)
+            return ()
+        if isinstance(test, cst.Attribute) and is_self(test.value) and not self.summary:
+            info = self.attrs.get(test.attr.value)
+            if info is not None and info.kind in (VALUE, UNKNOWN_ATTR):
+                return ((("flag", test.attr.value), truth),)
+        return ()
 
     def inline_refused(self, call, args) -> Value:
         return unknown_call(args)

@@ -331,6 +331,25 @@ NOT_REPORTED = [
             x = x.masked_fill(padding.unsqueeze(-1), 0.0)
             return x, patch_valid.sum(dim=1)  # <-
 ''', "QL104", id="operand-of-a-bitwise-operator-is-a-mask"),
+    # torchvision video/mvit.py:391 (benchmarks/reviews, seed 1): one module called under
+    # `self.proj_after_attn` and under its negation: the two calls never both run.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, after, normalize):
+            super().__init__()
+            self.proj_after_attn, self.normalize = after, normalize
+            self.norm1, self.norm2 = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.project, self.attn = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            x_norm1 = self.norm1(x)
+            x = self.project(x_norm1) if self.proj_after_attn else x
+            x_norm2 = self.norm2(self.attn(x))
+            return x_norm2 if self.proj_after_attn else self.project(x_norm2)  # <-
+''', "QL401", id="calls-under-opposite-values-of-one-flag"),
 ]
 
 REPORTED = [
@@ -582,6 +601,23 @@ REPORTED = [
             x = x.masked_fill(padding.unsqueeze(-1), 0.0)
             return x, patch_valid.sum(dim=1)  # <-
 ''', "QL104", id="operand-of-a-comparison-may-be-an-activation"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, after, normalize):
+            super().__init__()
+            self.proj_after_attn, self.normalize = after, normalize
+            self.norm1, self.norm2 = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.project, self.attn = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            x_norm1 = self.norm1(x)
+            x = self.project(x_norm1) if self.proj_after_attn else x
+            x_norm2 = self.norm2(self.attn(x))
+            return x_norm2 if self.normalize else self.project(x_norm2)  # <-
+''', "QL401", id="calls-under-two-different-flags"),
 ]
 
 
