@@ -37,6 +37,7 @@ from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, INDEX, FACTO
                                    Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
                                    activation_states, element_of_sequence, join, mixes_quantized_and_float, origin_of,
                                    unknown_call)
+from qlint.semantic.walk import iter_nodes
 
 
 @dataclass(eq=False)
@@ -223,6 +224,15 @@ class ForwardPass(Walker):
                 value = act(FLOAT)
             values.append(value)
         return values
+
+    def invoke(self, func, env, invocation, name=None, closure=False):
+        cached = self.scope.integer_parameters.get(id(func))
+        if cached is None:
+            cached = self.scope.integer_parameters[id(func)] = integer_parameters(func)
+        for param in cached:
+            if isinstance(env.get(param), Tensor):
+                env[param] = INDEX
+        return super().invoke(func, env, invocation, name, closure)
 
     # ----- walker hooks ------------------------------------------------------------------
     def parameter(self, param: cst.Param, value: Value) -> Value:
@@ -831,6 +841,58 @@ class ForwardPass(Walker):
 
     def _await(self, expr) -> Value:
         return self.expr(expr.expression)
+
+
+def integer_parameters(func) -> frozenset:
+    """Parameters the function never rebinds and uses where only an integer or bool tensor
+    runs: as an index (`pe[:, coord[..., 1]]`) or a bitwise operand (`~valid`, `a & b`),
+    directly or through indexing and methods that keep its dtype. Given a tensor, they hold
+    indices or masks everywhere in the function, whatever the annotation says."""
+    params = func.params
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    used, rebound = set(), set()
+    for node in iter_nodes(func.body, into_functions=False):
+        target = _target(node)
+        if target is not None:
+            rebound.update(n.value for n in iter_nodes(target) if isinstance(n, cst.Name))
+        if isinstance(node, cst.Subscript):
+            used.update(_dtype_root(e.slice.value) for e in node.slice if isinstance(e.slice, cst.Index))
+        elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.BitInvert):
+            used.add(_dtype_root(node.expression))
+        elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _BITWISE):
+            used.update((_dtype_root(node.left), _dtype_root(node.right)))
+    return frozenset((used & names) - rebound)
+
+
+_BITWISE = (cst.BitAnd, cst.BitOr, cst.BitXor, cst.LeftShift, cst.RightShift)
+
+
+def _target(node):
+    """What a statement or expression binds (None: it binds nothing)."""
+    if isinstance(node, cst.Assign):
+        return cst.Tuple([cst.Element(t.target) for t in node.targets])
+    if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr, cst.CompFor)):
+        return node.target
+    if isinstance(node, cst.WithItem) and node.asname is not None:
+        return node.asname.name
+    return None
+
+
+def _dtype_root(expr) -> Optional[str]:
+    """The name whose dtype `expr` has: through indexing and methods that keep the receiver's
+    dtype (unlisted ones, views, masked_fill); None for anything else."""
+    while True:
+        if isinstance(expr, cst.Name):
+            return expr.value
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            op = ops.tensor_op(expr.func.attr.value)
+            if op is not None and op.result not in (Result.RECEIVER, Result.SAME):
+                return None
+            expr = expr.func.value
+        else:
+            return None
 
 
 def _constructed(result: Result, call: cst.Call, args: list) -> Tensor:

@@ -36,6 +36,9 @@ _STATELESS = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Alp
               "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
               "PixelUnshuffle", "ChannelShuffle")
 STATELESS_MODULES = frozenset(NN + n for n in _STATELESS) | {"torch.ao.quantization.DeQuantStub"}
+# Quantized with their weights only (eager convert needs float_qparams_weight_only_qconfig for
+# them): indices in, float out, no activation observer. Calling one twice shares only its table.
+WEIGHT_ONLY_MODULES = frozenset({NN + "Embedding", NN + "EmbeddingBag"})
 
 # Modules with an `inplace` flag, and its positional index in the constructor.
 INPLACE_MODULE_POSITION = {NN + name: index for name, index in {

@@ -350,6 +350,42 @@ NOT_REPORTED = [
             x_norm2 = self.norm2(self.attn(x))
             return x_norm2 if self.proj_after_attn else self.project(x_norm2)  # <-
 ''', "QL401", id="calls-under-opposite-values-of-one-flag"),
+    # transformers pp_doclayout_v2:487 (benchmarks/reviews, seed 1): an nn.Embedding is quantized with its
+    # weights only (no activation observer); two lookups share its table, which is the point.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Spatial(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.x_embed = nn.Embedding(1024, 8)
+            self.y_embed = nn.Embedding(1024, 8)
+
+        def forward(self, bbox):
+            left = self.x_embed(bbox[:, :, 0])
+            upper = self.y_embed(bbox[:, :, 1])
+            right = self.x_embed(bbox[:, :, 2])  # <-
+            return left, upper, right
+''', "QL401", id="embedding-looked-up-twice"),
+    # timm naflexvit.py:843 (benchmarks/reviews): patch_coord indexes a table further down, so it holds
+    # integer coordinates in the whole method (a float tensor cannot index), whatever its annotation.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class NaFlexEmbeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.pos_embed = nn.Parameter(torch.zeros(8, 8, 4))
+
+        def forward(self, x, patch_coord: torch.Tensor):
+            x = self.proj(x)
+            grid = patch_coord.amax(dim=1) + 1  # <-
+            return x + self.pos_embed[patch_coord[..., 0], patch_coord[..., 1]], grid
+''', "QL104", id="parameter-used-as-an-index"),
 ]
 
 REPORTED = [
@@ -618,6 +654,38 @@ REPORTED = [
             x_norm2 = self.norm2(self.attn(x))
             return x_norm2 if self.normalize else self.project(x_norm2)  # <-
 ''', "QL401", id="calls-under-two-different-flags"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Spatial(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.x_embed = nn.Linear(4, 8)
+            self.y_embed = nn.Linear(4, 8)
+
+        def forward(self, bbox):
+            left = self.x_embed(bbox[:, :, 0])
+            upper = self.y_embed(bbox[:, :, 1])
+            right = self.x_embed(bbox[:, :, 2])  # <-
+            return left, upper, right
+''', "QL401", id="linear-called-twice"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class NaFlexEmbeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.pos_embed = nn.Parameter(torch.zeros(8, 8, 4))
+
+        def forward(self, x, patch_coord: torch.Tensor):
+            x = self.proj(x)
+            grid = patch_coord.amax(dim=1) + 1  # <-
+            return x + self.pos_embed[grid[:, 0], grid[:, 1]], grid
+''', "QL104", id="parameter-not-used-as-an-index"),
 ]
 
 
