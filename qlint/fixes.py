@@ -28,7 +28,8 @@ together or not at all:
   `"def fuse_model(self, is_qat=False):\\n    ..."`) appended to the class body; impossible
   when the hierarchy defines `name` already.
 
-Holes of templates are filled with: a libcst node of the file (copied), a `Member` of any
+Holes may have any name but `after` (the other parameters are positional-only). Holes of
+templates are filled with: a libcst node of the file (copied), a `Member` of any
 fix of the pass (its attribute name, a `cst.Name`: use it as `self.{relu}`), or a
 `TorchName("torch.nn.ReLU")`, spelled as the file spells torch names: the shortest
 expression through an existing import (`nn.ReLU` with `import torch.nn as nn`, `ReLU` with
@@ -99,22 +100,22 @@ class Fix:
         self.unfixable: Optional[str] = None  # why the fix cannot be applied (then it is none)
 
     @classmethod
-    def replacing(cls, model: "FileModel", node: cst.CSTNode, new: Template, **holes) -> "Fix":
+    def replacing(cls, model: "FileModel", node: cst.CSTNode, new: Template, /, **holes) -> "Fix":
         fix = cls(model)
         fix.replace(node, new, **holes)
         return fix
 
-    def replace(self, node: cst.CSTNode, new: Template, **holes) -> None:
+    def replace(self, node: cst.CSTNode, new: Template, /, **holes) -> None:
         self.replacements.append((node, new, holes))
 
-    def add_member(self, cls: "ClassModel", stem: str, value: str, after: Optional[str] = None,
+    def add_member(self, cls: "ClassModel", stem: str, value: str, /, after: Optional[str] = None,
                    **holes) -> Member:
         member = Member(cls, stem, value, holes, after)
         self._refuse(_members_impossible(self.model, cls))
         self.members.append(member)
         return member
 
-    def add_method(self, cls: "ClassModel", name: str, template: str, **holes) -> None:
+    def add_method(self, cls: "ClassModel", name: str, template: str, /, **holes) -> None:
         reason = _hierarchy_unknown(self.model, cls)
         if reason is None and self.model.index.hierarchy(cls.qname).defines(name):
             reason = f"{cls.qname.rsplit('.', 1)[-1]} already has a `{name}`"
