@@ -94,3 +94,23 @@ def test_a_positional_inplace_before_other_arguments_becomes_false(tmp_path: Pat
                     "        super().__init__()\n        self.act = nn.Hardtanh(-1.0, 1.0, True, max_value=None)\n")
     fix_paths([path], load_config(start=tmp_path), unsafe=True)
     assert "nn.Hardtanh(-1.0, 1.0, False, max_value=None)" in path.read_text()
+
+
+def test_new_names_never_collide_across_the_files_of_a_run(tmp_path: Path):
+    """A base and its subclass in two files each get a ReLU: the one fixed second sees the
+    name the first took."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass A(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(3, 3, 1)\n\n"
+        "    def forward(self, x):\n        return torch.relu(self.conv(x))\n")
+    (tmp_path / "pkg" / "b.py").write_text(
+        "import torch\nfrom pkg.a import A\n\n\nclass B(A):\n    def forward(self, x):\n"
+        "        return torch.relu(super().forward(x) + 1.0)\n")
+    files = [tmp_path / "pkg" / "a.py", tmp_path / "pkg" / "b.py"]
+    result = fix_paths(files, load_config(start=tmp_path), unsafe=True)
+    assert result == FixResult(fixed={files[0]: 1, files[1]: 1})
+    assert "self.relu = nn.ReLU()" in files[0].read_text()
+    assert "self.relu_1 = torch.nn.ReLU()" in files[1].read_text()
+    assert "return self.relu_1(super().forward(x) + 1.0)" in files[1].read_text()
