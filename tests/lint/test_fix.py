@@ -9,7 +9,7 @@ import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
-from qlint.engine import FixResult, fix_paths, lint_paths, lint_text
+from qlint.engine import FixResult, fix_paths, lint_text
 from qlint.registry import _LABEL, UNSAFE, all_rules
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
