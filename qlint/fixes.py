@@ -325,9 +325,13 @@ def _calls_base_init(small) -> bool:
 
 
 def _insertion_point(init: cst.FunctionDef, after: Optional[str]) -> Optional[cst.BaseStatement]:
-    """The top-level statement of `__init__` new members go after (see the module docstring)."""
+    """The top-level statement of `__init__` new members go after (see the module docstring);
+    never before the call of the base `__init__` (nn.Module refuses submodules before it)."""
     body = init.body.body if isinstance(init.body, cst.IndentedBlock) else ()
     lines = [s for s in body if isinstance(s, cst.SimpleStatementLine)]
+    base_init = next((i for i, s in enumerate(lines) if any(_calls_base_init(small) for small in s.body)), None)
+    if base_init is not None:
+        lines = lines[base_init:]
     if after is not None:
         found = [s for s in lines if any(_self_target(small) == after for small in s.body)]
         if found:
@@ -335,7 +339,7 @@ def _insertion_point(init: cst.FunctionDef, after: Optional[str]) -> Optional[cs
     binding = [s for s in lines if any(_self_target(small) is not None for small in s.body)]
     if binding:
         return binding[-1]
-    return next((s for s in lines if any(_calls_base_init(small) for small in s.body)), None)
+    return lines[0] if base_init is not None else None
 
 
 class _Apply(cst.CSTTransformer):
