@@ -1,8 +1,9 @@
 """QL3xx: tensor arithmetic, which needs a FloatFunctional in eager-mode quantization."""
 from __future__ import annotations
 
-from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.registry import ERROR, UNSAFE, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, short, snippet
+from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
 from qlint.semantic import torch_api as api
 
 _FF = "import torch\nimport torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n\n"
@@ -37,11 +38,16 @@ class TensorOperator(Rule):
         "        return z @ y  # expect: QL301\n",
     )
 
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE
+
     def check(self, model):
         for op in forward_ops(model, "binop", where=lambda op: op.name in _FLOAT_FUNCTIONAL_FOR):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` applies `{op.name}` to an activation; "
                          f"quantized tensors have no `{op.name}` and convert() makes this raise. "
-                         f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.", anchor=op.anchor)
+                         f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.{unfixed(fix)}",
+                         fix=fix, anchor=op.anchor)
 
 
 @register
@@ -68,20 +74,25 @@ class TensorFunction(Rule):
         "        return torch.add(c, 1), a.mul(b)  # expect: QL302\n",
     )
 
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE
+
     def check(self, model):
         for op in forward_ops(model, "call", "method", where=_tensor_function):
+            fix = float_functional_fix(model, op)
             if op.kind == "call" and op.name in api.ARITHMETIC_FUNCTIONS:
                 method = api.ARITHMETIC_FUNCTIONS[op.name]
                 yield Report(op.node, f"{short(op.name)} on activations raises after convert(); "
-                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
+                             f"use a FloatFunctional ({method}).{unfixed(fix)}", fix=fix, anchor=op.anchor)
             elif op.kind == "method" and op.name in api.ARITHMETIC_METHODS and op.operands[0].is_act():
                 method = api.ARITHMETIC_METHODS[op.name]
                 yield Report(op.node, f"Tensor.{op.name} on an activation raises after convert(); "
-                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
+                             f"use a FloatFunctional ({method}).{unfixed(fix)}", fix=fix, anchor=op.anchor)
             elif op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
                 yield Report(op.node, f"{short(op.name)} of activations runs after convert() but "
                              "reuses one input's quantization parameters; use FloatFunctional.cat, "
-                             "which observes its own output range.", severity=WARNING, anchor=op.anchor)
+                             f"which observes its own output range.{unfixed(fix)}", severity=WARNING,
+                             fix=fix, anchor=op.anchor)
 
 
 def _tensor_function(op) -> bool:
@@ -116,8 +127,16 @@ class TensorDivision(Rule):
         "        x = x / 8.0  # expect: QL303\n        return torch.div(x, y)  # expect: QL303\n",
     )
 
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE + (
+        " Only a division by a number literal that is a power of two (`x / 8`, `x / -0.25`) "
+        "is fixed: its reciprocal is exact, so `mul_scalar(x, 0.125)` equals `x / 8` bit for "
+        "bit. `x / 3` is not `x * 0.333...` in the last bit for some x, and is left to you.")
+
     def check(self, model):
         for op in forward_ops(model, "binop", "call", "method", where=_division):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` divides an activation; there is no "
                          "quantized division. Multiply by the reciprocal with "
-                         "FloatFunctional.mul_scalar, or dequantize around it.", anchor=op.anchor)
+                         f"FloatFunctional.mul_scalar, or dequantize around it.{unfixed(fix)}",
+                         fix=fix, anchor=op.anchor)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from qlint.registry import ERROR, SAFE, WARNING, Rule, register
+from qlint.registry import ERROR, SAFE, UNSAFE, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
+from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
 from qlint.semantic import torch_api as api
 from qlint.semantic.walk import iter_nodes
 
@@ -127,10 +128,15 @@ class InplaceAugAssign(Rule):
         "    def forward(self, x, identity):\n        out = x\n"
         "        out += identity  # expect: QL203\n        out *= 0.5  # expect: QL203\n        return out\n",
     )
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE + (
+        " The in-place update becomes a rebinding (`out = self.add.add(out, identity)`): "
+        "another name bound to the same tensor no longer sees the update.")
     _OPERATORS = frozenset({"+=", "-=", "*=", "/=", "@="})
 
     def check(self, model):
         for op in forward_ops(model, "augassign", where=lambda op: op.name in self._OPERATORS and op.operands[0].is_act()):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` is an in-place {op.name[0]} on an "
-                             "activation; it raises after convert(). Use a FloatFunctional "
-                             "(`out = self.skip_add.add(out, identity)`).", anchor=op.anchor)
+                         "activation; it raises after convert(). Use a FloatFunctional "
+                         f"(`out = self.skip_add.add(out, identity)`).{unfixed(fix)}", fix=fix, anchor=op.anchor)

@@ -1,0 +1,361 @@
+"""The FloatFunctional fix of QL203, QL301, QL302 and QL303: an arithmetic site on
+activations becomes a call of a new FloatFunctional that `__init__` creates, one per site.
+
+Float outputs stay bit-identical: a FloatFunctional's float methods are the torch ops
+themselves (tests/runtime/test_fix_proof_floatfunctional.py runs each form).
+
+- `a + b`, `a * b`, `a @ b`, `torch.add/mul/matmul/mm/bmm`, `Tensor.add/mul/matmul/mm/bmm`,
+  `+=`, `*=`, `@=`: add, mul, matmul; with a Python number add_scalar or mul_scalar (the
+  operands swapped when the number comes first: IEEE + and * commute).
+- `a - b`: add(a, mul_scalar(b, -1)); `a - c`: add_scalar(a, -c); `c - b`:
+  add_scalar(mul_scalar(b, -1), c). Negation and `x + (-y)` are exact in IEEE arithmetic.
+  The negation has a FloatFunctional of its own (one used for two ops is QL403).
+- `a / c` (torch.div, Tensor.div, `/=`): mul_scalar(a, 1 / c), only for a number literal
+  c = ±2**k with |k| <= 126: 1/c is then exact in float32, and x / c == x * (1/c) bit for
+  bit. Any other reciprocal is rounded (x / 3.0 and x * (1 / 3.0) differ in the last bit
+  for some x): reported unfixed.
+- `torch.cat(xs, dim)`: cat.
+- `y = a + b` (or `y += b`) followed by `y = relu(y)` or `return relu(y)`, the ReLU an
+  nn.ReLU submodule or F.relu / torch.relu: one add_relu (torch fuses the two when
+  quantized).
+
+A site is left unfixed, its finding saying why, where the rewrite could change what runs
+or what is observed: an operand that is neither an activation nor a Python number (a
+parameter, a buffer, a constant tensor), keyword arguments with no FloatFunctional form
+(alpha, out, rounding_mode), an augmented assignment to an attribute or an item, code that
+runs more than once per forward (a loop, a comprehension, a helper called twice: one
+FloatFunctional would observe every run), code outside a method of an nn.Module class.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import libcst as cst
+
+from qlint.fixes import Fix, TorchName
+from qlint.semantic import torch_api as api
+from qlint.semantic.values import Py, Seq, Tensor
+from qlint.semantic.walk import child_fields
+
+FLOAT_FUNCTIONAL = TorchName("torch.ao.nn.quantized.FloatFunctional")
+FIX_SAFETY_NOTE = (
+    "Unsafe: the fix adds a FloatFunctional submodule per site to `__init__`, so the module "
+    "tree changes (prepare() gives each one an observer). The state_dict keys do not change, "
+    "since a FloatFunctional has no parameter or buffer, and the float outputs are "
+    "bit-identical: its float methods are the torch ops themselves.")
+# Function and method names by the operator they compute.
+_SYMBOL = {"add": "+", "sub": "-", "subtract": "-", "mul": "*", "multiply": "*", "matmul": "@",
+           "mm": "@", "bmm": "@", "div": "/", "divide": "/", "true_divide": "/"}
+_RELUS = frozenset({"torch.nn.functional.relu", "torch.relu"})
+_LARGEST_EXPONENT = 126  # 2**k and 2**-k both normal float32 numbers
+_REPEATS = (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp,
+            cst.Lambda, cst.FunctionDef)
+
+
+@dataclass
+class _Call:
+    """A FloatFunctional call of the fix: `self.<new member named stem>.method(*args)`."""
+
+    stem: str
+    method: str
+    args: tuple  # cst expressions of the file, source text (a number), or _Call
+
+
+Arg = Union[cst.BaseExpression, str, _Call]
+
+
+def float_functional_fix(model, op) -> Fix:
+    """The fix of an arithmetic op of the forward path (an `OpUse`); `fix.unfixable` says
+    why there is none."""
+    fix = Fix(model)
+    reason = _refusal(model, op)
+    if reason is None:
+        planned = _plan(model, op)
+        if isinstance(planned, str):
+            reason = planned
+        else:
+            owner, receiver = _owner(model, op.anchor)
+            _build(fix, owner, receiver, *planned)
+    if reason is not None:
+        fix.unfixable = reason
+    return fix
+
+
+def unfixed(fix: Fix) -> str:
+    """What a finding's message adds when its fix is impossible."""
+    return f" Not fixed: {fix.unfixable}." if fix.unfixable else ""
+
+
+# ----- where the site is --------------------------------------------------------------------
+def _owner(model, method: cst.FunctionDef):
+    """The module class whose method holds the site, and the method's `self` name."""
+    for cls in model.module_classes():
+        if any(m is method for m in cls.methods.values()):
+            return cls, method.params.params[0].name.value
+    return None, None
+
+
+def _refusal(model, op) -> Optional[str]:
+    method = op.anchor
+    if not isinstance(method, cst.FunctionDef) or _owner(model, method)[0] is None:
+        return "it is not in a method of an nn.Module class, where a FloatFunctional could live"
+    if not method.params.params or any(
+            isinstance(d.decorator, cst.Name) and d.decorator.value in ("staticmethod", "classmethod")
+            for d in method.decorators):
+        return "its method has no `self` to hold a FloatFunctional"
+    path = _path(method.body, op.node)
+    if path is None or any(isinstance(node, _REPEATS) for node in path[:-1]) or _reached_twice(model, op.node):
+        return ("it runs more than once per forward (a loop, a comprehension, a nested function "
+                "or a method called twice), and one FloatFunctional would observe every run; "
+                "give each run its own (an nn.ModuleList)")
+    return None
+
+
+def _path(root: cst.CSTNode, target: cst.CSTNode) -> Optional[list]:
+    """The nodes from `root` down to `target` (both included), or None."""
+    if root is target:
+        return [root]
+    for name in child_fields(type(root)):
+        value = getattr(root, name)
+        for child in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(child, cst.CSTNode):
+                found = _path(child, target)
+                if found is not None:
+                    return [root, *found]
+    return None
+
+
+def _reached_twice(model, node: cst.CSTNode) -> bool:
+    """Whether some run of the file reaches the node more than once (a helper called twice)."""
+    key = "float-functional:reached-twice"
+    if key not in model.cache:
+        twice = set()
+        for trace in model.runs():
+            seen = set()
+            for use in trace.ops:
+                if id(use.node) in seen:
+                    twice.add(id(use.node))
+                seen.add(id(use.node))
+        model.cache[key] = twice
+    return id(node) in model.cache[key]
+
+
+# ----- what the site computes -------------------------------------------------------------
+def _plan(model, op):
+    """(node to replace, _Call, statement to remove or None), or why there is none."""
+    node = op.node
+    if op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
+        return _concatenation(op)
+    if op.kind == "augassign":
+        if not isinstance(node.target, cst.Name):
+            return "the augmented assignment is to an attribute or an item, which it modifies in place"
+        symbol, left, right = op.name[:-1], node.target, node.value
+    elif op.kind == "binop":
+        symbol, left, right = op.name, node.left, node.right
+    else:
+        args = node.args
+        if any(a.keyword is not None or a.star for a in args):
+            return "its keyword arguments (alpha, out, rounding_mode, ...) have no FloatFunctional form"
+        name = op.name.rpartition(".")[2]
+        if op.kind == "method":
+            if len(args) != 1:
+                return "it does not take exactly one operand"
+            left, right = node.func.value, args[0].value
+        else:
+            if len(args) != 2:
+                return "it does not take exactly two operands"
+            left, right = args[0].value, args[1].value
+        symbol = _SYMBOL[name]
+    call = _arithmetic(model, symbol, left, right, *op.operands[:2])
+    if isinstance(call, str):
+        return call
+    relu = _relu_after(model, op, call)
+    if relu is not None:
+        return relu
+    return node, call, None
+
+
+def _concatenation(op):
+    if op.name == "torch.stack":
+        return "FloatFunctional has no stack (torch.stack of activations stays as it is)"
+    args = op.node.args
+    items = op.operands[0].items if isinstance(op.operands[0], Seq) else ()
+    if any(isinstance(item, Tensor) and not item.is_act() for item in items):
+        return ("a concatenated tensor is not an activation (a parameter or a tensor the forward "
+                "builds): FloatFunctional.cat takes activations only")
+    if any(a.star for a in args) or any(a.keyword is not None and a.keyword.value != api.DIM_KEYWORD for a in args) \
+            or not 1 <= len(args) <= 2:
+        return "its arguments (out=, axis=) have no FloatFunctional.cat form"
+    return op.node.func, _Call("cat", "cat", ()), None  # the arguments stay as written
+
+
+def _kind(value) -> str:
+    if isinstance(value, Tensor):
+        return "act" if value.is_act() else value.kind
+    if isinstance(value, Py) and not value.none:
+        return "number"
+    return "unknown"
+
+
+def _arithmetic(model, symbol: str, left, right, left_value, right_value):
+    """The FloatFunctional call computing `left <symbol> right`, or why there is none."""
+    kinds = (_kind(left_value), _kind(right_value))
+    if kinds == ("act", "act"):
+        if symbol == "-":
+            return _Call("sub", "add", (left, _Call("neg", "mul_scalar", (right, "-1"))))
+        if symbol == "/":
+            return "the divisor is an activation, and there is no quantized division"
+        method = {"+": "add", "*": "mul", "@": "matmul"}[symbol]
+        return _Call(method, method, (left, right))
+    if kinds == ("act", "number"):
+        if symbol == "+":
+            return _Call("add_scalar", "add_scalar", (left, right))
+        if symbol == "-":
+            return _Call("sub", "add_scalar", (left, _negated(right)))
+        if symbol == "*":
+            return _Call("mul_scalar", "mul_scalar", (left, right))
+        if symbol == "/":
+            reciprocal = _exact_reciprocal(model, right)
+            if isinstance(reciprocal, str):
+                return reciprocal
+            return _Call("div", "mul_scalar", (left, reciprocal))
+        return "matmul with a Python number is not a matrix product"
+    if kinds == ("number", "act"):
+        if symbol in "+*":
+            method = "add_scalar" if symbol == "+" else "mul_scalar"
+            return _Call(method, method, (right, left))
+        if symbol == "-":
+            return _Call("sub", "add_scalar", (_Call("neg", "mul_scalar", (right, "-1")), left))
+        return "a Python number divided by an activation has no FloatFunctional form"
+    other = next(k for k in kinds if k != "act")
+    what = {"weight": "a parameter or buffer", "float": "a tensor the forward builds",
+            "index": "an integer or bool tensor", "number": "a Python number"}.get(other, "a value of unknown kind")
+    return (f"an operand is {what}, not an activation: FloatFunctional ops take activations "
+            "(add_scalar and mul_scalar a Python number)")
+
+
+def _negated(number: cst.BaseExpression) -> Arg:
+    if isinstance(number, cst.UnaryOperation) and isinstance(number.operator, cst.Minus) and not number.lpar:
+        return number.expression
+    if isinstance(number, (cst.Integer, cst.Float)):
+        return "-" + number.value
+    if not isinstance(number, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) and not number.lpar:
+        number = number.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return cst.UnaryOperation(cst.Minus(), number)
+
+
+def _exact_reciprocal(model, divisor: cst.BaseExpression):
+    """1 / divisor as source text when the divisor is a number literal ±2**k (|k| <= 126),
+    or why the site is left."""
+    try:
+        value = ast.literal_eval(model.module.code_for_node(divisor).strip())
+    except (ValueError, SyntaxError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        return ("the divisor is not a number literal: multiplying by its reciprocal would be "
+                "exact only for a power of two")
+    mantissa, exponent = math.frexp(value)
+    if abs(mantissa) != 0.5 or abs(exponent - 1) > _LARGEST_EXPONENT:
+        return (f"1/{model.module.code_for_node(divisor).strip()} is not exact in floating point, so "
+                "multiplying by it would change the float outputs in the last bit; only a power of "
+                "two is rewritten (FloatFunctional.mul_scalar by the reciprocal, written by hand, "
+                "accepts that)")
+    return repr(1 / value)
+
+
+def _relu_after(model, op, call: _Call):
+    """The add_relu plan when the add's result goes straight into a ReLU: `y = a + b` or
+    `y += b`, then `y = relu(y)` (removed) or `return relu(y)` (returns y)."""
+    if call.method != "add":
+        return None
+    path = _path(op.anchor.body, op.node)
+    line, small = (path[-3], path[-2]) if len(path) >= 3 else (None, None)
+    if op.kind == "augassign":
+        line, small = path[-2], op.node
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return None
+    if isinstance(small, cst.Assign):
+        if small.value is not op.node or len(small.targets) != 1 or not isinstance(small.targets[0].target, cst.Name):
+            return None
+        name = small.targets[0].target.value
+    elif isinstance(small, cst.AugAssign):
+        name = small.target.value
+    else:
+        return None
+    block = path[path.index(line) - 1]
+    body = list(getattr(block, "body", ()))
+    position = next((i for i, s in enumerate(body) if s is line), None)
+    if position is None or position + 1 >= len(body):
+        return None
+    after = body[position + 1]
+    if not isinstance(after, cst.SimpleStatementLine) or len(after.body) != 1 or _has_comment(after):
+        return None
+    statement = after.body[0]
+    if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and _is_name(statement.targets[0].target, name):
+        relu = statement.value
+    elif isinstance(statement, cst.Return):
+        relu = statement.value
+    else:
+        return None
+    if not _is_relu_of(model, relu, name):
+        return None
+    fused = _Call("add_relu", "add_relu", call.args)
+    if isinstance(statement, cst.Return):
+        return op.node, fused, (relu, cst.Name(name))
+    return op.node, fused, (after, cst.RemoveFromParent())
+
+
+def _has_comment(line: cst.SimpleStatementLine) -> bool:
+    return line.trailing_whitespace.comment is not None or any(e.comment is not None for e in line.leading_lines)
+
+
+def _is_name(node, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _is_relu_of(model, node, name: str) -> bool:
+    """`relu(name)`: an nn.ReLU submodule of the model, F.relu or torch.relu, given only `name`
+    (an `inplace` keyword aside)."""
+    if not isinstance(node, cst.Call):
+        return False
+    args = [a for a in node.args if not (a.keyword is not None and a.keyword.value == "inplace")]
+    if len(args) != 1 or args[0].keyword is not None or args[0].star or not _is_name(args[0].value, name):
+        return False
+    if model.qname(node.func) in _RELUS:
+        return True
+    return any(call.node is node and call.cls == "torch.nn.ReLU" and call.op is None
+               for trace in model.runs() for call in trace.calls)
+
+
+# ----- the edits ----------------------------------------------------------------------------
+def _build(fix: Fix, owner, receiver: str, node, call: _Call, extra) -> None:
+    holes: dict = {}
+    template = _template(fix, owner, receiver, call, holes)
+    if isinstance(node, cst.AugAssign):
+        template = "{target} = " + template
+        holes["target"] = node.target
+    elif call.method == "cat" and not call.args:  # torch.cat(...) -> self.cat.cat(...)
+        template = template[: -len("()")]
+    fix.replace(node, template, **holes)
+    if extra is not None:
+        fix.replace(*extra)
+
+
+def _template(fix: Fix, owner, receiver: str, call: _Call, holes: dict) -> str:
+    member = fix.add_member(owner, call.stem, "{FloatFunctional}()", FloatFunctional=FLOAT_FUNCTIONAL)
+    hole = f"m{len(holes)}"
+    holes[hole] = member
+    args = []
+    for arg in call.args:
+        if isinstance(arg, _Call):
+            args.append(_template(fix, owner, receiver, arg, holes))
+        elif isinstance(arg, str):
+            args.append(arg)
+        else:
+            name = f"a{len(holes)}"
+            holes[name] = arg
+            args.append("{" + name + "}")
+    return f"{receiver}.{{{hole}}}.{call.method}({', '.join(args)})"
