@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from qlint.fixes import Fix
 from qlint.registry import ERROR, SAFE, UNSAFE, WARNING, Rule, register
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
 from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
@@ -53,7 +54,7 @@ class InplaceModule(Rule):
                     if arg is not None:
                         yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
                                      "input, which observers and fake-quant saved. Use the default "
-                                     "inplace=False.", fix=(node, _without_inplace(node, arg)), anchor=member)
+                                     "inplace=False.", fix=Fix.replacing(model, node, _without_inplace(node, arg)), anchor=member)
 
 
 def _without_inplace(call: cst.Call, arg: cst.Arg) -> cst.Call:
