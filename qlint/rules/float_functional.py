@@ -37,6 +37,7 @@ import libcst as cst
 
 from qlint.fixes import Fix, TorchName
 from qlint.semantic import torch_api as api
+from qlint.semantic.ops import DIM_KEYWORD
 from qlint.semantic.values import Py, Seq, Tensor
 from qlint.semantic.walk import child_fields
 
@@ -186,7 +187,7 @@ def _concatenation(op):
     if any(isinstance(item, Tensor) and not item.is_act() for item in items):
         return ("a concatenated tensor is not an activation (a parameter or a tensor the forward "
                 "builds): FloatFunctional.cat takes activations only")
-    if any(a.star for a in args) or any(a.keyword is not None and a.keyword.value != api.DIM_KEYWORD for a in args) \
+    if any(a.star for a in args) or any(a.keyword is not None and a.keyword.value != DIM_KEYWORD for a in args) \
             or not 1 <= len(args) <= 2:
         return "its arguments (out=, axis=) have no FloatFunctional.cat form"
     return op.node.func, _Call("cat", "cat", ()), None  # the arguments stay as written
@@ -218,10 +219,8 @@ def _arithmetic(model, symbol: str, left, right, left_value, right_value):
         if symbol == "*":
             return _Call("mul_scalar", "mul_scalar", (left, right))
         if symbol == "/":
-            reciprocal = _exact_reciprocal(model, right)
-            if isinstance(reciprocal, str):
-                return reciprocal
-            return _Call("div", "mul_scalar", (left, reciprocal))
+            reciprocal, reason = _exact_reciprocal(model, right)
+            return reason or _Call("div", "mul_scalar", (left, reciprocal))
         return "matmul with a Python number is not a matrix product"
     if kinds == ("number", "act"):
         if symbol in "+*":
@@ -247,23 +246,23 @@ def _negated(number: cst.BaseExpression) -> Arg:
     return cst.UnaryOperation(cst.Minus(), number)
 
 
-def _exact_reciprocal(model, divisor: cst.BaseExpression):
-    """1 / divisor as source text when the divisor is a number literal ±2**k (|k| <= 126),
-    or why the site is left."""
+def _exact_reciprocal(model, divisor: cst.BaseExpression) -> tuple[Optional[str], Optional[str]]:
+    """(1 / divisor as source text, None) when the divisor is a number literal ±2**k
+    (|k| <= 126), else (None, why the site is left)."""
     try:
         value = ast.literal_eval(model.module.code_for_node(divisor).strip())
     except (ValueError, SyntaxError):
         value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
-        return ("the divisor is not a number literal: multiplying by its reciprocal would be "
-                "exact only for a power of two")
+        return None, ("the divisor is not a number literal, and multiplying by its reciprocal "
+                      "is exact only for a power of two")
     mantissa, exponent = math.frexp(value)
     if abs(mantissa) != 0.5 or abs(exponent - 1) > _LARGEST_EXPONENT:
-        return (f"1/{model.module.code_for_node(divisor).strip()} is not exact in floating point, so "
+        return None, (f"1/{model.module.code_for_node(divisor).strip()} is not exact in floating point, so "
                 "multiplying by it would change the float outputs in the last bit; only a power of "
                 "two is rewritten (FloatFunctional.mul_scalar by the reciprocal, written by hand, "
                 "accepts that)")
-    return repr(1 / value)
+    return repr(1 / value), None
 
 
 def _relu_after(model, op, call: _Call):

@@ -128,7 +128,7 @@ def test_division_by_a_number_without_an_exact_reciprocal_stays_reported(tmp_pat
     findings, fixed = _fixed(original, tmp_path / "fixed.py")
     assert fixed == original
     (finding,) = [f for f in findings if f.code == "QL303"]
-    assert "not fixed" in finding.message and "power of two" in finding.message
+    assert "not fixed" in finding.message.lower() and "power of two" in finding.message
     x = _inputs(0)
     assert not torch.equal(x / 3.0, x * (1 / 3.0))  # why: the reciprocal is rounded
     assert torch.equal(x / 8.0, x * 0.125) and torch.equal(x / -0.25, x * -4.0)
