@@ -27,11 +27,25 @@ SAFE = "safe"  # behaviour identical in float, before and after quantization; th
 UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the module tree changes
 
 
+class Invalid(str):
+    """An invalid example (its source) that also says, Fixit-style, what the rule's fix
+    makes of it: `Invalid(source, fixed=...)`, the fixed source without the `# expect:`
+    labels (the fixes of this rule alone, unsafe ones included, applied until none is left)."""
+
+    fixed: str
+
+    def __new__(cls, source: str, fixed: str) -> "Invalid":
+        example = super().__new__(cls, source)
+        example.fixed = fixed
+        return example
+
+
 class Rule:
     """A lint rule. Subclasses set the metadata and implement `check`.
 
     `invalid` examples mark each line that must be reported with a trailing
-    `# expect: CODE` comment; `valid` examples must produce no finding of this rule.
+    `# expect: CODE` comment; `valid` examples must produce no finding of this rule. A
+    fixable rule's invalid examples are `Invalid`s carrying their fixed source.
     The first of each is the rule's documented bad and good example.
     """
 
@@ -53,11 +67,16 @@ class Rule:
     @classmethod
     def bad_example(cls) -> str:
         """The first invalid example, without its test labels."""
-        return _LABEL.sub("", cls.invalid[0])
+        return without_labels(cls.invalid[0])
 
     @classmethod
     def good_example(cls) -> str:
-        return _LABEL.sub("", cls.valid[0])
+        return without_labels(cls.valid[0])
+
+
+def without_labels(source: str) -> str:
+    """An example's source without its `# expect:` / `# allow:` test labels."""
+    return _LABEL.sub("", source)
 
 
 RULES: dict[str, type[Rule]] = {}

@@ -290,10 +290,11 @@ def _relu_after(model, op, call: _Call):
     if position is None or position + 1 >= len(body):
         return None
     after = body[position + 1]
-    if not isinstance(after, cst.SimpleStatementLine) or len(after.body) != 1 or _has_comment(after):
+    if not isinstance(after, cst.SimpleStatementLine) or len(after.body) != 1:
         return None
     statement = after.body[0]
-    if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and _is_name(statement.targets[0].target, name):
+    if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and _is_name(statement.targets[0].target, name) \
+            and not _has_comment(after):  # the line goes: its comments would be lost
         relu = statement.value
     elif isinstance(statement, cst.Return):
         relu = statement.value

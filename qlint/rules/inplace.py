@@ -4,7 +4,7 @@ from __future__ import annotations
 import libcst as cst
 
 from qlint.fixes import Fix
-from qlint.registry import ERROR, SAFE, UNSAFE, WARNING, Rule, register
+from qlint.registry import ERROR, SAFE, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
 from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
 from qlint.semantic import torch_api as api
@@ -125,9 +125,32 @@ class InplaceAugAssign(Rule):
         "        outs += [x]\n        return self.skip_add.add(x, identity), outs\n",
     )
     invalid = (
-        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
-        "    def forward(self, x, identity):\n        out = x\n"
-        "        out += identity  # expect: QL203\n        out *= 0.5  # expect: QL203\n        return out\n",
+        Invalid(
+            "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
+            "    def forward(self, x, identity):\n        out = x\n"
+            "        out += identity  # expect: QL203\n"
+            "        out *= 0.5  # expect: QL203\n        return out\n",
+            fixed="import torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n"
+            "\nclass Block(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.add = FloatFunctional()\n"
+            "        self.mul_scalar = FloatFunctional()\n\n"
+            "    def forward(self, x, identity):\n        out = x\n"
+            "        out = self.add.add(out, identity)\n"
+            "        out = self.mul_scalar.mul_scalar(out, 0.5)\n        return out\n"),
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+            "class Bottleneck(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.conv = nn.Conv2d(8, 8, 1)\n\n"
+            "    def forward(self, x):\n        out = self.conv(x)\n"
+            "        out[:, :4] += x[:, :4]  # expect: QL203\n"
+            "        out += x  # expect: QL203\n        return F.relu(out)  # allow: QL101\n",
+            fixed="import torch.nn as nn\nimport torch.nn.functional as F\n"
+            "from torch.ao.nn.quantized import FloatFunctional\n\n\n"
+            "class Bottleneck(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.conv = nn.Conv2d(8, 8, 1)\n"
+            "        self.add_relu = FloatFunctional()\n\n    def forward(self, x):\n"
+            "        out = self.conv(x)\n        out[:, :4] += x[:, :4]\n"
+            "        out = self.add_relu.add_relu(out, x)\n        return out\n"),
     )
     fix_safety = UNSAFE
     fix_safety_note = FIX_SAFETY_NOTE + (

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from qlint.engine import lint_source
-from qlint.registry import SAFE, UNSAFE, all_rules
+from pathlib import Path
+
+from qlint.engine import lint_source, lint_text
+from qlint.registry import SAFE, UNSAFE, Invalid, all_rules, without_labels
 from tests.lint.labels import labels, mismatches
 
 RULES = all_rules()
 ENABLED = frozenset(code for code, rule in RULES.items() if not rule.opt_in)  # opt-in rules: their own examples
 INVALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.invalid)]
+FIXED = [(code, i, source) for code, i, source in INVALID if isinstance(source, Invalid)]
 VALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.valid)]
 
 
@@ -27,6 +30,16 @@ def test_invalid_example_is_reported_on_its_labeled_lines(code, index, source):
     assert not missed and not unexpected, (
         f"{code} invalid example {index}: missed {sorted(missed)}, unexpected {sorted(unexpected)}\n"
         f"found:\n{_describe(findings)}")
+
+
+@pytest.mark.parametrize(("code", "index", "source"), FIXED, ids=[f"{c}-invalid{i}" for c, i, _ in FIXED])
+def test_invalid_example_fixes_to_its_expected_source(code, index, source):
+    """Fixit's `Invalid(code, fixed=...)`: the rule's own fixes (every tier, pass after pass)
+    turn the example into its `fixed` source, which a second run leaves as it is."""
+    path = Path(f"{code}_invalid.py")
+    _, fixed = lint_text(source.encode(), path, frozenset({code}), fix=True, unsafe=True)
+    assert without_labels(fixed.decode()) == source.fixed, f"{code} invalid example {index} fixed:\n{fixed.decode()}"
+    assert lint_text(fixed, path, frozenset({code}), fix=True, unsafe=True)[1] == fixed
 
 
 @pytest.mark.parametrize(("code", "index", "source"), VALID, ids=[f"{c}-valid{i}" for c, i, _ in VALID])
