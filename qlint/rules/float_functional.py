@@ -63,6 +63,7 @@ class _Call:
     stem: str
     method: str
     args: tuple  # cst expressions of the file, source text (a number), or _Call
+    gap: Optional[cst.ParenthesizedWhitespace] = None  # a line break (and comment) to keep after the first argument
 
 
 Arg = Union[cst.BaseExpression, str, _Call]
@@ -173,6 +174,9 @@ def _plan(model, op):
     call = _arithmetic(model, symbol, left, right, *op.operands[:2])
     if isinstance(call, str):
         return call
+    if op.kind == "binop":  # `(a  # comment` / `+ b)`: the line break and its comment stay
+        call.gap = next((w for w in (node.operator.whitespace_before, node.operator.whitespace_after)
+                         if isinstance(w, cst.ParenthesizedWhitespace)), None)
     relu = _relu_after(model, op, call)
     if relu is not None:
         return relu
@@ -302,7 +306,7 @@ def _relu_after(model, op, call: _Call):
         return None
     if not _is_relu_of(model, relu, name):
         return None
-    fused = _Call("add_relu", "add_relu", call.args)
+    fused = _Call("add_relu", "add_relu", call.args, call.gap)
     if isinstance(statement, cst.Return):
         return op.node, fused, (relu, cst.Name(name))
     return op.node, fused, (after, cst.RemoveFromParent())
@@ -349,7 +353,7 @@ def _template(fix: Fix, owner, receiver: str, call: _Call, holes: dict) -> str:
     hole = f"m{len(holes)}"
     holes[hole] = member
     args = []
-    for arg in call.args:
+    for i, arg in enumerate(call.args):
         if isinstance(arg, _Call):
             args.append(_template(fix, owner, receiver, arg, holes))
         elif isinstance(arg, str):
@@ -357,5 +361,7 @@ def _template(fix: Fix, owner, receiver: str, call: _Call, holes: dict) -> str:
         else:
             name = f"a{len(holes)}"
             holes[name] = arg
+            if i == 0 and call.gap is not None and len(call.args) > 1:
+                holes[name] = cst.Arg(arg, comma=cst.Comma(whitespace_after=call.gap))
             args.append("{" + name + "}")
     return f"{receiver}.{{{hole}}}.{call.method}({', '.join(args)})"
