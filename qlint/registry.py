@@ -11,7 +11,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
 
 if TYPE_CHECKING:
     from qlint.rules.base import Report
@@ -28,14 +28,14 @@ UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the m
 
 
 class Invalid(str):
-    """An invalid example (its source) that also says, Fixit-style, what the rule's fix
-    makes of it: `Invalid(source, fixed=...)`, the fixed source without the `# expect:`
-    labels (the fixes of this rule alone, unsafe ones included, applied until none is left)."""
+    """An invalid example (its source) and, for a fixable rule, the source `qlint --fix
+    --unsafe-fixes --select CODE` turns it into, without its `# expect:` labels (Fixit's
+    `Invalid(code, fixed=...)`). A plain string is an invalid example with no fix expected."""
 
-    fixed: str
+    fixed: Optional[str]
 
-    def __new__(cls, source: str, fixed: str) -> "Invalid":
-        example = super().__new__(cls, source)
+    def __new__(cls, code: str, fixed: Optional[str] = None) -> "Invalid":
+        example = super().__new__(cls, code)
         example.fixed = fixed
         return example
 
@@ -44,8 +44,7 @@ class Rule:
     """A lint rule. Subclasses set the metadata and implement `check`.
 
     `invalid` examples mark each line that must be reported with a trailing
-    `# expect: CODE` comment; `valid` examples must produce no finding of this rule. A
-    fixable rule's invalid examples are `Invalid`s carrying their fixed source.
+    `# expect: CODE` comment (an `Invalid` also carries the source its fix gives); `valid` examples must produce no finding of this rule.
     The first of each is the rule's documented bad and good example.
     """
 
@@ -56,7 +55,7 @@ class Rule:
     explanation: ClassVar[str]
     fix: ClassVar[str]
     valid: ClassVar[tuple[str, ...]]
-    invalid: ClassVar[tuple[str, ...]]
+    invalid: ClassVar[tuple[str, ...]]  # str or Invalid
     fix_safety: ClassVar[str] = ""  # SAFE, UNSAFE, or "" when qlint has no fix for the rule
     fix_safety_note: ClassVar[str] = ""  # why the fix is in its tier (the docs' "Fix safety" section)
     opt_in: ClassVar[bool] = False  # True: off unless a selector more specific than `QL` names it
@@ -67,16 +66,11 @@ class Rule:
     @classmethod
     def bad_example(cls) -> str:
         """The first invalid example, without its test labels."""
-        return without_labels(cls.invalid[0])
+        return _LABEL.sub("", cls.invalid[0])
 
     @classmethod
     def good_example(cls) -> str:
-        return without_labels(cls.valid[0])
-
-
-def without_labels(source: str) -> str:
-    """An example's source without its `# expect:` / `# allow:` test labels."""
-    return _LABEL.sub("", source)
+        return _LABEL.sub("", cls.valid[0])
 
 
 RULES: dict[str, type[Rule]] = {}
