@@ -10,14 +10,8 @@ together or not at all:
     yield Report(call, message, fix=fix)
 
 - `fix.replace(node, new, **holes)`: `new` is a libcst node (or `cst.RemoveFromParent()`),
-<<<<<<< HEAD
-  or a libcst expression template (`"self.{relu}({x})"`; a small statement template in place of
-  a small statement: `"{y} = self.{add}.add({y}, {b})"`) whose holes are filled when the
-  fix is applied (see "Holes").
-=======
   or a libcst template (`"self.{relu}({x})"`; a statement such as `"{x} = self.{relu}({x})"`
   where `node` is a small statement) whose holes are filled when the fix is applied.
->>>>>>> fixcore
 - `fix.add_member(cls, stem, template, after=None, **holes) -> Member`: a new submodule
   `self.<name> = <template>` in the `__init__` of `cls` (a ClassModel of the file). The name
   is chosen when the fix is applied: `stem`, else `stem_1`, `stem_2`, ... - the first that
@@ -175,11 +169,7 @@ def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
         for method in fix.methods:
             plan.tail(method.cls).append(plan.statement(method.template, method.holes, leading_blank=True))
         for node, new, holes in fix.replacements:
-<<<<<<< HEAD
-            plan.replacements[id(node)] = plan.code(node, new, holes) if isinstance(new, str) else new
-=======
             plan.replacements[id(node)] = plan.fill(node, new, holes) if isinstance(new, str) else new
->>>>>>> fixcore
     return model.module.visit(_Apply(plan)), len(accepted)
 
 
@@ -271,14 +261,6 @@ class _Plan:
 
     def expression(self, template: str, holes: dict) -> cst.BaseExpression:
         return parse_template_expression(template, self.config, **self._holes(holes))
-
-    def code(self, node: cst.CSTNode, template: str, holes: dict) -> cst.CSTNode:
-        """A template in place of `node`: an expression, or a small statement (`y = ...` for
-        `y += ...`) keeping the original's semicolon."""
-        if not isinstance(node, cst.BaseSmallStatement):
-            return self.expression(template, holes)
-        small = self.statement(template, holes).body[0]
-        return small.with_changes(semicolon=node.semicolon)
 
     def statement(self, template: str, holes: dict, leading_blank: bool = False) -> cst.BaseStatement:
         statement = parse_template_statement(template, self.config, **self._holes(holes))
