@@ -36,10 +36,10 @@ from typing import Optional, Union
 import libcst as cst
 
 from qlint.fixes import Fix, TorchName
+from qlint.rules.rewrites import site, unobserved
 from qlint.semantic import torch_api as api
 from qlint.semantic.ops import DIM_KEYWORD
 from qlint.semantic.values import Py, Seq, Tensor
-from qlint.semantic.walk import child_fields
 
 FLOAT_FUNCTIONAL = TorchName("torch.ao.nn.quantized.FloatFunctional")
 FIX_SAFETY_NOTE = (
@@ -52,8 +52,6 @@ _SYMBOL = {"add": "+", "sub": "-", "subtract": "-", "mul": "*", "multiply": "*",
            "mm": "@", "bmm": "@", "div": "/", "divide": "/", "true_divide": "/"}
 _RELUS = frozenset({"torch.nn.functional.relu", "torch.relu"})
 _LARGEST_EXPONENT = 126  # 2**k and 2**-k both normal float32 numbers
-_REPEATS = (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp,
-            cst.Lambda, cst.FunctionDef)
 
 
 @dataclass
@@ -73,14 +71,14 @@ def float_functional_fix(model, op) -> Fix:
     """The fix of an arithmetic op of the forward path (an `OpUse`); `fix.unfixable` says
     why there is none."""
     fix = Fix(model)
-    reason = _refusal(model, op)
+    where = site(model, op.node, op.anchor)
+    reason = _refusal(model, op, where)
     if reason is None:
-        planned = _plan(model, op)
+        planned = _plan(model, op, where)
         if isinstance(planned, str):
             reason = planned
         else:
-            owner, receiver = _owner(model, op.anchor)
-            _build(fix, owner, receiver, *planned)
+            _build(fix, where.cls, *planned)
     if reason is not None:
         fix.unfixable = reason
     return fix
@@ -91,62 +89,22 @@ def unfixed(fix: Fix) -> str:
     return f" Not fixed: {fix.unfixable}." if fix.unfixable else ""
 
 
-# ----- where the site is --------------------------------------------------------------------
-def _owner(model, method: cst.FunctionDef):
-    """The module class whose method holds the site, and the method's `self` name."""
-    for cls in model.module_classes():
-        if any(m is method for m in cls.methods.values()):
-            return cls, method.params.params[0].name.value
-    return None, None
-
-
-def _refusal(model, op) -> Optional[str]:
-    method = op.anchor
-    if not isinstance(method, cst.FunctionDef) or _owner(model, method)[0] is None:
-        return "it is not in a method of an nn.Module class, where a FloatFunctional could live"
-    if not method.params.params or any(
-            isinstance(d.decorator, cst.Name) and d.decorator.value in ("staticmethod", "classmethod")
-            for d in method.decorators):
-        return "its method has no `self` to hold a FloatFunctional"
-    path = _path(method.body, op.node)
-    if path is None or any(isinstance(node, _REPEATS) for node in path[:-1]) or _reached_twice(model, op.node):
-        return ("it runs more than once per forward (a loop, a comprehension, a nested function "
-                "or a method called twice), and one FloatFunctional would observe every run; "
-                "give each run its own (an nn.ModuleList)")
+def _refusal(model, op, where) -> Optional[str]:
+    if where is None or not model.index.is_module_class(where.cls.qname):
+        return ("it is not in a statement of a plain method (`self` first, no decorator) of an "
+                "nn.Module class, where a FloatFunctional could live")
+    if where.repeated:
+        return ("it may run more than once per forward (a loop, a comprehension, or a helper "
+                "not called exactly once from forward), and one FloatFunctional would observe "
+                "every run; give each run its own (an nn.ModuleList)")
+    if op.kind == "augassign" and isinstance(op.node.target, cst.Name) and not unobserved(model, where, op.node.target):
+        return (f"`{op.node.target.value}` may hold a tensor another name holds too (an input, "
+                "an alias), which the in-place update changes as well and a rebinding would not")
     return None
-
-
-def _path(root: cst.CSTNode, target: cst.CSTNode) -> Optional[list]:
-    """The nodes from `root` down to `target` (both included), or None."""
-    if root is target:
-        return [root]
-    for name in child_fields(type(root)):
-        value = getattr(root, name)
-        for child in (value if isinstance(value, (list, tuple)) else (value,)):
-            if isinstance(child, cst.CSTNode):
-                found = _path(child, target)
-                if found is not None:
-                    return [root, *found]
-    return None
-
-
-def _reached_twice(model, node: cst.CSTNode) -> bool:
-    """Whether some run of the file reaches the node more than once (a helper called twice)."""
-    key = "float-functional:reached-twice"
-    if key not in model.cache:
-        twice = set()
-        for trace in model.runs():
-            seen = set()
-            for use in trace.ops:
-                if id(use.node) in seen:
-                    twice.add(id(use.node))
-                seen.add(id(use.node))
-        model.cache[key] = twice
-    return id(node) in model.cache[key]
 
 
 # ----- what the site computes -------------------------------------------------------------
-def _plan(model, op):
+def _plan(model, op, where):
     """(node to replace, _Call, statement to remove or None), or why there is none."""
     node = op.node
     if op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
@@ -177,7 +135,7 @@ def _plan(model, op):
     if op.kind == "binop":  # `(a  # comment` / `+ b)`: the line break and its comment stay
         call.gap = next((w for w in (node.operator.whitespace_before, node.operator.whitespace_after)
                          if isinstance(w, cst.ParenthesizedWhitespace)), None)
-    relu = _relu_after(model, op, call)
+    relu = _relu_after(model, op, where, call)
     if relu is not None:
         return relu
     return node, call, None
@@ -269,32 +227,21 @@ def _exact_reciprocal(model, divisor: cst.BaseExpression) -> tuple[Optional[str]
     return repr(1 / value), None
 
 
-def _relu_after(model, op, call: _Call):
+def _relu_after(model, op, where, call: _Call):
     """The add_relu plan when the add's result goes straight into a ReLU: `y = a + b` or
     `y += b`, then `y = relu(y)` (removed) or `return relu(y)` (returns y)."""
-    if call.method != "add":
+    if call.method != "add" or where.index + 1 >= len(where.block):
         return None
-    path = _path(op.anchor.body, op.node)
-    line, small = (path[-3], path[-2]) if len(path) >= 3 else (None, None)
-    if op.kind == "augassign":
-        line, small = path[-2], op.node
-    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+    line, after = where.block[where.index], where.block[where.index + 1]
+    if len(line.body) != 1 or not isinstance(after, cst.SimpleStatementLine) or len(after.body) != 1:
         return None
-    if isinstance(small, cst.Assign):
-        if small.value is not op.node or len(small.targets) != 1 or not isinstance(small.targets[0].target, cst.Name):
-            return None
-        name = small.targets[0].target.value
-    elif isinstance(small, cst.AugAssign):
+    small = line.body[0]
+    if isinstance(small, cst.AugAssign) and small is op.node:
         name = small.target.value
+    elif isinstance(small, cst.Assign) and small.value is op.node and len(small.targets) == 1 \
+            and isinstance(small.targets[0].target, cst.Name):
+        name = small.targets[0].target.value
     else:
-        return None
-    block = path[path.index(line) - 1]
-    body = list(getattr(block, "body", ()))
-    position = next((i for i, s in enumerate(body) if s is line), None)
-    if position is None or position + 1 >= len(body):
-        return None
-    after = body[position + 1]
-    if not isinstance(after, cst.SimpleStatementLine) or len(after.body) != 1:
         return None
     statement = after.body[0]
     if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and _is_name(statement.targets[0].target, name) \
@@ -335,9 +282,9 @@ def _is_relu_of(model, node, name: str) -> bool:
 
 
 # ----- the edits ----------------------------------------------------------------------------
-def _build(fix: Fix, owner, receiver: str, node, call: _Call, extra) -> None:
+def _build(fix: Fix, owner, node, call: _Call, extra) -> None:
     holes: dict = {}
-    template = _template(fix, owner, receiver, call, holes)
+    template = _template(fix, owner, call, holes)
     if isinstance(node, cst.AugAssign):
         template = "{target} = " + template
         holes["target"] = node.target
@@ -348,14 +295,14 @@ def _build(fix: Fix, owner, receiver: str, node, call: _Call, extra) -> None:
         fix.replace(*extra)
 
 
-def _template(fix: Fix, owner, receiver: str, call: _Call, holes: dict) -> str:
+def _template(fix: Fix, owner, call: _Call, holes: dict) -> str:
     member = fix.add_member(owner, call.stem, "{FloatFunctional}()", FloatFunctional=FLOAT_FUNCTIONAL)
     hole = f"m{len(holes)}"
     holes[hole] = member
     args = []
     for i, arg in enumerate(call.args):
         if isinstance(arg, _Call):
-            args.append(_template(fix, owner, receiver, arg, holes))
+            args.append(_template(fix, owner, arg, holes))
         elif isinstance(arg, str):
             args.append(arg)
         else:
@@ -364,4 +311,4 @@ def _template(fix: Fix, owner, receiver: str, call: _Call, holes: dict) -> str:
             if i == 0 and call.gap is not None and len(call.args) > 1:
                 holes[name] = cst.Arg(arg, comma=cst.Comma(whitespace_after=call.gap))
             args.append("{" + name + "}")
-    return f"{receiver}.{{{hole}}}.{call.method}({', '.join(args)})"
+    return f"self.{{{hole}}}.{call.method}({', '.join(args)})"

@@ -194,14 +194,18 @@ class InplaceAugAssign(Rule):
     invalid = (
         Invalid(
             "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
-            "    def forward(self, x, identity):\n        out = x\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n\n"
+            "    def forward(self, x, identity):\n        out = self.conv(x)\n"
             "        out += identity  # expect: QL203\n"
             "        out *= 0.5  # expect: QL203\n        return out\n",
             fixed="import torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n"
             "\nclass Block(nn.Module):\n    def __init__(self):\n"
-            "        super().__init__()\n        self.add = FloatFunctional()\n"
+            "        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n"
+            "        self.add = FloatFunctional()\n"
             "        self.mul_scalar = FloatFunctional()\n\n"
-            "    def forward(self, x, identity):\n        out = x\n"
+            "    def forward(self, x, identity):\n        out = self.conv(x)\n"
             "        out = self.add.add(out, identity)\n"
             "        out = self.mul_scalar.mul_scalar(out, 0.5)\n        return out\n"),
         Invalid(
@@ -210,7 +214,8 @@ class InplaceAugAssign(Rule):
             "        super().__init__()\n        self.conv = nn.Conv2d(8, 8, 1)\n\n"
             "    def forward(self, x):\n        out = self.conv(x)\n"
             "        out[:, :4] += x[:, :4]  # expect: QL203\n"
-            "        out += x  # expect: QL203\n        return F.relu(out)  # allow: QL101\n",
+            "        out += x  # expect: QL203\n"
+            "        return F.relu(out)  # allow: QL101\n",
             fixed="import torch.nn as nn\nimport torch.nn.functional as F\n"
             "from torch.ao.nn.quantized import FloatFunctional\n\n\n"
             "class Bottleneck(nn.Module):\n    def __init__(self):\n"
@@ -218,6 +223,10 @@ class InplaceAugAssign(Rule):
             "        self.add_relu = FloatFunctional()\n\n    def forward(self, x):\n"
             "        out = self.conv(x)\n        out[:, :4] += x[:, :4]\n"
             "        out = self.add_relu.add_relu(out, x)\n        return out\n"),
+        # Not fixed: `out` is the caller's `x`, which the in-place update changes too.
+        "import torch.nn as nn\n\n\nclass Alias(nn.Module):\n"
+        "    def forward(self, x, identity):\n        out = x\n"
+        "        out += identity  # expect: QL203\n        return out, x\n",
     )
     fix_safety = UNSAFE
     fix_safety_note = FIX_SAFETY_NOTE + (

@@ -133,14 +133,15 @@ def fresh(model: FileModel, cls: ClassModel, expr: cst.BaseExpression) -> bool:
 
 def unobserved(model: FileModel, where: Site, operand: cst.BaseExpression) -> bool:
     """Whether writing into `operand` at `where` is seen by nothing else: it is fresh, or a
-    local name bound to a fresh value earlier in the same block and not mentioned since."""
+    local name bound to a fresh value earlier in the same block and since then not mentioned but
+    by its own augmented assignments."""
     if fresh(model, where.cls, operand):
         return True
     if not isinstance(operand, cst.Name):
         return False
     name = operand.value
     for statement in reversed(where.block[:where.index]):
-        if not _mentions(statement, name):
+        if not _mentions(statement, name) or _updates_in_place(statement, name):
             continue
         if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
             small = statement.body[0]
@@ -149,6 +150,16 @@ def unobserved(model: FileModel, where: Site, operand: cst.BaseExpression) -> bo
                 return fresh(model, where.cls, small.value)
         return False
     return False
+
+
+def _updates_in_place(statement, name: str) -> bool:
+    """`name += ...` or `name[...] += ...`: the name still holds the tensor it held before."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    target = small.target.value if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Subscript) \
+        else getattr(small, "target", None)
+    return isinstance(small, cst.AugAssign) and isinstance(target, cst.Name) and target.value == name
 
 
 def rewritable(model: FileModel, where: Site, call: cst.BaseExpression, operand: cst.BaseExpression,

@@ -58,10 +58,10 @@ BODIES = {
     "matmul": "y = a @ b",
     "torch-functions": "y = torch.cat([torch.add(a, b), torch.mul(a, 2.0), torch.matmul(a, b), torch.sub(a, b)], dim=1)",
     "tensor-methods": "y = a.add(b).mul(a).sub(b)",
-    "augassign": "y = a\n        y += b\n        y *= 0.5\n        y -= b",
+    "augassign": "y = self.conv1(x)\n        y += b\n        y *= 0.5\n        y -= b",
     "division": "y = a / 8 + b / -0.25",
     "add-relu": "y = a + b\n        y = self.relu(y)",
-    "add-relu-augassign": "y = a\n        y += b\n        y = self.relu(y)",
+    "add-relu-augassign": "y = self.conv1(x)\n        y += b\n        y = self.relu(y)",
 }
 
 
