@@ -22,9 +22,11 @@ themselves (tests/runtime/test_fix_proof_floatfunctional.py runs each form).
 A site is left unfixed, its finding saying why, where the rewrite could change what runs
 or what is observed: an operand that is neither an activation nor a Python number (a
 parameter, a buffer, a constant tensor), keyword arguments with no FloatFunctional form
-(alpha, out, rounding_mode), an augmented assignment to an attribute or an item, code that
-runs more than once per forward (a loop, a comprehension, a helper called twice: one
-FloatFunctional would observe every run), code outside a method of an nn.Module class.
+(alpha, out, rounding_mode), torch.stack, an augmented assignment to an attribute or an item
+or to a name that may hold another name's tensor (the rebinding would stop updating it),
+code that runs more than once per forward (a loop, a comprehension, a helper not called
+exactly once: one FloatFunctional would observe every run), code outside a plain method of
+an nn.Module class (`rewrites.site`).
 """
 from __future__ import annotations
 
@@ -105,7 +107,7 @@ def _refusal(model, op, where) -> Optional[str]:
 
 # ----- what the site computes -------------------------------------------------------------
 def _plan(model, op, where):
-    """(node to replace, _Call, statement to remove or None), or why there is none."""
+    """(node to replace, _Call, a second (node, replacement) or None), or why there is none."""
     node = op.node
     if op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
         return _concatenation(op)
