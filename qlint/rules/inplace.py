@@ -8,6 +8,7 @@ import libcst as cst
 from qlint.fixes import Fix
 from qlint.registry import ERROR, SAFE, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
+from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
 from qlint.rules.rewrites import rewritable, site
 from qlint.semantic import ops, torch_api as api
 from qlint.semantic.walk import iter_nodes
@@ -198,14 +199,51 @@ class InplaceAugAssign(Rule):
         "        outs += [x]\n        return self.skip_add.add(x, identity), outs\n",
     )
     invalid = (
-        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
+        Invalid(
+            "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n\n"
+            "    def forward(self, x, identity):\n        out = self.conv(x)\n"
+            "        out += identity  # expect: QL203\n"
+            "        out *= 0.5  # expect: QL203\n        return out\n",
+            fixed="import torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n"
+            "\nclass Block(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n"
+            "        self.add = FloatFunctional()\n"
+            "        self.mul_scalar = FloatFunctional()\n\n"
+            "    def forward(self, x, identity):\n        out = self.conv(x)\n"
+            "        out = self.add.add(out, identity)\n"
+            "        out = self.mul_scalar.mul_scalar(out, 0.5)\n        return out\n"),
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+            "class Bottleneck(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.conv = nn.Conv2d(8, 8, 1)\n\n"
+            "    def forward(self, x):\n        out = self.conv(x)\n"
+            "        out[:, :4] += x[:, :4]  # expect: QL203\n"
+            "        out += x  # expect: QL203\n"
+            "        return F.relu(out)  # allow: QL101\n",
+            fixed="import torch.nn as nn\nimport torch.nn.functional as F\n"
+            "from torch.ao.nn.quantized import FloatFunctional\n\n\n"
+            "class Bottleneck(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.conv = nn.Conv2d(8, 8, 1)\n"
+            "        self.add_relu = FloatFunctional()\n\n    def forward(self, x):\n"
+            "        out = self.conv(x)\n        out[:, :4] += x[:, :4]\n"
+            "        out = self.add_relu.add_relu(out, x)\n        return out\n"),
+        # Not fixed: `out` is the caller's `x`, which the in-place update changes too.
+        "import torch.nn as nn\n\n\nclass Alias(nn.Module):\n"
         "    def forward(self, x, identity):\n        out = x\n"
-        "        out += identity  # expect: QL203\n        out *= 0.5  # expect: QL203\n        return out\n",
+        "        out += identity  # expect: QL203\n        return out, x\n",
     )
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE + (
+        " The in-place update becomes a rebinding (`out = self.add.add(out, identity)`): "
+        "another name bound to the same tensor no longer sees the update.")
     _OPERATORS = frozenset({"+=", "-=", "*=", "/=", "@="})
 
     def check(self, model):
         for op in forward_ops(model, "augassign", where=lambda op: op.name in self._OPERATORS and op.operands[0].is_act()):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` is an in-place {op.name[0]} on an "
-                             "activation; it raises after convert(). Use a FloatFunctional "
-                             "(`out = self.skip_add.add(out, identity)`).", anchor=op.anchor)
+                         "activation; it raises after convert(). Use a FloatFunctional "
+                         f"(`out = self.skip_add.add(out, identity)`).{unfixed(fix)}", fix=fix, anchor=op.anchor)

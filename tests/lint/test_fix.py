@@ -16,7 +16,8 @@ FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
 
 
 def test_fixable_rules_are_declared():
-    assert FIXABLE == ["QL001", "QL101", "QL201", "QL202", "QL401", "QL402", "QL403", "QL505"]
+    assert FIXABLE == ["QL001", "QL101", "QL201", "QL202", "QL203", "QL301", "QL302", "QL303", "QL401", "QL402",
+                       "QL403", "QL505"]
 
 
 @pytest.mark.parametrize("code", FIXABLE)
@@ -110,10 +111,10 @@ def test_new_names_never_collide_across_the_files_of_a_run(tmp_path: Path):
         "        return torch.relu(super().forward(x) + 1.0)\n")
     files = [tmp_path / "pkg" / "a.py", tmp_path / "pkg" / "b.py"]
     result = fix_paths(files, load_config(start=tmp_path), unsafe=True)
-    assert result == FixResult(fixed={files[0]: 1, files[1]: 1})
+    assert result == FixResult(fixed={files[0]: 1, files[1]: 2})  # b.py: the ReLU and the `+ 1.0` (QL301)
     assert "self.relu = nn.ReLU()" in files[0].read_text()
     assert "self.relu_1 = torch.nn.ReLU()" in files[1].read_text()
-    assert "return self.relu_1(super().forward(x) + 1.0)" in files[1].read_text()
+    assert "return self.relu_1(self.add_scalar.add_scalar(super().forward(x), 1.0))" in files[1].read_text()
 
 
 def test_in_place_writes_another_reference_may_see_are_left_as_they_are():
