@@ -25,6 +25,7 @@ import threading
 import time
 import tokenize
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -128,39 +129,68 @@ def _collector_paused():
 
 @dataclass
 class FixResult:
-    """What `fix_paths` did: fixes per rewritten file, and the files it could not write."""
+    """What fixing files did (`fix_paths`) or would do (`compute_fixes`): the fixes per
+    changed file and rule code, the files that could not be fixed, and each changed file's
+    bytes before and after (for --diff)."""
 
-    fixed: dict[Path, int] = field(default_factory=dict)
+    fixed: dict[Path, dict[str, int]] = field(default_factory=dict)  # path -> {code: fixes}
     failed: dict[Path, str] = field(default_factory=dict)  # path -> why (the file is unchanged)
+    changes: dict[Path, tuple[bytes, bytes]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def count(self) -> int:
+        """How many fixes, in all files."""
+        return sum(sum(codes.values()) for codes in self.fixed.values())
 
 
-def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
-    """Apply the safe fixes (with `unsafe`, the unsafe ones too) of the findings not under
-    `# noqa` and rewrite the files,
-    each atomically (`qlint.files.write_atomically`). A file that cannot be fixed or written
-    is reported in `failed` and left as it was; the others are still fixed."""
+def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
+    """The fixed content of `files`, written nowhere: the safe fixes (with `unsafe`, the
+    unsafe ones too) of the findings not under `# noqa`. A file whose fixes cannot be
+    applied is in `failed`."""
     budget = getattr(config, "budget", Budget())
     units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, _fix_tiers(unsafe)) for f in files]
+    result = FixResult()
     with _collector_paused():
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
         for unit in units:
             unit.model = None  # parsed again below, one file at a time
         index = ProjectIndex(_with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0])
-        result = FixResult()
         for unit in units:
-            if unit.failure is not None or unit.load() is None:
+            if unit.failure is not None:
+                continue
+            try:
+                data = unit.path.read_bytes()
+            except OSError as error:
+                result.failed[unit.path] = _describe(error)
+                continue
+            if unit.load(data) is None:
                 continue
             unit.check(index)
             if unit.fixes:
                 try:
-                    with _recursion_limit(_RECURSION_LIMIT):
-                        fixed = unit.model.module.visit(_Replace(unit.fixes)).bytes
-                    write_atomically(unit.path, fixed)
-                except (OSError, RecursionError, ValueError) as error:
+                    fixed = unit.fixed_source()
+                except (RecursionError, ValueError) as error:
                     result.failed[unit.path] = _describe(error)
                 else:
-                    result.fixed[unit.path] = len(unit.fixes)
+                    if fixed != data:
+                        result.fixed[unit.path] = dict(unit.fixed_codes)
+                        result.changes[unit.path] = (data, fixed)
             unit.model = None
+    return result
+
+
+def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
+    """Apply the fixes `compute_fixes` finds and rewrite the files, each atomically
+    (`qlint.files.write_atomically`: mode bits kept; line endings and the encoding are the
+    source's own). A file that cannot be fixed or written is in `failed` and left as it
+    was; the others are still fixed."""
+    result = compute_fixes(files, config, unsafe)
+    for path, (_, fixed) in list(result.changes.items()):
+        try:
+            write_atomically(path, fixed)
+        except OSError as error:
+            result.failed[path] = _describe(error)
+            del result.fixed[path], result.changes[path]
     return result
 
 
@@ -175,23 +205,31 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False,
-              unsafe: bool = False) -> tuple[list[Finding], bytes]:
+@dataclass
+class TextLint:
+    """`lint_text`'s answer: the findings of `source`, the source (fixed, when fixing), and
+    the fixes applied per rule code."""
+
+    findings: list[Finding]
+    source: bytes
+    fixed: dict[str, int] = field(default_factory=dict)
+
+
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False, unsafe: bool = False) -> TextLint:
     """Lint source given for `path` (standard input) as that file of its project would be,
-    base classes from other files included; with `fix`, fix it first. Returns the findings
-    left and the source (fixed or not)."""
+    base classes from other files included; with `fix`, fix it first (the safe fixes; with
+    `unsafe`, the unsafe ones too) and report what is left."""
     unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
     summary = unit.load(data)
     index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
     findings = unit.check(index)
     if fix and unit.fixes:
         try:
-            with _recursion_limit(_RECURSION_LIMIT):
-                data = unit.model.module.visit(_Replace(unit.fixes)).bytes
+            fixed = unit.fixed_source()
         except (RecursionError, ValueError):
-            return sorted(findings), data  # unfixed, as a file --fix cannot write
-        return lint_text(data, path, codes)[0], data
-    return sorted(findings), data
+            return TextLint(sorted(findings), data)  # unfixed, as a file --fix cannot write
+        return TextLint(lint_text(fixed, path, codes).findings, fixed, dict(unit.fixed_codes))
+    return TextLint(sorted(findings), data)
 
 
 class _Replace(cst.CSTTransformer):
@@ -313,6 +351,7 @@ class _Unit:
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
         self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
+        self.fixed_codes: Counter[str] = Counter()  # fixes in `fixes` per rule code
 
     def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         """Read, check the budget, parse and model the file; its summary, or None with
@@ -370,6 +409,12 @@ class _Unit:
         rule = all_rules()[PARSE_ERROR]
         return Finding(str(self.path), line, column, line, column, PARSE_ERROR, rule.name, rule.severity, message)
 
+    def fixed_source(self) -> bytes:
+        """The file's bytes with `fixes` applied (after `check`), in the source's encoding
+        and line endings; raises RecursionError or ValueError when they cannot be."""
+        with _recursion_limit(_RECURSION_LIMIT):
+            return self.model.module.visit(_Replace(self.fixes)).bytes
+
     def check(self, index: ProjectIndex) -> list[Finding]:
         if self.failure is not None:
             return [self.failure] if PARSE_ERROR in self.codes else []
@@ -420,8 +465,9 @@ class _Unit:
                 continue
             seen.add((line, column, rule.code))
             fix = rule.fix_safety if report.fix is not None else ""
-            if fix in self.fix_tiers:
+            if fix in self.fix_tiers and id(report.fix[0]) not in self.fixes:
                 self.fixes[id(report.fix[0])] = report.fix[1]
+                self.fixed_codes[rule.code] += 1
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))

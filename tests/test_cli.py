@@ -132,7 +132,7 @@ def test_statistics(project, capsys):
     assert status == 1
     assert out == "   3  QL301  tensor-operator\n"
     status, out, _ = run(capsys, "--statistics", "--output-format", "json", "models")
-    assert json.loads(out) == [{"count": 3, "code": "QL301", "name": "tensor-operator"}]
+    assert json.loads(out) == [{"count": 3, "code": "QL301", "name": "tensor-operator", "fixable": False}]
 
 
 def test_json_output(project, capsys):
@@ -202,7 +202,7 @@ def test_settings_errors_exit_2_naming_file_and_key(project, capsys, pyproject, 
         (["--output-format", "xml"], "invalid choice: 'xml'"),
         (["--jobs", "0"], "expected a positive integer, found 0"),
         (["--statistics", "--output-format", "sarif"], "--statistics works with --output-format text or json"),
-        (["--unsafe-fixes"], "unrecognized arguments: --unsafe-fixes"),
+        (["--unsafe-fixes", "--no-unsafe-fixes"], "not allowed with argument --unsafe-fixes"),
     ],
 )
 def test_usage_errors_exit_2(project, capsys, argv, expected_error):

@@ -76,8 +76,8 @@ def test_statistics_count_per_code_by_count_then_code():
     tie = [FINDINGS[1], FINDINGS[0]]
     assert render_statistics(tie).splitlines() == ["   1  QL301  tensor-operator", "   1  QL401  module-reused"]
     assert json.loads(render_statistics(findings, "json")) == [
-        {"count": 12, "code": "QL301", "name": "tensor-operator"},
-        {"count": 3, "code": "QL401", "name": "module-reused"},
+        {"count": 12, "code": "QL301", "name": "tensor-operator", "fixable": False},
+        {"count": 3, "code": "QL401", "name": "module-reused", "fixable": False},
     ]
     assert render_statistics([]) == ""
 

@@ -25,6 +25,11 @@ class InplaceModule(Rule):
         "where the input is reused (residual connections).")
     fix = "Drop `inplace=True` (the memory saved is small next to a wrong model)."
     fix_safety = SAFE
+    fix_safety_note = (
+        "The module returns the same values without `inplace=True`, and its arguments and the "
+        "module tree stay as they were. Only a forward that ignores the module's result and "
+        "reads its input again (`self.relu(x); return x`) would change, and such code already "
+        "computes something else once the activation is fused (it becomes Identity).")
     valid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.relu = nn.ReLU()\n        self.act = nn.LeakyReLU(0.1)\n",

@@ -116,6 +116,10 @@ class DeprecatedNamespace(Rule):
            "legacy_namespaces.json); a legacy module or name without a torch.ao twin is reported "
            "and left as it is. For new code, see torchao (`quantize_`, PT2E).")
     fix_safety = SAFE
+    fix_safety_note = (
+        "The legacy names are aliases: the torch.ao name is the same module or class, so the "
+        "code runs exactly as before. The fix writes only names the installed torch's map holds "
+        "(qlint/data/legacy_namespaces.json), and leaves the others reported.")
     valid = (
         "import torch\nfrom torch.ao.quantization import QuantStub, prepare\n"
         "import torch.ao.nn.quantized as nnq\n\n\ndef go(m):\n    return torch.ao.quantization.convert(m)\n",

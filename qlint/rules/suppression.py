@@ -25,6 +25,9 @@ class UnusedNoqa(Rule):
         "off by default: enable it with `--extend-select QL001` (or `extend-select`).")
     fix = "Remove the codes that suppress nothing, and the comment when none is left."
     fix_safety = SAFE
+    fix_safety_note = (
+        "It changes only comments: the codes it removes suppress nothing, so no finding "
+        "appears or goes away.")
     opt_in = True
     valid = (
         "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
