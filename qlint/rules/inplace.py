@@ -26,8 +26,8 @@ class InplaceModule(Rule):
     fix = "Drop `inplace=True` (the memory saved is small next to a wrong model)."
     fix_safety = SAFE
     fix_safety_note = (
-        "The module returns the same values without `inplace=True`, and its arguments and the "
-        "module tree stay as they were. Only a forward that ignores the module's result and "
+        "The module returns the same values without `inplace=True`. Only a forward that ignores "
+        "the module's result and "
         "reads its input again (`self.relu(x); return x`) would change, and such code already "
         "computes something else once the activation is fused (it becomes Identity).")
     valid = (

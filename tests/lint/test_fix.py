@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import ast
+import json
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
-from qlint.engine import FixResult, fix_paths, lint_paths
-from qlint.registry import all_rules
+from qlint.engine import FixResult, compute_fixes, fix_paths, lint_paths
+from qlint.registry import UNSAFE, WARNING, Rule, all_rules
+from qlint.rules.base import Report
+from qlint.semantic.walk import iter_nodes
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
 
@@ -89,3 +96,236 @@ def test_a_positional_inplace_before_other_arguments_becomes_false(tmp_path: Pat
                     "        super().__init__()\n        self.act = nn.Hardtanh(-1.0, 1.0, True, max_value=None)\n")
     fix_paths([path], load_config(start=tmp_path))
     assert "nn.Hardtanh(-1.0, 1.0, False, max_value=None)" in path.read_text()
+
+
+# ----- fix tiers through the command (ruff's --fix / --unsafe-fixes / --diff / --show-fixes) -----
+class _UnsafeRename(Rule):
+    """A test rule with an unsafe fix: `legacy_block` becomes `new_block` (rules with unsafe
+    fixes of their own are added by other work; the CLI must treat the tier the same)."""
+
+    code = "QL990"
+    name = "test-unsafe-rename"
+    severity = WARNING
+    summary = "legacy_block is named"
+    explanation = fix = "test rule"
+    fix_safety = UNSAFE
+    fix_safety_note = "It renames."
+    valid = ("new_block = 1\n",)
+    invalid = ("legacy_block = 1  # expect: QL990\n",)
+
+    def check(self, model):
+        for node in iter_nodes(model.module):
+            if isinstance(node, cst.Name) and node.value == "legacy_block":
+                yield Report(node, "legacy_block is named", fix=(node, node.with_changes(value="new_block")))
+
+
+@pytest.fixture
+def unsafe_rule(monkeypatch):
+    monkeypatch.setitem(all_rules(), _UnsafeRename.code, _UnsafeRename)
+    return _UnsafeRename
+
+
+TIERS = textwrap.dedent("""\
+    import torch.nn as nn
+
+    legacy_block = 1
+
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.relu(x + self.conv(x))
+""")  # QL990 (unsafe fix) on line 3, QL201 (safe fix) on line 10, QL301 (no fix) on line 13
+SAFE_FIXED = TIERS.replace("nn.ReLU(inplace=True)", "nn.ReLU()")
+ALL_FIXED = SAFE_FIXED.replace("legacy_block", "new_block")
+
+
+@pytest.fixture
+def tiers(tmp_path, monkeypatch, unsafe_rule):
+    (tmp_path / "m.py").write_text(TIERS)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "m.py"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main([*argv, "--no-cache"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _codes_marked(out: str) -> dict[str, bool]:
+    """{code: marked [*]} per finding line."""
+    return {line.split()[1]: line.split()[2] == "[*]" for line in out.splitlines() if line.startswith("m.py:")}
+
+
+def test_findings_a_fix_would_remove_are_marked_and_counted(tiers, capsys):
+    status, out, err = run(capsys, "m.py")
+    assert (status, err) == (1, "")
+    assert _codes_marked(out) == {"QL990": False, "QL201": True, "QL301": False}
+    assert out.endswith("Found 3 problems (1 error, 2 warnings).\n"
+                        "[*] 1 fixable with --fix (1 more with --unsafe-fixes).\n")
+    status, out, _ = run(capsys, "m.py", "--unsafe-fixes")
+    assert _codes_marked(out) == {"QL990": True, "QL201": True, "QL301": False}
+    assert out.endswith("[*] 2 fixable with --fix.\n")
+    status, out, _ = run(capsys, "m.py", "--ignore", "QL201")
+    assert out.endswith("No fixes available with --fix (1 more with --unsafe-fixes).\n")
+    status, out, _ = run(capsys, "m.py", "--select", "QL301")
+    assert out.endswith("Found 1 problem (1 error, 0 warnings).\n")  # no fix: no footer
+    assert tiers.read_text() == TIERS
+    status, out, _ = run(capsys, "m.py", "-q")
+    assert "fixable" not in out and "Found" not in out
+
+
+def test_fix_applies_the_safe_fixes_and_unsafe_fixes_adds_the_others(tiers, capsys):
+    status, out, err = run(capsys, "m.py", "--fix")
+    assert tiers.read_text() == SAFE_FIXED
+    assert (status, err) == (1, "")
+    assert out.endswith("Found 3 problems (1 fixed, 2 remaining).\n"
+                        "No fixes available with --fix (1 more with --unsafe-fixes).\n")
+    status, out, _ = run(capsys, "m.py", "--fix", "--unsafe-fixes")
+    assert tiers.read_text() == ALL_FIXED
+    assert out.endswith("Found 2 problems (1 fixed, 1 remaining).\n")
+    assert run(capsys, "m.py", "--fix", "--unsafe-fixes")[1].endswith("Found 1 problem (1 error, 0 warnings).\n")
+    assert tiers.read_text() == ALL_FIXED  # nothing left to fix
+
+
+def test_unsafe_fixes_setting_and_the_flag_that_overrides_it(tiers, capsys):
+    (tiers.parent / "pyproject.toml").write_text("[tool.qlint]\nunsafe-fixes = true\n")
+    assert run(capsys, "m.py")[1].endswith("[*] 2 fixable with --fix.\n")
+    run(capsys, "m.py", "--fix", "--no-unsafe-fixes")
+    assert tiers.read_text() == SAFE_FIXED
+    run(capsys, "m.py", "--fix")
+    assert tiers.read_text() == ALL_FIXED
+    (tiers.parent / "pyproject.toml").write_text('[tool.qlint]\nunsafe-fixes = "yes"\n')
+    status, out, err = run(capsys, "m.py")
+    assert (status, out) == (2, "")
+    assert "pyproject.toml: [tool.qlint] unsafe-fixes: expected true or false, found 'yes'" in err
+
+
+def _patched(diff: bytes, folder: Path, name: str) -> bytes:
+    """The file `name` of `folder` after `patch -p0` applies `diff` to a copy."""
+    copy = folder / "patched"
+    copy.mkdir(exist_ok=True)
+    shutil.copy2(folder / name, copy / name)
+    subprocess.run(["patch", "-p0", "--quiet"], input=diff, cwd=copy, check=True)
+    return (copy / name).read_bytes()
+
+
+def qlint(*argv: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qlint", *argv, "--no-cache"], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
+def test_diff_prints_what_fix_would_change_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "m.py"
+    path.write_text(TIERS.replace("legacy_block", "x"))
+    result = qlint("m.py", "--diff", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == (b"--- m.py\n+++ m.py\n@@ -7,7 +7,7 @@\n"
+                             b"     def __init__(self):\n         super().__init__()\n"
+                             b"         self.conv = nn.Conv2d(3, 3, 1)\n"
+                             b"-        self.relu = nn.ReLU(inplace=True)\n+        self.relu = nn.ReLU()\n"
+                             b" \n     def forward(self, x):\n         return self.relu(x + self.conv(x))\n")
+    # Findings and summaries on stderr, as a plain run prints them.
+    err = result.stderr.decode()
+    assert "m.py:10:21: QL201 [*] inplace-module" in err and "m.py:13:26: QL301 tensor-operator" in err
+    assert err.endswith("Found 2 problems (1 error, 1 warning).\n[*] 1 fixable with --fix.\n")
+    assert path.read_text() == TIERS.replace("legacy_block", "x")
+    # The diff is what --fix writes.
+    patched = _patched(result.stdout, tmp_path, "m.py")
+    assert qlint("m.py", "--fix", cwd=tmp_path).returncode == 1
+    assert path.read_bytes() == patched == SAFE_FIXED.replace("legacy_block", "x").encode()
+
+
+def test_diff_with_nothing_to_fix_prints_nothing_on_stdout_and_exits_0(tiers, capsys):
+    tiers.write_text(ALL_FIXED)
+    status, out, err = run(capsys, "m.py", "--diff")
+    assert (status, out) == (0, "")  # QL301 has no fix: the diff decides, not the findings
+    assert "QL301" in err and err.endswith("Found 1 problem (1 error, 0 warnings).\n")
+    assert run(capsys, "m.py", "--diff", "--silent") == (0, "", "")
+
+
+def test_diff_follows_the_tiers_and_exit_zero(tiers, capsys):
+    status, out, err = run(capsys, "m.py", "--diff", "--select", "QL990")
+    assert (status, out) == (0, "")  # the unsafe fix is not in the tiers
+    assert err.endswith("No fixes available with --fix (1 more with --unsafe-fixes).\n")
+    status, out, _ = run(capsys, "m.py", "--diff", "--unsafe-fixes")
+    assert status == 1 and "-legacy_block = 1\n+new_block = 1\n" in out and "+        self.relu = nn.ReLU()\n" in out
+    assert run(capsys, "m.py", "--diff", "--fix", "--exit-zero")[:2][0] == 0  # --diff wins over --fix: no write
+    assert tiers.read_text() == TIERS
+
+
+def test_show_fixes_lists_fixes_per_file_and_rule(tiers, capsys):
+    other = tiers.parent / "sub" / "n.py"
+    other.parent.mkdir()
+    other.write_text("import torch.quantization as tq\nimport torch.nn.quantized as nnq\n"
+                     "import torch.nn as nn\n\nlegacy_block = nn.ReLU(inplace=True)\n")
+    status, out, err = run(capsys, ".", "--diff", "--show-fixes", "--unsafe-fixes")
+    assert "\nWould fix 5 problems:\n- m.py:\n    1 × QL201 (inplace-module)\n    1 × QL990 (test-unsafe-rename)\n" \
+           "- sub/n.py:\n    2 × QL505 (deprecated-namespace)\n    1 × QL990 (test-unsafe-rename)\n\n" in err
+    status, out, err = run(capsys, ".", "--fix", "--show-fixes")
+    assert "\nFixed 3 problems:\n- m.py:\n    1 × QL201 (inplace-module)\n" \
+           "- sub/n.py:\n    2 × QL505 (deprecated-namespace)\n\nFound 6 problems (3 fixed, 3 remaining).\n" in out
+    assert "Fixed" not in run(capsys, ".", "--fix", "--show-fixes")[1]  # nothing more to fix: no list
+    status, out, _ = run(capsys, ".", "--fix", "--show-fixes", "--unsafe-fixes", "--output-format", "json")
+    assert "Fixed" not in out and json.loads(out)  # machine formats stay parseable
+
+
+def test_diff_and_fix_on_standard_input(tmp_path):
+    source = TIERS.encode()
+    diff = qlint("-", "--stdin-filename", "pkg/m.py", "--diff", cwd=tmp_path, stdin=source)
+    assert diff.returncode == 1
+    assert diff.stdout.startswith(b"--- pkg/m.py\n+++ pkg/m.py\n@@ ") and b"+        self.relu = nn.ReLU()\n" in diff.stdout
+    assert b"pkg/m.py:10:21: QL201 [*] inplace-module" in diff.stderr  # the findings of the source given
+    clean = qlint("-", "--diff", cwd=tmp_path, stdin=b"x = 1\n")
+    assert (clean.returncode, clean.stdout) == (0, b"")
+    fixed = qlint("-", "--fix", "--show-fixes", cwd=tmp_path, stdin=b"import torch.quantization as tq\n")
+    assert fixed.stdout == b"import torch.ao.quantization as tq\n"
+    assert fixed.stderr.decode() == ("\nFixed 1 problem:\n- -:\n    1 × QL505 (deprecated-namespace)\n\n"
+                                     "Found 1 problem (1 fixed, 0 remaining).\n")
+    assert fixed.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
+@pytest.mark.parametrize("newline, encoding, cookie", [
+    ("\r\n", "utf-8", ""),
+    ("\n", "latin-1", "# -*- coding: latin-1 -*-\n"),
+    ("\r\n", "latin-1", "# -*- coding: latin-1 -*-\r\n"),
+])
+def test_fix_and_diff_keep_line_endings_encoding_and_mode(tmp_path, newline, encoding, cookie):
+    source = cookie + "import torch.quantization as tq\nname = 'caf\xe9'\nno_newline_at_end = 1".replace(
+        "\n", newline)
+    path = tmp_path / "m.py"
+    path.write_bytes(source.encode(encoding))
+    path.chmod(0o741)
+    expected = source.replace("torch.quantization", "torch.ao.quantization").encode(encoding)
+    diff = qlint("m.py", "--diff", cwd=tmp_path)
+    assert diff.returncode == 1 and path.read_bytes() == source.encode(encoding)
+    assert _patched(diff.stdout, tmp_path, "m.py") == expected
+    result = qlint("m.py", "--fix", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes() == expected  # only the fix changed: endings, encoding, last line kept
+    assert path.stat().st_mode & 0o777 == 0o741
+
+
+def test_compute_fixes_writes_nothing_and_fix_paths_counts_fixes_per_code(tiers):
+    config = load_config(start=tiers.parent)
+    result = compute_fixes([tiers], config, unsafe=True)
+    assert result == FixResult(fixed={tiers: {"QL201": 1, "QL990": 1}}) and result.count == 2
+    assert result.changes == {tiers: (TIERS.encode(), ALL_FIXED.encode())}
+    assert tiers.read_text() == TIERS
+    assert fix_paths([tiers], config) == FixResult(fixed={tiers: {"QL201": 1}})
+    assert tiers.read_text() == SAFE_FIXED
+
+
+def test_an_unsafe_fix_s_docs_say_how_to_apply_it(unsafe_rule):
+    from qlint.output.docs import rule_markdown
+
+    section = rule_markdown(unsafe_rule).split("### Fix safety\n\n", 1)[1]
+    assert section.startswith("This rule's fix is **unsafe**: `qlint --fix` applies it only with `--unsafe-fixes`")
+    assert "state_dict keys stay the same" in section and section.rstrip().endswith("It renames.")
