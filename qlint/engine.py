@@ -154,7 +154,9 @@ def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False)
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
         for unit in units:
             unit.model = None  # parsed again below, one file at a time
-        index = ProjectIndex(_with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0])
+        project = _with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0]
+        index = ProjectIndex(project)
+        positions = {path: i for i, (_, path) in enumerate(summaries)}
         for unit in units:
             if unit.failure is not None:
                 continue
@@ -166,15 +168,14 @@ def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False)
             if unit.load(data) is None:
                 continue
             unit.check(index)
-            if unit.fixes:
-                try:
-                    fixed = unit.fixed_source()
-                except (RecursionError, ValueError) as error:
-                    result.failed[unit.path] = _describe(error)
-                else:
-                    if fixed != data:
-                        result.fixed[unit.path] = dict(unit.fixed_codes)
-                        result.changes[unit.path] = (data, fixed)
+            try:
+                fixed, codes = _fix_passes(unit, project, positions[unit.path])
+            except (RecursionError, ValueError) as error:
+                result.failed[unit.path] = _describe(error)
+            else:
+                if codes and fixed != data:
+                    result.fixed[unit.path] = codes
+                    result.changes[unit.path] = (data, fixed)
             unit.model = None
     return result
 
@@ -192,6 +193,32 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
             result.failed[path] = _describe(error)
             del result.fixed[path], result.changes[path]
     return result
+
+
+# A fix that another one's edits overlap waits for the next pass; a file converges in a few.
+MAX_FIX_PASSES = 10
+
+
+def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional[bytes], dict[str, int]]:
+    """Apply the unit's fixes (already checked) pass after pass, linting the fixed source
+    again each time with its new summary in the project's place; the source (None when
+    nothing was fixed) and the fixes applied per rule code."""
+    from qlint.fixes import apply_fixes, composable
+
+    data, codes = None, Counter()
+    for _ in range(MAX_FIX_PASSES):
+        accepted = composable(unit.fixes)
+        if not accepted:
+            break
+        with _recursion_limit(_RECURSION_LIMIT):
+            data = apply_fixes(unit.model, accepted)[0].bytes
+        codes.update(unit.fix_codes[id(fix)] for fix in accepted)
+        summary = unit.load(data)
+        if summary is None:
+            raise ValueError(f"the fixed source does not parse: {unit.failure.message}")
+        summaries = [*summaries[:position], summary, *summaries[position + 1:]]
+        unit.check(ProjectIndex(summaries))
+    return data, dict(codes)
 
 
 def _fix_tiers(unsafe: bool) -> frozenset:
@@ -221,26 +248,16 @@ def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False, unsa
     `unsafe`, the unsafe ones too) and report what is left."""
     unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
     summary = unit.load(data)
-    index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
-    findings = unit.check(index)
+    project = _with_dependencies([summary], [path])[0] if summary else []
+    findings = unit.check(ProjectIndex(project))
     if fix and unit.fixes:
         try:
-            fixed = unit.fixed_source()
+            fixed, applied = _fix_passes(unit, project, 0)
         except (RecursionError, ValueError):
             return TextLint(sorted(findings), data)  # unfixed, as a file --fix cannot write
-        return TextLint(lint_text(fixed, path, codes).findings, fixed, dict(unit.fixed_codes))
+        if applied:
+            return TextLint(lint_text(fixed, path, codes).findings, fixed, applied)
     return TextLint(sorted(findings), data)
-
-
-class _Replace(cst.CSTTransformer):
-    """Replaces nodes by identity (the nodes the rules reported on)."""
-
-    def __init__(self, replacements: dict[int, cst.CSTNode]):
-        super().__init__()
-        self.replacements = replacements
-
-    def on_leave(self, original_node, updated_node):
-        return self.replacements.get(id(original_node), updated_node)
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
@@ -350,8 +367,8 @@ class _Unit:
         self.size = 0
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
-        self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
-        self.fixed_codes: Counter[str] = Counter()  # fixes in `fixes` per rule code
+        self.fixes: list = []  # the qlint.fixes.Fix of each finding whose tier `fix_tiers` holds
+        self.fix_codes: dict[int, str] = {}  # id(fix) -> the code of its finding
 
     def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         """Read, check the budget, parse and model the file; its summary, or None with
@@ -409,13 +426,8 @@ class _Unit:
         rule = all_rules()[PARSE_ERROR]
         return Finding(str(self.path), line, column, line, column, PARSE_ERROR, rule.name, rule.severity, message)
 
-    def fixed_source(self) -> bytes:
-        """The file's bytes with `fixes` applied (after `check`), in the source's encoding
-        and line endings; raises RecursionError or ValueError when they cannot be."""
-        with _recursion_limit(_RECURSION_LIMIT):
-            return self.model.module.visit(_Replace(self.fixes)).bytes
-
     def check(self, index: ProjectIndex) -> list[Finding]:
+        self.fixes, self.fix_codes = [], {}
         if self.failure is not None:
             return [self.failure] if PARSE_ERROR in self.codes else []
         with _recursion_limit(_RECURSION_LIMIT):
@@ -464,10 +476,10 @@ class _Unit:
             if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
-            fix = rule.fix_safety if report.fix is not None else ""
-            if fix in self.fix_tiers and id(report.fix[0]) not in self.fixes:
-                self.fixes[id(report.fix[0])] = report.fix[1]
-                self.fixed_codes[rule.code] += 1
+            fix = rule.fix_safety if report.fix is not None and report.fix.unfixable is None else ""
+            if fix in self.fix_tiers:
+                self.fixes.append(report.fix)
+                self.fix_codes[id(report.fix)] = rule.code
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))

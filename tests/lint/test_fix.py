@@ -15,6 +15,7 @@ import pytest
 from qlint.cli import main
 from qlint.config import load_config
 from qlint.engine import FixResult, compute_fixes, fix_paths, lint_paths
+from qlint.fixes import Fix
 from qlint.registry import UNSAFE, WARNING, Rule, all_rules
 from qlint.rules.base import Report
 from qlint.semantic.walk import iter_nodes
@@ -116,7 +117,7 @@ class _UnsafeRename(Rule):
     def check(self, model):
         for node in iter_nodes(model.module):
             if isinstance(node, cst.Name) and node.value == "legacy_block":
-                yield Report(node, "legacy_block is named", fix=(node, node.with_changes(value="new_block")))
+                yield Report(node, "legacy_block is named", fix=Fix.replacing(model, node, "new_block"))
 
 
 @pytest.fixture
