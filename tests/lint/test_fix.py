@@ -15,7 +15,7 @@ import pytest
 from qlint.cli import main
 from qlint.config import load_config
 from qlint.engine import FixResult, compute_fixes, fix_paths, lint_paths
-from qlint.fixes import Fix
+from qlint.fixes import Fix, TorchName
 from qlint.registry import UNSAFE, WARNING, Rule, all_rules
 from qlint.rules.base import Report
 from qlint.semantic.walk import iter_nodes
@@ -330,3 +330,64 @@ def test_an_unsafe_fix_s_docs_say_how_to_apply_it(unsafe_rule):
     section = rule_markdown(unsafe_rule).split("### Fix safety\n\n", 1)[1]
     assert section.startswith("This rule's fix is **unsafe**: `qlint --fix` applies it only with `--unsafe-fixes`")
     assert "state_dict keys stay the same" in section and section.rstrip().endswith("It renames.")
+
+
+class _UnsafeMember(Rule):
+    """A test rule whose unsafe fix adds a submodule: `torch.relu(x)` -> `self.relu(x)` with
+    `self.relu = nn.ReLU()` in `__init__` (the shape of the unsafe fixes other work adds)."""
+
+    code = "QL991"
+    name = "test-unsafe-member"
+    severity = WARNING
+    summary = explanation = fix = "test rule"
+    fix_safety = UNSAFE
+    fix_safety_note = "It adds a submodule."
+    valid = ("x = 1\n",)
+    invalid = ("import torch\ntorch.relu(1)  # expect: QL991\n",)
+
+    def check(self, model):
+        for cls in model.module_classes():
+            for node in iter_nodes(cls.node):
+                if isinstance(node, cst.Call) and model.qname(node.func) == "torch.relu":
+                    fix = Fix(model)
+                    relu = fix.add_member(cls, "relu", "{ReLU}()", ReLU=TorchName("torch.nn.ReLU"))
+                    fix.replace(node, "self.{relu}({x})", relu=relu, x=node.args[0].value)
+                    yield Report(node, "torch.relu", fix=fix)
+
+
+MEMBER = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)) + torch.relu(x)  # noqa: QL301
+""")
+MEMBER_FIXED = MEMBER.replace("nn.Conv2d(3, 3, 1)\n", "nn.Conv2d(3, 3, 1)\n        self.relu = nn.ReLU()\n"
+                              "        self.relu_1 = nn.ReLU()\n").replace(
+    "torch.relu(self.conv(x)) + torch.relu(x)", "self.relu(self.conv(x)) + self.relu_1(x)")
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_an_unsafe_fix_that_adds_submodules_through_diff_and_fix(tmp_path, monkeypatch, capsys, newline):
+    monkeypatch.setitem(all_rules(), _UnsafeMember.code, _UnsafeMember)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "m.py"
+    path.write_bytes(MEMBER.replace("\n", newline).encode())
+    expected = MEMBER_FIXED.replace("\n", newline).encode()
+    status, out, err = run(capsys, "m.py", "--diff")
+    assert (status, out) == (0, "") and err.endswith("No fixes available with --fix (2 more with --unsafe-fixes).\n")
+    status, out, err = run(capsys, "m.py", "--diff", "--unsafe-fixes", "--show-fixes")
+    assert status == 1 and "Would fix 2 problems:\n- m.py:\n    2 × QL991 (test-unsafe-member)\n" in err
+    assert _patched(out.encode(), tmp_path, "m.py") == expected
+    assert path.read_bytes() == MEMBER.replace("\n", newline).encode()
+    status, out, _ = run(capsys, "m.py", "--fix", "--unsafe-fixes")
+    assert (status, path.read_bytes()) == (0, expected)
+    assert out == "Found 2 problems (2 fixed, 0 remaining).\n"
+    assert run(capsys, "m.py", "--diff", "--unsafe-fixes")[:2] == (0, "")  # a second run changes nothing
