@@ -1,8 +1,8 @@
 """The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule,
 `qlint report MODULE:FACTORY --input SHAPE` quantizes a model and reports on it (qlint/report_cli.py).
 
-Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error,
-a file --fix could not write, or an internal error.
+Exit status: 0 no findings, 1 findings (0 with --exit-zero; with --diff, 1 when there is a
+diff), 2 usage or configuration error, a file --fix could not write, or an internal error.
 """
 from __future__ import annotations
 
@@ -225,10 +225,10 @@ class _Fixes:
     what was (or would be) fixed, per file and rule code."""
 
     def __init__(self, args, config):
-        from qlint.registry import SAFE, UNSAFE
+        from qlint.registry import fix_tiers
 
         self.unsafe = config.unsafe_fixes if args.unsafe_fixes is None else args.unsafe_fixes
-        self.tiers = frozenset({SAFE, UNSAFE} if self.unsafe else {SAFE})
+        self.tiers = fix_tiers(self.unsafe)
         self.diff = args.diff
         self.enabled = args.fix or args.diff
         self.stdout_taken = self.enabled and (args.diff or Path("-") in args.paths)

@@ -38,7 +38,7 @@ from qlint.config import Budget
 from qlint.files import write_atomically
 from qlint.finding import Finding
 from qlint.noqa import Noqa
-from qlint.registry import SAFE, UNSAFE, all_rules
+from qlint.registry import SAFE, all_rules, fix_tiers
 from qlint.rules.base import anchors
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -148,7 +148,7 @@ def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False)
     unsafe ones too) of the findings not under `# noqa`. A file whose fixes cannot be
     applied is in `failed`."""
     budget = getattr(config, "budget", Budget())
-    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, _fix_tiers(unsafe)) for f in files]
+    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, fix_tiers(unsafe)) for f in files]
     result = FixResult()
     with _collector_paused():
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
@@ -221,11 +221,6 @@ def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional
     return data, dict(codes)
 
 
-def _fix_tiers(unsafe: bool) -> frozenset:
-    """The fix tiers a run applies: the safe ones, and with `unsafe` the unsafe ones too."""
-    return frozenset({SAFE, UNSAFE} if unsafe else {SAFE})
-
-
 def _describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror} ({type(error).__name__}, errno {error.errno})"
@@ -246,7 +241,7 @@ def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False, unsa
     """Lint source given for `path` (standard input) as that file of its project would be,
     base classes from other files included; with `fix`, fix it first (the safe fixes; with
     `unsafe`, the unsafe ones too) and report what is left."""
-    unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
+    unit = _Unit(path, codes, Budget(), fix_tiers(unsafe))
     summary = unit.load(data)
     project = _with_dependencies([summary], [path])[0] if summary else []
     findings = unit.check(ProjectIndex(project))

@@ -27,6 +27,11 @@ SAFE = "safe"  # behaviour identical in float, before and after quantization; th
 UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the module tree changes
 
 
+def fix_tiers(unsafe: bool) -> frozenset:
+    """The fix tiers a run applies: the safe ones, and with `unsafe` the unsafe ones too."""
+    return frozenset({SAFE, UNSAFE} if unsafe else {SAFE})
+
+
 class Rule:
     """A lint rule. Subclasses set the metadata and implement `check`.
 
