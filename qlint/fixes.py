@@ -10,8 +10,8 @@ together or not at all:
     yield Report(call, message, fix=fix)
 
 - `fix.replace(node, new, **holes)`: `new` is a libcst node (or `cst.RemoveFromParent()`),
-  or a libcst expression template (`"self.{relu}({x})"`) whose holes are filled when the
-  fix is applied (see "Holes").
+  or a libcst template (`"self.{relu}({x})"`; a statement such as `"{x} = self.{relu}({x})"`
+  where `node` is a small statement) whose holes are filled when the fix is applied.
 - `fix.add_member(cls, stem, template, after=None, **holes) -> Member`: a new submodule
   `self.<name> = <template>` in the `__init__` of `cls` (a ClassModel of the file). The name
   is chosen when the fix is applied: `stem`, else `stem_1`, `stem_2`, ... - the first that
@@ -175,7 +175,7 @@ def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
         for method in fix.methods:
             plan.tail(method.cls).append(plan.statement(method.template, method.holes, leading_blank=True))
         for node, new, holes in fix.replacements:
-            plan.replacements[id(node)] = plan.expression(new, holes) if isinstance(new, str) else new
+            plan.replacements[id(node)] = plan.fill(node, new, holes) if isinstance(new, str) else new
     return model.module.visit(_Apply(plan)), len(accepted)
 
 
@@ -258,6 +258,12 @@ class _Plan:
             else:
                 filled[key] = value.deep_clone()
         return filled
+
+    def fill(self, node: cst.CSTNode, template: str, holes: dict) -> cst.CSTNode:
+        """A template filled in, as the kind of node it replaces (an expression, or a small statement)."""
+        if isinstance(node, cst.BaseSmallStatement):
+            return self.statement(template, holes).body[0]
+        return self.expression(template, holes)
 
     def expression(self, template: str, holes: dict) -> cst.BaseExpression:
         return parse_template_expression(template, self.config, **self._holes(holes))

@@ -9,39 +9,38 @@ import sys
 import textwrap
 from pathlib import Path
 
-import libcst as cst
 import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
 from qlint.engine import FixResult, compute_fixes, fix_paths, lint_paths
-from qlint.fixes import Fix, TorchName
-from qlint.registry import UNSAFE, WARNING, Rule, all_rules
-from qlint.rules.base import Report
-from qlint.semantic.walk import iter_nodes
+from qlint.registry import _LABEL, UNSAFE, all_rules
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
 
 
 def test_fixable_rules_are_declared():
-    assert FIXABLE == ["QL001", "QL201", "QL505"]
+    assert FIXABLE == ["QL001", "QL101", "QL201", "QL202", "QL505"]
 
 
 @pytest.mark.parametrize("code", FIXABLE)
-def test_fixing_a_rule_s_invalid_examples_removes_its_findings(tmp_path: Path, code):
+def test_fix_paths_writes_the_fixed_examples_in_their_tier(tmp_path: Path, code):
+    """Each `Invalid(code, fixed=...)` example becomes its fixed source on disk; an unsafe
+    rule's fixes wait for `unsafe=True`; a second run changes nothing."""
     rule = all_rules()[code]
     for i, source in enumerate(rule.invalid):
+        if getattr(source, "fixed", None) is None:
+            continue
         path = tmp_path / f"example_{i}.py"
-        path.write_text(source)
+        path.write_text(_LABEL.sub("", source))
         config = load_config(start=tmp_path, select=[code])
-        before = lint_paths([path], config, jobs=1)
-        assert before
-        # Every finding of a fixable rule's invalid example is fixed, one fix each.
-        assert fix_paths([path], config) == FixResult(fixed={path: {code: len(before)}}), source
+        if rule.fix_safety == UNSAFE:
+            assert fix_paths([path], config) == FixResult()
+        assert fix_paths([path], config, unsafe=True).fixed
         fixed = path.read_text()
         ast.parse(fixed)
-        assert not lint_paths([path], config, jobs=1), fixed
-        assert fix_paths([path], config) == FixResult()  # idempotent: nothing left to fix
+        assert fixed == source.fixed
+        assert fix_paths([path], config, unsafe=True) == FixResult()  # idempotent: nothing left to fix
 
 
 SOURCE = textwrap.dedent("""
@@ -68,68 +67,43 @@ SOURCE = textwrap.dedent("""
             return torch.quantization.QuantStub()(x)
 """)
 
-EXPECTED = SOURCE.replace("import torch.quantization as tq", "import torch.ao.quantization as tq") \
+SAFE_FIXED = SOURCE.replace("import torch.quantization as tq", "import torch.ao.quantization as tq") \
     .replace("from torch.nn.quantized import", "from torch.ao.nn.quantized import") \
     .replace("from torch import quantization", "from torch.ao import quantization") \
-    .replace("nn.ReLU(inplace=True)\n", "nn.ReLU()\n") \
-    .replace("nn.LeakyReLU(0.1, True)", "nn.LeakyReLU(0.1)") \
-    .replace("nn.Hardtanh(-1.0, 1.0, True, )", "nn.Hardtanh(-1.0, 1.0)") \
-    .replace("nn.ReLU6(True, )", "nn.ReLU6()") \
     .replace("torch.nn.quantized.FloatFunctional()", "torch.ao.nn.quantized.FloatFunctional()") \
     .replace("torch.quantization.QuantStub()", "torch.ao.quantization.QuantStub()")
+EXPECTED = SAFE_FIXED.replace("nn.ReLU(inplace=True)\n", "nn.ReLU()\n") \
+    .replace("nn.LeakyReLU(0.1, True)", "nn.LeakyReLU(0.1)") \
+    .replace("nn.Hardtanh(-1.0, 1.0, True, )", "nn.Hardtanh(-1.0, 1.0)") \
+    .replace("nn.ReLU6(True, )", "nn.ReLU6()")
 
 
 def test_fix_rewrites_what_it_can_and_reports_the_rest(tmp_path: Path, capsys):
     path = tmp_path / "m.py"
     path.write_text(SOURCE)
     assert main([str(path), "--fix"]) == 1
-    assert path.read_text() == EXPECTED
+    assert path.read_text() == SAFE_FIXED
     out, err = capsys.readouterr()
-    assert "Found 11 problems (9 fixed, 2 remaining).\n" in out and not err
-    # Left: a mixed `from` import and `nn.quantized` spelled through the `nn` alias.
-    assert [line.split(": ")[1].split()[0] for line in out.splitlines() if line.startswith(str(path))] == [
-        "QL505", "QL505"]
+    assert "Found 11 problems (5 fixed, 6 remaining).\n" in out and not err
+    # Left: the unsafe QL201 fixes, a mixed `from` import and `nn.quantized` spelled through the `nn` alias.
+    assert sorted(line.split(": ")[1].split()[0] for line in out.splitlines() if line.startswith(str(path))) == [
+        "QL201", "QL201", "QL201", "QL201", "QL505", "QL505"]
+    assert fix_paths([path], load_config(start=tmp_path), unsafe=True) == FixResult(fixed={path: {"QL201": 4}})
+    assert path.read_text() == EXPECTED
 
 
 def test_a_positional_inplace_before_other_arguments_becomes_false(tmp_path: Path):
     path = tmp_path / "m.py"
     path.write_text("import torch.nn as nn\n\n\nclass M(nn.Module):\n    def __init__(self):\n"
                     "        super().__init__()\n        self.act = nn.Hardtanh(-1.0, 1.0, True, max_value=None)\n")
-    fix_paths([path], load_config(start=tmp_path))
+    fix_paths([path], load_config(start=tmp_path), unsafe=True)
     assert "nn.Hardtanh(-1.0, 1.0, False, max_value=None)" in path.read_text()
 
 
 # ----- fix tiers through the command (ruff's --fix / --unsafe-fixes / --diff / --show-fixes) -----
-class _UnsafeRename(Rule):
-    """A test rule with an unsafe fix: `legacy_block` becomes `new_block` (rules with unsafe
-    fixes of their own are added by other work; the CLI must treat the tier the same)."""
-
-    code = "QL990"
-    name = "test-unsafe-rename"
-    severity = WARNING
-    summary = "legacy_block is named"
-    explanation = fix = "test rule"
-    fix_safety = UNSAFE
-    fix_safety_note = "It renames."
-    valid = ("new_block = 1\n",)
-    invalid = ("legacy_block = 1  # expect: QL990\n",)
-
-    def check(self, model):
-        for node in iter_nodes(model.module):
-            if isinstance(node, cst.Name) and node.value == "legacy_block":
-                yield Report(node, "legacy_block is named", fix=Fix.replacing(model, node, "new_block"))
-
-
-@pytest.fixture
-def unsafe_rule(monkeypatch):
-    monkeypatch.setitem(all_rules(), _UnsafeRename.code, _UnsafeRename)
-    return _UnsafeRename
-
-
 TIERS = textwrap.dedent("""\
+    import torch.quantization as tq
     import torch.nn as nn
-
-    legacy_block = 1
 
 
     class Block(nn.Module):
@@ -140,13 +114,13 @@ TIERS = textwrap.dedent("""\
 
         def forward(self, x):
             return self.relu(x + self.conv(x))
-""")  # QL990 (unsafe fix) on line 3, QL201 (safe fix) on line 10, QL301 (no fix) on line 13
-SAFE_FIXED = TIERS.replace("nn.ReLU(inplace=True)", "nn.ReLU()")
-ALL_FIXED = SAFE_FIXED.replace("legacy_block", "new_block")
+""")  # QL505 (safe fix) on line 1, QL201 (unsafe fix) on line 9, QL301 (no fix) on line 12
+TIERS_SAFE = TIERS.replace("torch.quantization", "torch.ao.quantization")
+TIERS_ALL = TIERS_SAFE.replace("nn.ReLU(inplace=True)", "nn.ReLU()")
 
 
 @pytest.fixture
-def tiers(tmp_path, monkeypatch, unsafe_rule):
+def tiers(tmp_path, monkeypatch):
     (tmp_path / "m.py").write_text(TIERS)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "m.py"
@@ -166,13 +140,13 @@ def _codes_marked(out: str) -> dict[str, bool]:
 def test_findings_a_fix_would_remove_are_marked_and_counted(tiers, capsys):
     status, out, err = run(capsys, "m.py")
     assert (status, err) == (1, "")
-    assert _codes_marked(out) == {"QL990": False, "QL201": True, "QL301": False}
+    assert _codes_marked(out) == {"QL505": True, "QL201": False, "QL301": False}
     assert out.endswith("Found 3 problems (1 error, 2 warnings).\n"
                         "[*] 1 fixable with --fix (1 more with --unsafe-fixes).\n")
     status, out, _ = run(capsys, "m.py", "--unsafe-fixes")
-    assert _codes_marked(out) == {"QL990": True, "QL201": True, "QL301": False}
+    assert _codes_marked(out) == {"QL505": True, "QL201": True, "QL301": False}
     assert out.endswith("[*] 2 fixable with --fix.\n")
-    status, out, _ = run(capsys, "m.py", "--ignore", "QL201")
+    status, out, _ = run(capsys, "m.py", "--ignore", "QL505")
     assert out.endswith("No fixes available with --fix (1 more with --unsafe-fixes).\n")
     status, out, _ = run(capsys, "m.py", "--select", "QL301")
     assert out.endswith("Found 1 problem (1 error, 0 warnings).\n")  # no fix: no footer
@@ -183,24 +157,24 @@ def test_findings_a_fix_would_remove_are_marked_and_counted(tiers, capsys):
 
 def test_fix_applies_the_safe_fixes_and_unsafe_fixes_adds_the_others(tiers, capsys):
     status, out, err = run(capsys, "m.py", "--fix")
-    assert tiers.read_text() == SAFE_FIXED
+    assert tiers.read_text() == TIERS_SAFE
     assert (status, err) == (1, "")
     assert out.endswith("Found 3 problems (1 fixed, 2 remaining).\n"
                         "No fixes available with --fix (1 more with --unsafe-fixes).\n")
     status, out, _ = run(capsys, "m.py", "--fix", "--unsafe-fixes")
-    assert tiers.read_text() == ALL_FIXED
+    assert tiers.read_text() == TIERS_ALL
     assert out.endswith("Found 2 problems (1 fixed, 1 remaining).\n")
     assert run(capsys, "m.py", "--fix", "--unsafe-fixes")[1].endswith("Found 1 problem (1 error, 0 warnings).\n")
-    assert tiers.read_text() == ALL_FIXED  # nothing left to fix
+    assert tiers.read_text() == TIERS_ALL  # nothing left to fix
 
 
 def test_unsafe_fixes_setting_and_the_flag_that_overrides_it(tiers, capsys):
     (tiers.parent / "pyproject.toml").write_text("[tool.qlint]\nunsafe-fixes = true\n")
     assert run(capsys, "m.py")[1].endswith("[*] 2 fixable with --fix.\n")
     run(capsys, "m.py", "--fix", "--no-unsafe-fixes")
-    assert tiers.read_text() == SAFE_FIXED
+    assert tiers.read_text() == TIERS_SAFE
     run(capsys, "m.py", "--fix")
-    assert tiers.read_text() == ALL_FIXED
+    assert tiers.read_text() == TIERS_ALL
     (tiers.parent / "pyproject.toml").write_text('[tool.qlint]\nunsafe-fixes = "yes"\n')
     status, out, err = run(capsys, "m.py")
     assert (status, out) == (2, "")
@@ -222,29 +196,26 @@ def qlint(*argv: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProc
 
 
 @pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
-def test_diff_prints_what_fix_would_change_and_writes_nothing(tmp_path, capsys):
-    path = tmp_path / "m.py"
-    path.write_text(TIERS.replace("legacy_block", "x"))
-    result = qlint("m.py", "--diff", cwd=tmp_path)
+def test_diff_prints_what_fix_would_change_and_writes_nothing(tiers):
+    result = qlint("m.py", "--diff", cwd=tiers.parent)
     assert result.returncode == 1
-    assert result.stdout == (b"--- m.py\n+++ m.py\n@@ -7,7 +7,7 @@\n"
-                             b"     def __init__(self):\n         super().__init__()\n"
-                             b"         self.conv = nn.Conv2d(3, 3, 1)\n"
-                             b"-        self.relu = nn.ReLU(inplace=True)\n+        self.relu = nn.ReLU()\n"
-                             b" \n     def forward(self, x):\n         return self.relu(x + self.conv(x))\n")
+    assert result.stdout == (b"--- m.py\n+++ m.py\n@@ -1,4 +1,4 @@\n"
+                             b"-import torch.quantization as tq\n+import torch.ao.quantization as tq\n"
+                             b" import torch.nn as nn\n \n \n")
     # Findings and summaries on stderr, as a plain run prints them.
     err = result.stderr.decode()
-    assert "m.py:10:21: QL201 [*] inplace-module" in err and "m.py:13:26: QL301 tensor-operator" in err
-    assert err.endswith("Found 2 problems (1 error, 1 warning).\n[*] 1 fixable with --fix.\n")
-    assert path.read_text() == TIERS.replace("legacy_block", "x")
+    assert "m.py:1:8: QL505 [*] deprecated-namespace" in err and "m.py:9:21: QL201 inplace-module" in err
+    assert err.endswith("Found 3 problems (1 error, 2 warnings).\n"
+                        "[*] 1 fixable with --fix (1 more with --unsafe-fixes).\n")
+    assert tiers.read_text() == TIERS
     # The diff is what --fix writes.
-    patched = _patched(result.stdout, tmp_path, "m.py")
-    assert qlint("m.py", "--fix", cwd=tmp_path).returncode == 1
-    assert path.read_bytes() == patched == SAFE_FIXED.replace("legacy_block", "x").encode()
+    patched = _patched(result.stdout, tiers.parent, "m.py")
+    assert qlint("m.py", "--fix", cwd=tiers.parent).returncode == 1
+    assert tiers.read_bytes() == patched == TIERS_SAFE.encode()
 
 
 def test_diff_with_nothing_to_fix_prints_nothing_on_stdout_and_exits_0(tiers, capsys):
-    tiers.write_text(ALL_FIXED)
+    tiers.write_text(TIERS_ALL)
     status, out, err = run(capsys, "m.py", "--diff")
     assert (status, out) == (0, "")  # QL301 has no fix: the diff decides, not the findings
     assert "QL301" in err and err.endswith("Found 1 problem (1 error, 0 warnings).\n")
@@ -252,25 +223,26 @@ def test_diff_with_nothing_to_fix_prints_nothing_on_stdout_and_exits_0(tiers, ca
 
 
 def test_diff_follows_the_tiers_and_exit_zero(tiers, capsys):
-    status, out, err = run(capsys, "m.py", "--diff", "--select", "QL990")
+    status, out, err = run(capsys, "m.py", "--diff", "--select", "QL201")
     assert (status, out) == (0, "")  # the unsafe fix is not in the tiers
     assert err.endswith("No fixes available with --fix (1 more with --unsafe-fixes).\n")
     status, out, _ = run(capsys, "m.py", "--diff", "--unsafe-fixes")
-    assert status == 1 and "-legacy_block = 1\n+new_block = 1\n" in out and "+        self.relu = nn.ReLU()\n" in out
-    assert run(capsys, "m.py", "--diff", "--fix", "--exit-zero")[:2][0] == 0  # --diff wins over --fix: no write
+    assert status == 1 and "+import torch.ao.quantization as tq\n" in out and "+        self.relu = nn.ReLU()\n" in out
+    assert run(capsys, "m.py", "--diff", "--fix", "--exit-zero")[0] == 0  # --diff wins over --fix: no write
     assert tiers.read_text() == TIERS
 
 
 def test_show_fixes_lists_fixes_per_file_and_rule(tiers, capsys):
     other = tiers.parent / "sub" / "n.py"
     other.parent.mkdir()
-    other.write_text("import torch.quantization as tq\nimport torch.nn.quantized as nnq\n"
-                     "import torch.nn as nn\n\nlegacy_block = nn.ReLU(inplace=True)\n")
+    other.write_text("import torch.quantization as tq\nimport torch.nn.quantized as nnq\nimport torch.nn as nn\n\n\n"
+                     "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                     "        self.act = nn.ReLU(inplace=True)\n")
     status, out, err = run(capsys, ".", "--diff", "--show-fixes", "--unsafe-fixes")
-    assert "\nWould fix 5 problems:\n- m.py:\n    1 × QL201 (inplace-module)\n    1 × QL990 (test-unsafe-rename)\n" \
-           "- sub/n.py:\n    2 × QL505 (deprecated-namespace)\n    1 × QL990 (test-unsafe-rename)\n\n" in err
+    assert "\nWould fix 5 problems:\n- m.py:\n    1 × QL201 (inplace-module)\n    1 × QL505 (deprecated-namespace)\n" \
+           "- sub/n.py:\n    2 × QL505 (deprecated-namespace)\n    1 × QL201 (inplace-module)\n\n" in err
     status, out, err = run(capsys, ".", "--fix", "--show-fixes")
-    assert "\nFixed 3 problems:\n- m.py:\n    1 × QL201 (inplace-module)\n" \
+    assert "\nFixed 3 problems:\n- m.py:\n    1 × QL505 (deprecated-namespace)\n" \
            "- sub/n.py:\n    2 × QL505 (deprecated-namespace)\n\nFound 6 problems (3 fixed, 3 remaining).\n" in out
     assert "Fixed" not in run(capsys, ".", "--fix", "--show-fixes")[1]  # nothing more to fix: no list
     status, out, _ = run(capsys, ".", "--fix", "--show-fixes", "--unsafe-fixes", "--output-format", "json")
@@ -278,11 +250,11 @@ def test_show_fixes_lists_fixes_per_file_and_rule(tiers, capsys):
 
 
 def test_diff_and_fix_on_standard_input(tmp_path):
-    source = TIERS.encode()
-    diff = qlint("-", "--stdin-filename", "pkg/m.py", "--diff", cwd=tmp_path, stdin=source)
+    diff = qlint("-", "--stdin-filename", "pkg/m.py", "--diff", cwd=tmp_path, stdin=TIERS.encode())
     assert diff.returncode == 1
-    assert diff.stdout.startswith(b"--- pkg/m.py\n+++ pkg/m.py\n@@ ") and b"+        self.relu = nn.ReLU()\n" in diff.stdout
-    assert b"pkg/m.py:10:21: QL201 [*] inplace-module" in diff.stderr  # the findings of the source given
+    assert diff.stdout.startswith(b"--- pkg/m.py\n+++ pkg/m.py\n@@ ")
+    assert b"+import torch.ao.quantization as tq\n" in diff.stdout
+    assert b"pkg/m.py:1:8: QL505 [*] deprecated-namespace" in diff.stderr  # the findings of the source given
     clean = qlint("-", "--diff", cwd=tmp_path, stdin=b"x = 1\n")
     assert (clean.returncode, clean.stdout) == (0, b"")
     fixed = qlint("-", "--fix", "--show-fixes", cwd=tmp_path, stdin=b"import torch.quantization as tq\n")
@@ -317,42 +289,20 @@ def test_fix_and_diff_keep_line_endings_encoding_and_mode(tmp_path, newline, enc
 def test_compute_fixes_writes_nothing_and_fix_paths_counts_fixes_per_code(tiers):
     config = load_config(start=tiers.parent)
     result = compute_fixes([tiers], config, unsafe=True)
-    assert result == FixResult(fixed={tiers: {"QL201": 1, "QL990": 1}}) and result.count == 2
-    assert result.changes == {tiers: (TIERS.encode(), ALL_FIXED.encode())}
+    assert result == FixResult(fixed={tiers: {"QL505": 1, "QL201": 1}}) and result.count == 2
+    assert result.changes == {tiers: (TIERS.encode(), TIERS_ALL.encode())}
     assert tiers.read_text() == TIERS
-    assert fix_paths([tiers], config) == FixResult(fixed={tiers: {"QL201": 1}})
-    assert tiers.read_text() == SAFE_FIXED
+    assert fix_paths([tiers], config) == FixResult(fixed={tiers: {"QL505": 1}})
+    assert tiers.read_text() == TIERS_SAFE
 
 
-def test_an_unsafe_fix_s_docs_say_how_to_apply_it(unsafe_rule):
+def test_an_unsafe_fix_s_docs_say_how_to_apply_it():
     from qlint.output.docs import rule_markdown
 
-    section = rule_markdown(unsafe_rule).split("### Fix safety\n\n", 1)[1]
+    rule = all_rules()["QL201"]
+    section = rule_markdown(rule).split("### Fix safety\n\n", 1)[1]
     assert section.startswith("This rule's fix is **unsafe**: `qlint --fix` applies it only with `--unsafe-fixes`")
-    assert "state_dict keys stay the same" in section and section.rstrip().endswith("It renames.")
-
-
-class _UnsafeMember(Rule):
-    """A test rule whose unsafe fix adds a submodule: `torch.relu(x)` -> `self.relu(x)` with
-    `self.relu = nn.ReLU()` in `__init__` (the shape of the unsafe fixes other work adds)."""
-
-    code = "QL991"
-    name = "test-unsafe-member"
-    severity = WARNING
-    summary = explanation = fix = "test rule"
-    fix_safety = UNSAFE
-    fix_safety_note = "It adds a submodule."
-    valid = ("x = 1\n",)
-    invalid = ("import torch\ntorch.relu(1)  # expect: QL991\n",)
-
-    def check(self, model):
-        for cls in model.module_classes():
-            for node in iter_nodes(cls.node):
-                if isinstance(node, cst.Call) and model.qname(node.func) == "torch.relu":
-                    fix = Fix(model)
-                    relu = fix.add_member(cls, "relu", "{ReLU}()", ReLU=TorchName("torch.nn.ReLU"))
-                    fix.replace(node, "self.{relu}({x})", relu=relu, x=node.args[0].value)
-                    yield Report(node, "torch.relu", fix=fix)
+    assert "state_dict keys stay the same" in section and section.rstrip().endswith(rule.fix_safety_note.strip())
 
 
 MEMBER = textwrap.dedent("""\
@@ -376,7 +326,7 @@ MEMBER_FIXED = MEMBER.replace("nn.Conv2d(3, 3, 1)\n", "nn.Conv2d(3, 3, 1)\n     
 @pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_an_unsafe_fix_that_adds_submodules_through_diff_and_fix(tmp_path, monkeypatch, capsys, newline):
-    monkeypatch.setitem(all_rules(), _UnsafeMember.code, _UnsafeMember)
+    """QL101's fix adds a `nn.ReLU()` per call in `__init__` and calls it in place."""
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "m.py"
     path.write_bytes(MEMBER.replace("\n", newline).encode())
@@ -384,7 +334,7 @@ def test_an_unsafe_fix_that_adds_submodules_through_diff_and_fix(tmp_path, monke
     status, out, err = run(capsys, "m.py", "--diff")
     assert (status, out) == (0, "") and err.endswith("No fixes available with --fix (2 more with --unsafe-fixes).\n")
     status, out, err = run(capsys, "m.py", "--diff", "--unsafe-fixes", "--show-fixes")
-    assert status == 1 and "Would fix 2 problems:\n- m.py:\n    2 × QL991 (test-unsafe-member)\n" in err
+    assert status == 1 and "Would fix 2 problems:\n- m.py:\n    2 × QL101 (functional-relu)\n" in err
     assert _patched(out.encode(), tmp_path, "m.py") == expected
     assert path.read_bytes() == MEMBER.replace("\n", newline).encode()
     status, out, _ = run(capsys, "m.py", "--fix", "--unsafe-fixes")
