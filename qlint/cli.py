@@ -81,8 +81,9 @@ def _check_parser() -> argparse.ArgumentParser:
                         "what remains; with `-`, print the fixed source")
     unsafe = parser.add_mutually_exclusive_group()
     unsafe.add_argument("--unsafe-fixes", action="store_true", default=None,
-                        help="apply the unsafe fixes too (they add or split submodules: the module tree "
-                        "changes, the state_dict keys do not); `unsafe-fixes` in [tool.qlint]")
+                        help="apply the unsafe fixes too (review them: they change the module tree, or "
+                        "float outputs in cases qlint cannot rule out; `qlint rule CODE` says why); "
+                        "`unsafe-fixes` in [tool.qlint]")
     unsafe.add_argument("--no-unsafe-fixes", action="store_false", dest="unsafe_fixes",
                         help="apply the safe fixes only, whatever the settings say")
     parser.add_argument("--diff", action="store_true",

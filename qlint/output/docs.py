@@ -36,10 +36,7 @@ TIER_MEANING = {
     SAFE: ("This rule's fix is **safe**: `qlint --fix` applies it. The model computes the same in "
            "float, before and after quantization, and its module tree and state_dict are unchanged."),
     UNSAFE: ("This rule's fix is **unsafe**: `qlint --fix` applies it only with `--unsafe-fixes` "
-             "(or `unsafe-fixes = true` in [tool.qlint]); `qlint --diff --unsafe-fixes` shows it first. "
-             "It adds or splits submodules: they have no parameters, so the state_dict keys stay the same "
-             "and a checkpoint still loads, but the module tree changes (`named_modules()`, module names "
-             "that a qconfig, a fuse list or other code refers to)."),
+             "(or `unsafe-fixes = true` in [tool.qlint]); `qlint --diff --unsafe-fixes` shows it first."),
 }
 
 

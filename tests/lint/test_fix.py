@@ -302,7 +302,7 @@ def test_an_unsafe_fix_s_docs_say_how_to_apply_it():
     rule = all_rules()["QL201"]
     section = rule_markdown(rule).split("### Fix safety\n\n", 1)[1]
     assert section.startswith("This rule's fix is **unsafe**: `qlint --fix` applies it only with `--unsafe-fixes`")
-    assert "state_dict keys stay the same" in section and section.rstrip().endswith(rule.fix_safety_note.strip())
+    assert section.rstrip().endswith("shows it first. " + rule.fix_safety_note.strip())
 
 
 MEMBER = textwrap.dedent("""\
