@@ -169,13 +169,15 @@ def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False)
                 continue
             unit.check(index)
             try:
-                fixed, codes = _fix_passes(unit, project, positions[unit.path])
+                fixed, codes, fixed_project = _fix_passes(unit, project, positions[unit.path])
             except (RecursionError, ValueError) as error:
                 result.failed[unit.path] = _describe(error)
             else:
-                if codes and fixed != data:
+                if codes:  # the files fixed next see this one as it is now (names it took)
                     result.fixed[unit.path] = codes
                     result.changes[unit.path] = (data, fixed)
+                    project = fixed_project
+                    index = ProjectIndex(project)
             unit.model = None
     return result
 
@@ -199,10 +201,11 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
 MAX_FIX_PASSES = 10
 
 
-def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional[bytes], dict[str, int]]:
+def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional[bytes], dict[str, int], list]:
     """Apply the unit's fixes (already checked) pass after pass, linting the fixed source
     again each time with its new summary in the project's place; the source (None when
-    nothing was fixed) and the fixes applied per rule code."""
+    nothing was fixed), the fixes applied per rule code, and the project's summaries with
+    the fixed file's."""
     from qlint.fixes import apply_fixes, composable
 
     data, codes = None, Counter()
@@ -218,7 +221,7 @@ def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional
             raise ValueError(f"the fixed source does not parse: {unit.failure.message}")
         summaries = [*summaries[:position], summary, *summaries[position + 1:]]
         unit.check(ProjectIndex(summaries))
-    return data, dict(codes)
+    return data, dict(codes), summaries
 
 
 def _describe(error: BaseException) -> str:
@@ -247,7 +250,7 @@ def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False, unsa
     findings = unit.check(ProjectIndex(project))
     if fix and unit.fixes:
         try:
-            fixed, applied = _fix_passes(unit, project, 0)
+            fixed, applied, _ = _fix_passes(unit, project, 0)
         except (RecursionError, ValueError):
             return TextLint(sorted(findings), data)  # unfixed, as a file --fix cannot write
         if applied:
