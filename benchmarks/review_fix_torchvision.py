@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             result = fix_paths([fixed], config, unsafe=True)
             after = collections.Counter(f.code for f in lint_paths([fixed], config))
             fixes = {c: before[c] - after.get(c, 0) for c in before if before[c] > after.get(c, 0)}
-            print(f"{name}: {sum(result.fixed.values())} fixes applied; findings removed {fixes}; "
+            print(f"{name}: {result.count} fixes applied; findings removed {fixes}; "
                   f"left {dict(sorted(after.items()))}")
             a = importlib.import_module(f"tvshim.models.{original.stem}")
             b = importlib.import_module(f"tvshim.models.{fixed.stem}")
