@@ -4,7 +4,7 @@ from __future__ import annotations
 from qlint.registry import ERROR, WARNING, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.interpret import exclusive
-from qlint.semantic.fusion import fusible_chains, fuse_calls
+from qlint.semantic.fusion import child_classes, fusible_chains, fuse_calls, names_cover
 from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
@@ -149,15 +149,37 @@ class UnfusedSequence(Rule):
                "    def fuse_model(self):\n        fuse_modules(self, [['conv1', 'relu1']], inplace=True)\n",)
 
     def check(self, model):
-        for cls in model.module_classes():
-            calls = fuse_calls(model, cls)
-            if not calls or any(call.groups is None for call in calls):
-                continue  # no fuse groups, or some that cannot be read: nothing certain to say
-            trace = model.trace(cls)
+        seen = set()
+        for root, calls in fuse_roots(model):
+            names = {name for call in calls for g in call.groups for name, _ in g.names}
             groups = [{name for name, _ in g.names} for call in calls for g in call.groups]
-            for chain in fusible_chains(model, trace):
+            for chain in fusible_chains(model, model.trace(root)):
                 keys = [call.key for call in chain]
                 if any(group & set(keys) for group in groups):
                     continue  # fused, partly fused on purpose, or a broken group (QL501/QL502)
+                seen.add(id(chain[0].node))
                 yield Report(chain[0].node, f"{' -> '.join(keys)} run back to back but no fuse group "
                              f"covers them. Add {keys} to the fuse groups.", anchor=chain[0].anchor)
+            for child, paths in child_classes(model, root):
+                if fuse_calls(model, child):
+                    continue  # it declares its own groups: judged as a root
+                for chain in fusible_chains(model, model.trace(child)):
+                    keys = [call.key for call in chain]
+                    if id(chain[0].node) in seen or names_cover(names, paths, keys):
+                        continue
+                    seen.add(id(chain[0].node))
+                    yield Report(chain[0].node, f"{' -> '.join(keys)} run back to back in "
+                                 f"{child.node.name.value}, a submodule of {root.node.name.value} (at "
+                                 f"{paths[0]}), but no fuse group covers them: {root.node.name.value}'s "
+                                 f"fusion leaves them unfused. Give {child.node.name.value} a fuse_model "
+                                 f"that fuses {keys}, and call it from {root.node.name.value}'s.",
+                                 anchor=chain[0].anchor)
+
+
+def fuse_roots(model):
+    """The module classes of the file that declare fuse groups, all of them readable, with
+    their fuse calls."""
+    for cls in model.module_classes():
+        calls = fuse_calls(model, cls)
+        if calls and all(call.groups is not None for call in calls):
+            yield cls, calls
