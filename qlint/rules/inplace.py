@@ -4,6 +4,7 @@ from __future__ import annotations
 import libcst as cst
 
 from qlint.registry import ERROR, SAFE, WARNING, Rule, register
+from qlint.fixes import Fix
 from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
 from qlint.semantic import torch_api as api
 from qlint.semantic.walk import iter_nodes
@@ -52,7 +53,7 @@ class InplaceModule(Rule):
                     if arg is not None:
                         yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
                                      "input, which observers and fake-quant saved. Use the default "
-                                     "inplace=False.", fix=(node, _without_inplace(node, arg)), anchor=member)
+                                     "inplace=False.", fix=Fix.replacing(model, node, _without_inplace(node, arg)), anchor=member)
 
 
 def _without_inplace(call: cst.Call, arg: cst.Arg) -> cst.Call:

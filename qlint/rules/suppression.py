@@ -6,6 +6,7 @@ import libcst as cst
 
 from qlint.noqa import Noqa
 from qlint.registry import SAFE, WARNING, Rule, all_rules, register
+from qlint.fixes import Fix
 from qlint.rules.base import Report
 from qlint.semantic.positions import locate
 
@@ -80,5 +81,5 @@ def unused_noqa_reports(model, noqa: Noqa, enabled) -> list[Report]:
             fixed = holder.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
         else:
             fixed = cst.RemoveFromParent()
-        reports.append(Report(holder.comment, entry.message, fix=(holder, fixed)))
+        reports.append(Report(holder.comment, entry.message, fix=Fix.replacing(model, holder, fixed)))
     return reports
