@@ -51,6 +51,30 @@ def _uses(func: cst.FunctionDef, name: str) -> list[cst.Name]:
     return [n for n in iter_nodes(func.body) if isinstance(n, cst.Name) and n.value == name]
 
 
+def _sole_read(func: cst.FunctionDef, name_node: cst.Name) -> bool:
+    """Whether `name_node` is the only read of the parameter's value: nothing before its
+    statement mentions the name, and after it the name is either rebound by that statement
+    (`depth = self.conv(depth)`) or never mentioned again."""
+    name = name_node.value
+    statements = list(func.body.body)
+    position = next((i for i, s in enumerate(statements) if any(n is name_node for n in iter_nodes(s))), None)
+    if position is None or any(_uses_in(s, name) for s in statements[:position]):
+        return False
+    statement = statements[position]
+    rebound = isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
+        and isinstance(statement.body[0], cst.Assign) and len(statement.body[0].targets) == 1 \
+        and isinstance(statement.body[0].targets[0].target, cst.Name) and statement.body[0].targets[0].target.value == name
+    others = [n for n in _uses_in(statement, name) if n is not name_node
+              and not (rebound and n is statement.body[0].targets[0].target)]
+    if others:
+        return False
+    return rebound or not any(_uses_in(s, name) for s in statements[position + 1:])
+
+
+def _uses_in(node, name: str) -> list[cst.Name]:
+    return [n for n in iter_nodes(node) if isinstance(n, cst.Name) and n.value == name]
+
+
 def _submodule_argument(func: cst.FunctionDef, name_node: cst.Name, attrs) -> bool:
     """Whether the Name is the first positional argument of a call of one of self's submodules,
     in a top-level statement of the function."""
@@ -155,8 +179,7 @@ class FloatIntoQuantized(Rule):
                 or argument.value not in params or not _top_level(model, cls) \
                 or api.DEQUANT_STUB not in _stubs_of(model, cls):
             return None
-        if _uses(forward, argument.value) != [argument] \
-                or not _submodule_argument(forward, argument, model.index.attrs(cls.qname)):
+        if not _sole_read(forward, argument) or not _submodule_argument(forward, argument, model.index.attrs(cls.qname)):
             return None
         fix = Fix(model)
         stub = fix.add_member(cls, f"quant_{argument.value}", "{QuantStub}()", QuantStub=TorchName(api.QUANT_STUB))
@@ -319,10 +342,11 @@ class UnusedStub(Rule):
         called = {index.resolve(call.cls) for call in model.trace(cls).calls}
         if unused != [name] or api.QUANT_STUB in called or api.DEQUANT_STUB not in called:
             return None
-        uses = _uses(forward, params[0])
-        if not uses or not _submodule_argument(forward, uses[0], attrs):
+        targets = {id(t.target) for n in iter_nodes(forward.body) if isinstance(n, cst.Assign) for t in n.targets}
+        reads = [n for n in _uses(forward, params[0]) if id(n) not in targets]
+        if not reads or not _sole_read(forward, reads[0]) or not _submodule_argument(forward, reads[0], attrs):
             return None
-        return Fix.replacing(model, uses[0], "self.{stub}({x})", stub=cst.Name(name), x=uses[0])
+        return Fix.replacing(model, reads[0], "self.{stub}({x})", stub=cst.Name(name), x=reads[0])
 
     @staticmethod
     def _quantized_returns(model, cls):
