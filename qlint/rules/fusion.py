@@ -211,7 +211,7 @@ class FusePlan:
 
 def fuse_plan(model, root, calls) -> FusePlan:
     """What fixing the root's QL503 findings adds: its own unfused chains to its first literal
-    fuse list of `self`'s names; for child classes with no fuse groups of their own, a
+    fuse list of `self`'s names (one that names no missing submodule); for child classes with no fuse groups of their own, a
     `fuse_model(self, is_qat=False)` each, called from the root's fuse method as torchvision's
     quantizable models do. Declines (None / empty) where that could fuse a module twice."""
     names = {name for call in calls for g in call.groups for name, _ in g.names}
@@ -219,7 +219,8 @@ def fuse_plan(model, root, calls) -> FusePlan:
     trace = model.trace(root)
     own = [[c.key for c in chain] for chain in fusible_chains(model, trace)
            if not any(group & {c.key for c in chain} for group in groups) and _called_once(trace, chain)]
-    literal = next((call for call in calls if call.argument is not None), None)
+    literal = next((call for call in calls if call.argument is not None and not any(
+        _defines(model, root.qname, name) is False for g in call.groups for name, _ in g.names)), None)
     extend = (literal, own) if own and literal is not None else None
     generate, hooked = [], []
     method = calls[0].anchor

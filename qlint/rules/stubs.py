@@ -182,7 +182,9 @@ class FloatIntoQuantized(Rule):
         if not _sole_read(forward, argument) or not _submodule_argument(forward, argument, model.index.attrs(cls.qname)):
             return None
         fix = Fix(model)
-        stub = fix.add_member(cls, f"quant_{argument.value}", "{QuantStub}()", QuantStub=TorchName(api.QUANT_STUB))
+        quant = next((n for n, a in model.index.attrs(cls.qname).items() if model.index.resolve(a.cls) == api.QUANT_STUB), None)
+        stub = fix.add_member(cls, f"quant_{argument.value}", "{QuantStub}()", after=quant,
+                              QuantStub=TorchName(api.QUANT_STUB))
         fix.replace(argument, "self.{stub}({x})", stub=stub, x=argument)
         return fix
 
@@ -373,7 +375,7 @@ class UnusedStub(Rule):
         forward, _ = _entry_forward(model, cls)
         if forward is None or any(anchor is not forward for _, _, anchor in trace.returns):
             return None
-        wrapped = []
+        wrapped, float_returns = [], False
         for node, value, _ in trace.returns:
             if node.value is None:
                 continue
@@ -389,8 +391,10 @@ class UnusedStub(Rule):
                     return None  # quantized or not, it cannot be told here
                 if QUANTIZED in states:
                     wrapped.append(expr)
-        if not wrapped:
-            return None
+                elif states:
+                    float_returns = True
+        if not wrapped or float_returns:
+            return None  # some paths return float activations: the exit is the author's choice
         fix = Fix(model)
         stub = fix.add_member(cls, "dequant", "{DeQuantStub}()", DeQuantStub=TorchName(api.DEQUANT_STUB))
         for expr in wrapped:

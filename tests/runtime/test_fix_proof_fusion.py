@@ -173,8 +173,8 @@ class Net(nn.Module):
         return self.dequant(image), self.dequant(depth)
 """
 SECOND_INPUT_FIXED = SECOND_INPUT.replace(
-    "        self.dequant = DeQuantStub()\n",
-    "        self.dequant = DeQuantStub()\n        self.quant_depth = QuantStub()\n").replace(
+    "        self.quant = QuantStub()\n",
+    "        self.quant = QuantStub()\n        self.quant_depth = QuantStub()\n").replace(
     "depth = self.depth_conv(depth)", "depth = self.depth_conv(self.quant_depth(depth))")
 
 # QL704: a QuantStub built and never called.
