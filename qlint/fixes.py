@@ -10,8 +10,8 @@ together or not at all:
     yield Report(call, message, fix=fix)
 
 - `fix.replace(node, new, **holes)`: `new` is a libcst node (or `cst.RemoveFromParent()`),
-  or a libcst expression template (`"self.{relu}({x})"`) whose holes are filled when the
-  fix is applied (see "Holes").
+  or a libcst template (`"self.{relu}({x})"`; a statement such as `"{x} = self.{relu}({x})"`
+  where `node` is a small statement) whose holes are filled when the fix is applied.
 - `fix.add_member(cls, stem, template, after=None, **holes) -> Member`: a new submodule
   `self.<name> = <template>` in the `__init__` of `cls` (a ClassModel of the file). The name
   is chosen when the fix is applied: `stem`, else `stem_1`, `stem_2`, ... - the first that
@@ -28,7 +28,8 @@ together or not at all:
   `"def fuse_model(self, is_qat=False):\\n    ..."`) appended to the class body; impossible
   when the hierarchy defines `name` already.
 
-Holes of templates are filled with: a libcst node of the file (copied), a `Member` of any
+Holes may have any name but `after` (the other parameters are positional-only). Holes of
+templates are filled with: a libcst node of the file (copied), a `Member` of any
 fix of the pass (its attribute name, a `cst.Name`: use it as `self.{relu}`), or a
 `TorchName("torch.nn.ReLU")`, spelled as the file spells torch names: the shortest
 expression through an existing import (`nn.ReLU` with `import torch.nn as nn`, `ReLU` with
@@ -99,22 +100,22 @@ class Fix:
         self.unfixable: Optional[str] = None  # why the fix cannot be applied (then it is none)
 
     @classmethod
-    def replacing(cls, model: "FileModel", node: cst.CSTNode, new: Template, **holes) -> "Fix":
+    def replacing(cls, model: "FileModel", node: cst.CSTNode, new: Template, /, **holes) -> "Fix":
         fix = cls(model)
         fix.replace(node, new, **holes)
         return fix
 
-    def replace(self, node: cst.CSTNode, new: Template, **holes) -> None:
+    def replace(self, node: cst.CSTNode, new: Template, /, **holes) -> None:
         self.replacements.append((node, new, holes))
 
-    def add_member(self, cls: "ClassModel", stem: str, value: str, after: Optional[str] = None,
+    def add_member(self, cls: "ClassModel", stem: str, value: str, /, after: Optional[str] = None,
                    **holes) -> Member:
         member = Member(cls, stem, value, holes, after)
         self._refuse(_members_impossible(self.model, cls))
         self.members.append(member)
         return member
 
-    def add_method(self, cls: "ClassModel", name: str, template: str, **holes) -> None:
+    def add_method(self, cls: "ClassModel", name: str, template: str, /, **holes) -> None:
         reason = _hierarchy_unknown(self.model, cls)
         if reason is None and self.model.index.hierarchy(cls.qname).defines(name):
             reason = f"{cls.qname.rsplit('.', 1)[-1]} already has a `{name}`"
@@ -168,7 +169,7 @@ def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
         for method in fix.methods:
             plan.tail(method.cls).append(plan.statement(method.template, method.holes, leading_blank=True))
         for node, new, holes in fix.replacements:
-            plan.replacements[id(node)] = plan.expression(new, holes) if isinstance(new, str) else new
+            plan.replacements[id(node)] = plan.fill(node, new, holes) if isinstance(new, str) else new
     return model.module.visit(_Apply(plan)), len(accepted)
 
 
@@ -251,6 +252,12 @@ class _Plan:
             else:
                 filled[key] = value.deep_clone()
         return filled
+
+    def fill(self, node: cst.CSTNode, template: str, holes: dict) -> cst.CSTNode:
+        """A template filled in, as the kind of node it replaces (an expression, or a small statement)."""
+        if isinstance(node, cst.BaseSmallStatement):
+            return self.statement(template, holes).body[0]
+        return self.expression(template, holes)
 
     def expression(self, template: str, holes: dict) -> cst.BaseExpression:
         return parse_template_expression(template, self.config, **self._holes(holes))

@@ -9,7 +9,7 @@ from typing import Optional
 import libcst as cst
 
 from qlint.fixes import Fix
-from qlint.registry import SAFE, WARNING, Rule, register
+from qlint.registry import SAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.names import DEPRECATED_NAMESPACES, dotted, import_bindings
 from qlint.semantic.walk import iter_nodes
@@ -117,17 +117,26 @@ class DeprecatedNamespace(Rule):
            "legacy_namespaces.json); a legacy module or name without a torch.ao twin is reported "
            "and left as it is. For new code, see torchao (`quantize_`, PT2E).")
     fix_safety = SAFE
+    fix_safety_note = ("The legacy names are aliases of the torch.ao objects: the fix rewrites the "
+                       "spelling only, to a twin the installed torch's map lists for that exact use.")
     valid = (
         "import torch\nfrom torch.ao.quantization import QuantStub, prepare\n"
         "import torch.ao.nn.quantized as nnq\n\n\ndef go(m):\n    return torch.ao.quantization.convert(m)\n",
     )
     invalid = (
-        "import torch\nimport torch.quantization as tq  # expect: QL505\n"
-        "from torch.nn.quantized import FloatFunctional  # expect: QL505\n"
-        "from torch.nn import intrinsic  # expect: QL505\n\n\n"
-        "def go(m):\n    tq.prepare(m)\n    return torch.quantization.convert(m)  # expect: QL505\n",
-        "from torch.quantization import _numeric_suite as ns  # expect: QL505\n"
-        "import torch.quantization._numeric_suite_fx  # expect: QL505\n",
+        Invalid(
+            "import torch\nimport torch.quantization as tq  # expect: QL505\n"
+            "from torch.nn.quantized import FloatFunctional  # expect: QL505\n"
+            "from torch.nn import intrinsic  # expect: QL505\n\n\n"
+            "def go(m):\n    tq.prepare(m)\n    return torch.quantization.convert(m)  # expect: QL505\n",
+            fixed="import torch\nimport torch.ao.quantization as tq\n"
+            "from torch.ao.nn.quantized import FloatFunctional\n"
+            "from torch.ao.nn import intrinsic\n\n\n"
+            "def go(m):\n    tq.prepare(m)\n    return torch.ao.quantization.convert(m)\n"),
+        Invalid(
+            "from torch.quantization import _numeric_suite as ns  # expect: QL505\n"
+            "import torch.quantization._numeric_suite_fx  # expect: QL505\n",
+            fixed="from torch.ao.ns import _numeric_suite as ns\nimport torch.ao.ns._numeric_suite_fx\n"),
     )
 
     def check(self, model):
