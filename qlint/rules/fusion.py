@@ -7,7 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from qlint.fixes import Fix, TorchName
-from qlint.registry import ERROR, UNSAFE, WARNING, Rule, register
+from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.interpret import exclusive
 from qlint.semantic import torch_api as api
@@ -16,6 +16,23 @@ from qlint.semantic.walk import iter_nodes
 from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
+_UNFUSED = (_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv1 = nn.Conv2d(3, 8, 3)\n        self.relu1 = nn.ReLU()\n"
+            "        self.conv2 = nn.Conv2d(8, 8, 3)\n        self.bn2 = nn.BatchNorm2d(8)\n\n"
+            "    def forward(self, x):\n        y = self.relu1(self.conv1(x))\n")
+# A submodule class with no fuse groups of its own, in a model that fuses only its stem.
+_STAGE = ("import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules, fuse_modules_qat\n\n\n"
+          "class Stage(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+          "        self.conv = nn.Conv2d(8, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n"
+          "        self.relu = nn.ReLU()\n\n    def forward(self, x):\n")
+_NET_WITH_STAGES = (
+    "\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.stem = nn.Conv2d(3, 8, 3)\n        self.stem_bn = nn.BatchNorm2d(8)\n"
+    "        self.stages = nn.Sequential(Stage(), Stage())\n\n"
+    "    def forward(self, x):\n        return self.stages(self.stem_bn(self.stem(x)))\n\n"
+    "    def fuse_model(self, is_qat=False):\n"
+    "        fuse = fuse_modules_qat if is_qat else fuse_modules\n"
+    "        fuse(self, [['stem', 'stem_bn']], inplace=True)\n")
 _BLOCK = (_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
           "        self.conv = nn.Conv2d(3, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n"
           "        self.relu = nn.ReLU()\n\n")
@@ -160,12 +177,19 @@ class UnfusedSequence(Rule):
         "also used elsewhere.")
     valid = (_BLOCK + "    def forward(self, x):\n        return self.relu(self.bn(self.conv(x)))\n\n"
              "    def fuse_model(self):\n        fuse_modules(self, [['conv', 'bn', 'relu']], inplace=True)\n",)
-    invalid = (_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-               "        self.conv1 = nn.Conv2d(3, 8, 3)\n        self.relu1 = nn.ReLU()\n"
-               "        self.conv2 = nn.Conv2d(8, 8, 3)\n        self.bn2 = nn.BatchNorm2d(8)\n\n"
-               "    def forward(self, x):\n        y = self.relu1(self.conv1(x))\n"
-               "        y = self.conv2(y)  # expect: QL503\n        return self.bn2(y)\n\n"
-               "    def fuse_model(self):\n        fuse_modules(self, [['conv1', 'relu1']], inplace=True)\n",)
+    invalid = (
+        Invalid(
+            _UNFUSED + "        y = self.conv2(y)  # expect: QL503\n        return self.bn2(y)\n\n"
+            "    def fuse_model(self):\n        fuse_modules(self, [['conv1', 'relu1']], inplace=True)\n",
+            fixed=_UNFUSED + "        y = self.conv2(y)\n        return self.bn2(y)\n\n"
+            "    def fuse_model(self):\n        fuse_modules(self, [['conv1', 'relu1'], ['conv2', 'bn2']], inplace=True)\n"),
+        Invalid(
+            _STAGE + "        return self.relu(self.bn(self.conv(x)))  # expect: QL503\n" + _NET_WITH_STAGES,
+            fixed=_STAGE + "        return self.relu(self.bn(self.conv(x)))\n\n"
+            "    def fuse_model(self, is_qat=False):\n        fuse = fuse_modules_qat if is_qat else fuse_modules\n"
+            "        fuse(self, [[\"conv\", \"bn\", \"relu\"]], inplace=True)\n" + _NET_WITH_STAGES
+            + "        for m in self.modules():\n            if type(m) is Stage:\n                m.fuse_model(is_qat)\n"),
+    )
 
     def check(self, model):
         seen = set()

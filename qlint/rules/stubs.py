@@ -7,7 +7,7 @@ from __future__ import annotations
 import libcst as cst
 
 from qlint.fixes import Fix, TorchName
-from qlint.registry import ERROR, UNSAFE, WARNING, Rule, register
+from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report, short, snippet
 from qlint.semantic import torch_api as api
 from qlint.semantic.index import FLOAT_INTO_QUANTIZED, QUANTIZE_TWICE, QUANTIZED_INTO_FLOAT
@@ -136,13 +136,22 @@ class FloatIntoQuantized(Rule):
         "        return self.conv2(x)\n",
     )
     invalid = (
-        _HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
-        "        self.quant = QuantStub()\n        self.image_conv = nn.Conv2d(3, 8, 3)\n"
-        "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
-        "    def forward(self, image, depth):\n"
-        "        image = self.image_conv(self.quant(image))\n"
-        "        depth = self.depth_conv(depth)  # expect: QL701\n"
-        "        return self.dequant(image), self.dequant(depth)\n",
+        Invalid(
+            _HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.image_conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, image, depth):\n"
+            "        image = self.image_conv(self.quant(image))\n"
+            "        depth = self.depth_conv(depth)  # expect: QL701\n"
+            "        return self.dequant(image), self.dequant(depth)\n",
+            fixed=_HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.quant_depth = QuantStub()\n"
+            "        self.image_conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, image, depth):\n"
+            "        image = self.image_conv(self.quant(image))\n"
+            "        depth = self.depth_conv(self.quant_depth(depth))\n"
+            "        return self.dequant(image), self.dequant(depth)\n"),
         _HEADER + "class Refine(nn.Module):\n" + _INIT +
         "        self.quant = QuantStub()\n        self.conv1 = nn.Conv2d(3, 8, 3)\n"
         "        self.dequant = DeQuantStub()\n        self.conv2 = nn.Conv2d(8, 8, 3)\n\n"
@@ -298,9 +307,23 @@ class UnusedStub(Rule):
         "        self.quant = QuantStub()\n        self.quant_mask = QuantStub()  # expect: QL704\n"
         "        self.conv = nn.Conv2d(3, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
         "    def forward(self, x, mask):\n        return self.dequant(self.conv(self.quant(x))), mask\n",
-        _HEADER + "class Encoder(nn.Module):\n" + _INIT +
-        "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n\n"
-        "    def forward(self, x):\n        return self.conv(self.quant(x))  # expect: QL704\n",
+        Invalid(
+            _HEADER + "class Encoder(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n\n"
+            "    def forward(self, x):\n        return self.conv(self.quant(x))  # expect: QL704\n",
+            fixed=_HEADER + "class Encoder(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        return self.dequant(self.conv(self.quant(x)))\n"),
+        Invalid(
+            _HEADER + "class Net(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()  # expect: QL704\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        x = self.conv(x)\n        return self.dequant(x)\n",
+            fixed=_HEADER + "class Net(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        x = self.conv(self.quant(x))\n        return self.dequant(x)\n"),
     )
 
     fix_safety = UNSAFE
