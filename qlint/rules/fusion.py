@@ -162,8 +162,12 @@ class UnfusedSequence(Rule):
     explanation = (
         "In a model that declares fuse groups, a Conv->BN(->ReLU), Conv->ReLU, Linear->ReLU, "
         "Linear->BN or BN->ReLU run left out of them stays unfused: an extra quantize step "
-        "between the layers, BN not folded, and lower accuracy and speed.")
-    fix = "Add the run to the fuse groups (fuse_modules or fuse_modules_qat)."
+        "between the layers, BN not folded, and lower accuracy and speed. Children count: a run "
+        "inside a submodule class with no fuse groups of its own, that the model's groups do not "
+        "name by dotted path ('layer1.0.conv1'), stays unfused too.")
+    fix = ("Add the run to the fuse groups (fuse_modules or fuse_modules_qat); for a submodule class, "
+           "give it a fuse_model and call it from the model's (`for m in self.modules(): if type(m) is "
+           "Block: m.fuse_model(is_qat)`, as torchvision's quantizable models do).")
     fix_safety = UNSAFE
     fix_safety_note = (
         "The fix adds the run to the class's literal fuse list, or, for a submodule class with no "
