@@ -211,7 +211,7 @@ class UnfusedSequence(Rule):
                              f"covers them. Add {keys} to the fuse groups.", anchor=chain[0].anchor,
                              fix=own_fix if plan.extend and keys in plan.extend[1] else None)
             generated = {child.qname for child, _ in plan.generate}
-            for child, paths in child_classes(model, root):
+            for child, paths in () if _dispatches_by_type(root) else child_classes(model, root):
                 if fuse_calls(model, child):
                     continue  # it declares its own groups: judged as a root
                 for chain in fusible_chains(model, model.trace(child)):
@@ -266,6 +266,17 @@ def fuse_plan(model, root, calls) -> FusePlan:
                 hooked.append(child)
     hook = (method, hooked, is_qat) if hooked else None
     return FusePlan(root, extend, generate, hook)
+
+
+_MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
+
+
+def _dispatches_by_type(root) -> bool:
+    """Whether a method of the class loops over its modules (`for m in self.modules():`): it
+    may fuse submodules by type, which fuse groups do not show."""
+    return any(isinstance(node, cst.For) and isinstance(node.iter, cst.Call)
+               and isinstance(node.iter.func, cst.Attribute) and node.iter.func.attr.value in _MODULE_ITERATORS
+               for method in root.methods.values() for node in iter_nodes(method.body))
 
 
 def _called_once(trace, chain) -> bool:
@@ -355,14 +366,17 @@ def _extended(model, argument, groups: list[list[str]]) -> cst.BaseExpression:
     if all(isinstance(e.value, cst.SimpleString) for e in elements):  # one flat group: a list of two
         return cst.List([cst.Element(argument, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))), *new])
     last = elements[-1]
-    comma = last.comma if isinstance(last.comma, cst.Comma) else (
-        elements[-2].comma if len(elements) > 1 and isinstance(elements[-2].comma, cst.Comma)
-        else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    trailing = isinstance(last.comma, cst.Comma)
-    elements[-1] = last.with_changes(comma=comma)
-    for i, element in enumerate(new):
-        final = i == len(new) - 1
-        elements.append(element.with_changes(comma=comma if not final or trailing else cst.MaybeSentinel.DEFAULT))
+    opening = getattr(argument, "lbracket", None)
+    if len(elements) > 1 and isinstance(elements[-2].comma, cst.Comma):
+        separator = elements[-2].comma
+    elif opening is not None and isinstance(opening.whitespace_after, cst.ParenthesizedWhitespace):
+        separator = cst.Comma(whitespace_after=opening.whitespace_after)  # one group per line
+    else:
+        separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    elements[-1] = last.with_changes(comma=separator)
+    for element in new[:-1]:
+        elements.append(element.with_changes(comma=separator))
+    elements.append(new[-1].with_changes(comma=last.comma))  # a trailing comma stays trailing
     return argument.with_changes(elements=elements)
 
 
