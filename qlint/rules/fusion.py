@@ -337,7 +337,8 @@ def _fixes(model, plan: FusePlan) -> tuple[Optional[Fix], Optional[Fix]]:
     if plan.generate:
         children = Fix(model)
         for child, groups in plan.generate:
-            children.add_method(child, "fuse_model", _FUSE_MODEL.format(groups=_groups_source(groups)),
+            local = next(n for n in ("fuse", "fuse_function", "fuse_groups") if n not in model.globals)
+            children.add_method(child, "fuse_model", _FUSE_MODEL.format(groups=_groups_source(groups), local=local),
                                 fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
         method, hooked, is_qat = plan.hook
         last = method.body.body[-1]
@@ -346,10 +347,12 @@ def _fixes(model, plan: FusePlan) -> tuple[Optional[Fix], Optional[Fix]]:
     return own, children
 
 
-# What QL503's fix gives a child class (torchvision's quantizable blocks fuse the same way).
+# What QL503's fix gives a child class (torchvision's quantizable blocks fuse the same way);
+# `local` is a name no module-level binding of the file has (the torch names are spelled
+# through those).
 _FUSE_MODEL = ("def fuse_model(self, is_qat=False):\n"
-               "    fuse = {{fuse_qat}} if is_qat else {{fuse}}\n"
-               "    fuse(self, {groups}, inplace=True)\n")
+               "    {local} = {{fuse_qat}} if is_qat else {{fuse}}\n"
+               "    {local}(self, {groups}, inplace=True)\n")
 
 
 def _groups_source(groups: list[list[str]], quote: str = '"') -> str:

@@ -223,3 +223,10 @@ def test_a_dequant_name_taken_by_a_base_class_is_not_reused():
               "    def forward(self, x):\n        return self.conv(self.quant(x))\n")
     findings, fixed = _fix(source)
     assert "self.dequant_1 = DeQuantStub()" in fixed and "return self.dequant_1(self.conv(self.quant(x)))" in fixed
+
+
+def test_the_generated_method_s_local_name_never_shadows_the_file_s_fuse_function():
+    source = _net('fuse(self, [["stem", "stem_relu"]], inplace=True)\n').replace(
+        "DeQuantStub, QuantStub, fuse_modules\n", "DeQuantStub, QuantStub, fuse_modules as fuse\n", 1)
+    findings, fixed = _fix(source)
+    assert "        fuse_function = fuse_modules_qat if is_qat else fuse\n" in fixed and not findings
