@@ -157,14 +157,16 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
                 continue
             unit.check(index)
             try:
-                fixed, count = _fix_passes(unit, project, positions[unit.path])
+                fixed, count, fixed_project = _fix_passes(unit, project, positions[unit.path])
                 if count:
                     write_atomically(unit.path, fixed)
             except (OSError, RecursionError, ValueError) as error:
                 result.failed[unit.path] = _describe(error)
             else:
-                if count:
+                if count:  # the files fixed next see this one as it is now (names it took)
                     result.fixed[unit.path] = count
+                    project = fixed_project
+                    index = ProjectIndex(project)
             unit.model = None
     return result
 
@@ -173,9 +175,10 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
 MAX_FIX_PASSES = 10
 
 
-def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[bytes, int]:
+def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[bytes, int, list]:
     """Apply the unit's fixes (already checked) pass after pass, linting the fixed source
-    again each time with its new summary in the project's place; the source and the count."""
+    again each time with its new summary in the project's place; the source, the count and
+    the project's summaries with the fixed file's."""
     from qlint.fixes import apply_fixes
 
     data, count = None, 0
@@ -193,7 +196,7 @@ def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[bytes, i
             raise ValueError(f"the fixed source does not parse: {unit.failure.message}")
         summaries = [*summaries[:position], summary, *summaries[position + 1:]]
         unit.check(ProjectIndex(summaries))
-    return data, count
+    return data, count, summaries
 
 
 def _fix_tiers(unsafe: bool) -> frozenset:
@@ -218,7 +221,7 @@ def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False,
     findings = unit.check(ProjectIndex(project))
     if fix and unit.fixes:
         try:
-            fixed, count = _fix_passes(unit, project, 0)
+            fixed, count, _ = _fix_passes(unit, project, 0)
         except (RecursionError, ValueError):
             return sorted(findings), data  # unfixed, as a file --fix cannot write
         if count:

@@ -140,6 +140,11 @@ class InplaceCall(Rule):
                          "use the out-of-place form.", anchor=op.anchor, fix=_out_of_place_fix(model, op))
 
 
+# In-place methods whose out-of-place namesake computes something else (`x.bernoulli_(p)` fills x
+# with draws of probability p; `x.bernoulli()` draws with x as probabilities).
+_NOT_TWINS = frozenset({"bernoulli_", "resize_"})
+
+
 def _out_of_place_fix(model, op) -> Optional[Fix]:
     """The out-of-place form of an in-place op, where nothing else sees the write (see the note)."""
     call = op.node
@@ -147,7 +152,8 @@ def _out_of_place_fix(model, op) -> Optional[Fix]:
         return None
     position = api.INPLACE_FUNCTION_POSITION.get(op.name)
     if op.kind == "method":
-        if not isinstance(call.func, cst.Attribute) or op.name[:-1] not in ops.tensor_attributes():
+        if not isinstance(call.func, cst.Attribute) or op.name[:-1] not in ops.tensor_attributes() \
+                or op.name in _NOT_TWINS:
             return None
         operand = call.func.value
         new = call.with_deep_changes(call.func.attr, value=op.name[:-1])
@@ -158,8 +164,9 @@ def _out_of_place_fix(model, op) -> Optional[Fix]:
         operand = positional[0].value
         new = _without_inplace(call, inplace_argument(call, position, model.true_constants))
     else:  # torch.sigmoid_(x), F.relu_(x)
-        if not isinstance(call.func, cst.Attribute) or op.name.rsplit(".", 1)[1][:-1] not in ops.tensor_attributes() \
-                or not call.args or call.args[0].keyword is not None:
+        name = op.name.rsplit(".", 1)[1]
+        if not isinstance(call.func, cst.Attribute) or name[:-1] not in ops.tensor_attributes() \
+                or name in _NOT_TWINS or not call.args or call.args[0].keyword is not None:
             return None
         operand = call.args[0].value
         new = call.with_deep_changes(call.func.attr, value=call.func.attr.value[:-1])

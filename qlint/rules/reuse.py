@@ -43,7 +43,7 @@ def _split(model, call, stem: str, holder: cst.Attribute) -> Optional[Fix]:
             or not isinstance(holder.value, cst.Name) or holder.value.value != "self":
         return None
     where = site(model, call.node, call.anchor)
-    if where is None or where.in_loop:
+    if where is None or where.repeated:
         return None
     built = constructor(model, where.cls, call.key)
     if built is None or not copyable(model, where.cls.methods["__init__"], built):

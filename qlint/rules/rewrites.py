@@ -28,7 +28,8 @@ class Site:
     method: cst.FunctionDef
     block: tuple  # the statements of the enclosing block
     index: int  # the position of the statement holding the node
-    in_loop: bool  # a for/while loop or a comprehension of the method encloses the node
+    repeated: bool  # it may run more than once per forward: in a loop or comprehension, or in
+    # a helper method not called exactly once from forward (outside loops)
 
 
 def site(model: FileModel, node: cst.CSTNode, anchor) -> Optional[Site]:
@@ -42,8 +43,29 @@ def site(model: FileModel, node: cst.CSTNode, anchor) -> Optional[Site]:
         if method.decorators or not params or params[0].name.value != "self":
             return None
         found = _find(method.body, node, False)
-        return None if found is None else Site(cls, method, *found)
+        if found is None:
+            return None
+        block, index, in_loop = found
+        return Site(cls, method, block, index, in_loop or not _runs_once(cls, method, 0))
     return None
+
+
+def _runs_once(cls: ClassModel, method: cst.FunctionDef, depth: int) -> bool:
+    """Whether a method runs once per forward: forward itself, or a helper named once in the
+    class (`self.name(...)`) by a method that runs once, outside loops."""
+    name = method.name.value
+    if name == "forward":
+        return True
+    if depth > 3:
+        return False
+    uses = [(caller, node) for caller in cls.methods.values() for node in iter_nodes(caller.body)
+            if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name)
+            and node.value.value == "self" and node.attr.value == name]
+    if len(uses) != 1:
+        return False
+    caller, node = uses[0]
+    found = _find(caller.body, node, False)
+    return found is not None and not found[2] and _runs_once(cls, caller, depth + 1)
 
 
 def _find(block, node, in_loop) -> Optional[tuple]:
@@ -135,8 +157,8 @@ def rewritable(model: FileModel, where: Site, call: cst.BaseExpression, operand:
     the call itself when it is not in place; for an in-place call on an operand whose change
     nothing else sees (`unobserved`), the call when it is the whole value of `return call` or of
     `name = call` rebinding the operand's name, the statement when it is the bare `call` on a
-    name (it becomes `name = ...`). A `new_module` is never put in a loop (it would be reused)."""
-    if new_module and where.in_loop:
+    name (it becomes `name = ...`). A `new_module` is never put where it would run twice."""
+    if new_module and where.repeated:
         return None
     if not inplace:
         return call

@@ -9,7 +9,7 @@ import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
-from qlint.engine import FixResult, fix_paths, lint_paths
+from qlint.engine import FixResult, fix_paths, lint_paths, lint_text
 from qlint.registry import _LABEL, UNSAFE, all_rules
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
@@ -95,3 +95,56 @@ def test_a_positional_inplace_before_other_arguments_becomes_false(tmp_path: Pat
                     "        super().__init__()\n        self.act = nn.Hardtanh(-1.0, 1.0, True, max_value=None)\n")
     fix_paths([path], load_config(start=tmp_path), unsafe=True)
     assert "nn.Hardtanh(-1.0, 1.0, False, max_value=None)" in path.read_text()
+
+
+def test_new_names_never_collide_across_the_files_of_a_run(tmp_path: Path):
+    """A base and its subclass in two files each get a ReLU: the one fixed second sees the
+    name the first took."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass A(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(3, 3, 1)\n\n"
+        "    def forward(self, x):\n        return torch.relu(self.conv(x))\n")
+    (tmp_path / "pkg" / "b.py").write_text(
+        "import torch\nfrom pkg.a import A\n\n\nclass B(A):\n    def forward(self, x):\n"
+        "        return torch.relu(super().forward(x) + 1.0)\n")
+    files = [tmp_path / "pkg" / "a.py", tmp_path / "pkg" / "b.py"]
+    result = fix_paths(files, load_config(start=tmp_path), unsafe=True)
+    assert result == FixResult(fixed={files[0]: 1, files[1]: 1})
+    assert "self.relu = nn.ReLU()" in files[0].read_text()
+    assert "self.relu_1 = torch.nn.ReLU()" in files[1].read_text()
+    assert "return self.relu_1(super().forward(x) + 1.0)" in files[1].read_text()
+
+
+def test_in_place_writes_another_reference_may_see_are_left_as_they_are():
+    """Hard negatives of the QL101/QL202 fixes: each write below is seen by something else
+    (or its out-of-place namesake differs), so rewriting it would change the float model."""
+    source = textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.fc2 = nn.Linear(4, 4)
+                self.drop = nn.Identity()
+
+            def forward(self, x):
+                x.add_(1.0)  # an input of forward: the caller holds it
+                out = self.fc(x)
+                identity = out
+                out.relu_()  # `identity` holds the same tensor
+                h = self.drop(out)
+                h.mul_(2.0)  # Identity returns its input: `out` is `h`
+                g = self.fc2(h)
+                g.bernoulli_(0.5)  # x.bernoulli() draws with g as probabilities
+                y = out.clamp_(0, 1)  # `out` keeps the clamped tensor under another name
+                return identity, h, g, y
+        """)
+    findings, fixed = lint_text(source.encode(), Path("m.py"), frozenset({"QL101", "QL202"}), fix=True, unsafe=True)
+    assert fixed.decode() == source
+    assert sorted((f.line, f.code) for f in findings if f.fix) == []
+    assert {(f.line, f.code) for f in findings} >= {(13, "QL202"), (16, "QL101"), (16, "QL202"), (18, "QL202"),
+                                                     (20, "QL202"), (21, "QL202")}
