@@ -140,7 +140,7 @@ def reference_copy(model: nn.Module, converted: nn.Module, kind: str) -> nn.Modu
         if kind == DYNAMIC_PREPARED:
             for point in quant_points(reference):
                 point.module.forward = _unchanged
-            _quantize_weights_as_converted(reference, converted, torch)
+            quantize_weights_as_converted(reference, converted, torch)
             return reference
         fake_quant_weights = {
             id(module.weight_fake_quant)
@@ -149,9 +149,9 @@ def reference_copy(model: nn.Module, converted: nn.Module, kind: str) -> nn.Modu
         }
         for point in quant_points(reference):
             if id(point.module) not in fake_quant_weights:
-                _freeze_point(point.module, _dtype_range(getattr(point.module, "dtype", None), torch),
+                _freeze_point(point.module, quantized_range(getattr(point.module, "dtype", None), torch),
                               torch, per_tensor_only=True)
-        _quantize_weights_as_converted(reference, converted, torch)
+        quantize_weights_as_converted(reference, converted, torch)
         for point in quant_points(reference):  # weight fake-quants left as they are
             if is_fake_quant(point.module):
                 set_flag(point.module, observer_switch(point.module), False)
@@ -162,7 +162,7 @@ def _own_range(point: Any, torch) -> tuple[int, int] | None:
     low, high = getattr(point, "quant_min", None), getattr(point, "quant_max", None)
     if isinstance(low, int) and isinstance(high, int):
         return low, high
-    return _dtype_range(getattr(point, "dtype", None), torch)
+    return quantized_range(getattr(point, "dtype", None), torch)
 
 
 def _freeze_point(point: Any, quant_range, torch, *, per_tensor_only: bool = False) -> None:
@@ -196,7 +196,7 @@ def _freeze_point(point: Any, quant_range, torch, *, per_tensor_only: bool = Fal
         )
 
 
-def _quantize_weights_as_converted(reference, converted, torch) -> None:
+def quantize_weights_as_converted(reference, converted, torch) -> None:
     """QAT weight fake-quants take convert's qparams; other weights its (dequantized) values."""
     reference_modules = dict(reference.named_modules())
     for name, quantized_module in converted.named_modules():
@@ -232,7 +232,7 @@ def _quantized_weight(module, torch):
 
 
 def _freeze_weight(fake_quant, quantized_weight, torch) -> None:
-    dtype_range = _dtype_range(quantized_weight.dtype, torch)
+    dtype_range = quantized_range(quantized_weight.dtype, torch)
     if not flag(fake_quant, FAKE_QUANT_SWITCH):
         fake_quant.forward = _unchanged
         return
@@ -259,7 +259,7 @@ def _unchanged(tensor):
     return tensor
 
 
-def _dtype_range(dtype, torch):
+def quantized_range(dtype, torch):
     """The integer range quantized kernels saturate at, for 8-bit dtypes."""
     return {torch.quint8: (0, 255), torch.qint8: (-128, 127)}.get(dtype)
 
@@ -432,7 +432,7 @@ class Twins:
 
         def round_to_grid(grids, module, args, output):
             scale, zero_point, dtype = next(grids, (None, None, None))
-            dtype_range = _dtype_range(dtype, torch)
+            dtype_range = quantized_range(dtype, torch)
             if dtype_range is None:
                 return None
             return torch.fake_quantize_per_tensor_affine(

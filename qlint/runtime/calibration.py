@@ -198,6 +198,13 @@ def _why_no_observers(model: nn.Module) -> str:
     from qlint.runtime._flow import quantized_layers
 
     layers = [layer for layer in quantized_layers(model) if layer.scheme != "float"]
+    if not layers and "_observed_graph_module_attrs" in getattr(model, "meta", {}):
+        return (
+            "the model went through prepare_fx or prepare_pt2e, but its qconfig mapping or "
+            "quantizer annotated none of its operators, so nothing will be quantized (the "
+            "default X86InductorQuantizer, for one, leaves an add that follows no conv or "
+            "linear unannotated)."
+        )
     if not layers:
         return "the model is not prepared."
     if all(layer.scheme in ("dynamic", "weight-only") for layer in layers):

@@ -37,7 +37,7 @@ from qlint.runtime._torch import require_torch
 
 from qlint.runtime._flow import PT2E, flow_of
 from qlint.runtime._flow import quant_points as _quant_points
-from qlint.runtime._twins import _dtype_range, _quantize_weights_as_converted
+from qlint.runtime._twins import quantize_weights_as_converted, quantized_range
 
 
 def quant_modules(model) -> list[tuple[str, Any]]:
@@ -298,7 +298,7 @@ def _quant_range(point, torch) -> tuple[int, int] | None:
     range (x86 ``reduce_range`` observers compute qparams for 0..127, the kernels clamp at
     255); PT2E's quantize ops (plain int8/uint8 dtypes) at the point's own quant_min/max."""
     dtype = getattr(point, "dtype", None)
-    dtype_range = _dtype_range(dtype, torch)
+    dtype_range = quantized_range(dtype, torch)
     if dtype_range is not None:
         return dtype_range
     low, high = getattr(point, "quant_min", None), getattr(point, "quant_max", None)
@@ -371,7 +371,7 @@ class Simulation:
         }
         with torch.no_grad():
             if converted is not None:
-                _quantize_weights_as_converted(self.model, converted, torch)
+                quantize_weights_as_converted(self.model, converted, torch)
             else:
                 self._quantize_weights_alone(layers, modules, torch)
         parameters = dict(self.model.named_parameters())
