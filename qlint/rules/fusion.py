@@ -231,7 +231,6 @@ class UnfusedSequence(Rule):
 class FusePlan:
     """How QL503's fix fuses what a root class (one declaring fuse groups) leaves unfused."""
 
-    root: object  # ClassModel
     extend: Optional[tuple]  # (FuseCall whose literal list grows, [groups to add])
     generate: list  # [(child ClassModel, [groups])]: child classes given a fuse_model
     hook: Optional[tuple]  # (root method, [child ClassModel], is_qat argument or None): calls theirs
@@ -239,9 +238,10 @@ class FusePlan:
 
 def fuse_plan(model, root, calls) -> FusePlan:
     """What fixing the root's QL503 findings adds: its own unfused chains to its first literal
-    fuse list of `self`'s names (one that names no missing submodule); for child classes with no fuse groups of their own, a
-    `fuse_model(self, is_qat=False)` each, called from the root's fuse method as torchvision's
-    quantizable models do. Declines (None / empty) where that could fuse a module twice."""
+    fuse list of `self`'s names (one that names no missing submodule); for child classes with
+    no fuse groups of their own, a `fuse_model(self, is_qat=False)` each, called from the
+    root's fuse method as torchvision's quantizable models do. Declines (None / empty) where
+    that could fuse a module twice."""
     names = {name for call in calls for g in call.groups for name, _ in g.names}
     groups = [{name for name, _ in g.names} for call in calls for g in call.groups]
     trace = model.trace(root)
@@ -265,7 +265,7 @@ def fuse_plan(model, root, calls) -> FusePlan:
                 generate.append((child, wanted))
                 hooked.append(child)
     hook = (method, hooked, is_qat) if hooked else None
-    return FusePlan(root, extend, generate, hook)
+    return FusePlan(extend, generate, hook)
 
 
 _MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})

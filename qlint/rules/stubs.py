@@ -46,11 +46,6 @@ def _entry_forward(model, cls):
     return forward, names[1:] if names and names[0] == "self" else []
 
 
-def _uses(func: cst.FunctionDef, name: str) -> list[cst.Name]:
-    """The Name nodes reading or binding `name` in a function body, in source order."""
-    return [n for n in iter_nodes(func.body) if isinstance(n, cst.Name) and n.value == name]
-
-
 def _sole_read(func: cst.FunctionDef, name_node: cst.Name) -> bool:
     """Whether `name_node` is the only read of the parameter's value: nothing before its
     statement mentions the name, and after it the name is either rebound by that statement
@@ -58,20 +53,21 @@ def _sole_read(func: cst.FunctionDef, name_node: cst.Name) -> bool:
     name = name_node.value
     statements = list(func.body.body)
     position = next((i for i, s in enumerate(statements) if any(n is name_node for n in iter_nodes(s))), None)
-    if position is None or any(_uses_in(s, name) for s in statements[:position]):
+    if position is None or any(_uses(s, name) for s in statements[:position]):
         return False
     statement = statements[position]
     rebound = isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
         and isinstance(statement.body[0], cst.Assign) and len(statement.body[0].targets) == 1 \
         and isinstance(statement.body[0].targets[0].target, cst.Name) and statement.body[0].targets[0].target.value == name
-    others = [n for n in _uses_in(statement, name) if n is not name_node
+    others = [n for n in _uses(statement, name) if n is not name_node
               and not (rebound and n is statement.body[0].targets[0].target)]
     if others:
         return False
-    return rebound or not any(_uses_in(s, name) for s in statements[position + 1:])
+    return rebound or not any(_uses(s, name) for s in statements[position + 1:])
 
 
-def _uses_in(node, name: str) -> list[cst.Name]:
+def _uses(node, name: str) -> list[cst.Name]:
+    """The Name nodes reading or binding `name` under a node, in source order."""
     return [n for n in iter_nodes(node) if isinstance(n, cst.Name) and n.value == name]
 
 
@@ -83,14 +79,9 @@ def _submodule_argument(func: cst.FunctionDef, name_node: cst.Name, attrs) -> bo
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and is_self(node.func.value) \
                     and node.args and node.args[0].keyword is None and not node.args[0].star \
                     and node.args[0].value is name_node:
-                info = attrs.get(node.func.attr.value)
-                return info is not None and info.kind == MODULE and not _in_branch(statement, node)
+                info = attrs.get(node.func.attr.value)  # not in a branch or loop: in a simple statement
+                return info is not None and info.kind == MODULE and isinstance(statement, cst.SimpleStatementLine)
     return False
-
-
-def _in_branch(statement, node) -> bool:
-    """Whether `node` sits under a compound statement (a branch, a loop) of `statement`."""
-    return not isinstance(statement, cst.SimpleStatementLine)
 
 
 def _stubs_of(model, cls) -> set:
@@ -368,7 +359,7 @@ class UnusedStub(Rule):
         if unused != [name] or api.QUANT_STUB in called or api.DEQUANT_STUB not in called:
             return None
         targets = {id(t.target) for n in iter_nodes(forward.body) if isinstance(n, cst.Assign) for t in n.targets}
-        reads = [n for n in _uses(forward, params[0]) if id(n) not in targets]
+        reads = [n for n in _uses(forward.body, params[0]) if id(n) not in targets]
         if not reads or not _sole_read(forward, reads[0]) or not _submodule_argument(forward, reads[0], attrs):
             return None
         return Fix.replacing(model, reads[0], "self.{stub}({x})", stub=cst.Name(name), x=reads[0])
