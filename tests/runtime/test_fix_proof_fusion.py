@@ -288,6 +288,7 @@ def prove(tmp_path: Path, name: str, original: str, cls: str = "Net", expected: 
     assert _fixed(fixed, tmp_path / "again.py")[1] == fixed, "a second --fix changes nothing"
 
     module_name = name.replace("-", "_")
+    torch.manual_seed(0)  # the fixed model gets the original's state_dict below
     before = _randomized(getattr(_import(tmp_path / f"original_{module_name}.py", original), cls)()).eval()
     after = getattr(_import(tmp_path / f"fixed_{module_name}.py", fixed), cls)().eval()
     after.load_state_dict(before.state_dict(), strict=True)
