@@ -29,8 +29,8 @@ together or not at all:
   when the hierarchy defines `name` already.
 
 Holes may have any name but `after` (the other parameters are positional-only). Holes of
-templates are filled with: a libcst node of the file (copied), a `Member` of any
-fix of the pass (its attribute name, a `cst.Name`: use it as `self.{relu}`), or a
+templates are filled with: a libcst node of the file (copied), a `Member` of the same
+fix (its attribute name, a `cst.Name`: use it as `self.{relu}`), or a
 `TorchName("torch.nn.ReLU")`, spelled as the file spells torch names: the shortest
 expression through an existing import (`nn.ReLU` with `import torch.nn as nn`, `ReLU` with
 `from torch.nn import ReLU`, `torch.nn.ReLU` with only `import torch`; legacy namespaces
@@ -42,10 +42,16 @@ new module and how many were applied. Fixes whose replaced subtrees overlap thos
 earlier fix wait for the next pass (the engine lints the fixed source again, until nothing
 is left to apply): a fix never sees another's output, and a second `--fix` run finds
 nothing to do. Comments and formatting outside the replaced nodes are kept (libcst).
+
+Queries fixes share (where an op sits, whether an in-place write is seen elsewhere, a
+module's constructor and whether it can be copied, the parameter-free modules a fix may
+split) are in qlint/rules/rewrites.py; a fixable rule's `Invalid(code, fixed=...)` examples
+are checked by tests/lint/test_rule_examples.py, and tests/runtime/fixproof.py proves a fix
+kind by running it (tests/runtime/test_fix_proof.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Union
 
 import libcst as cst
@@ -319,9 +325,13 @@ def _calls_base_init(small) -> bool:
 
 
 def _insertion_point(init: cst.FunctionDef, after: Optional[str]) -> Optional[cst.BaseStatement]:
-    """The top-level statement of `__init__` new members go after (see the module docstring)."""
+    """The top-level statement of `__init__` new members go after (see the module docstring);
+    never before the call of the base `__init__` (nn.Module refuses submodules before it)."""
     body = init.body.body if isinstance(init.body, cst.IndentedBlock) else ()
     lines = [s for s in body if isinstance(s, cst.SimpleStatementLine)]
+    base_init = next((i for i, s in enumerate(lines) if any(_calls_base_init(small) for small in s.body)), None)
+    if base_init is not None:
+        lines = lines[base_init:]
     if after is not None:
         found = [s for s in lines if any(_self_target(small) == after for small in s.body)]
         if found:
@@ -329,7 +339,7 @@ def _insertion_point(init: cst.FunctionDef, after: Optional[str]) -> Optional[cs
     binding = [s for s in lines if any(_self_target(small) is not None for small in s.body)]
     if binding:
         return binding[-1]
-    return next((s for s in lines if any(_calls_base_init(small) for small in s.body)), None)
+    return lines[0] if base_init is not None else None
 
 
 class _Apply(cst.CSTTransformer):

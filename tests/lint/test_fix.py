@@ -9,7 +9,7 @@ import pytest
 
 from qlint.cli import main
 from qlint.config import load_config
-from qlint.engine import FixResult, fix_paths, lint_paths, lint_text
+from qlint.engine import FixResult, fix_paths, lint_text
 from qlint.registry import _LABEL, UNSAFE, all_rules
 
 FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
@@ -148,3 +148,16 @@ def test_in_place_writes_another_reference_may_see_are_left_as_they_are():
     assert sorted((f.line, f.code) for f in findings if f.fix) == []
     assert {(f.line, f.code) for f in findings} >= {(13, "QL202"), (16, "QL101"), (16, "QL202"), (18, "QL202"),
                                                      (20, "QL202"), (21, "QL202")}
+
+
+def test_new_statements_follow_the_file_s_line_endings_indentation_and_encoding(tmp_path: Path):
+    path = tmp_path / "m.py"
+    path.write_bytes(b"# -*- coding: latin-1 -*-\r\nimport torch\r\nimport torch.nn as nn\r\n\r\n\r\n"
+                     b"class M(nn.Module):\r\n\tdef __init__(self):\r\n\t\tsuper().__init__()\r\n"
+                     b"\t\tself.conv = nn.Conv2d(3, 3, 1)  # caf\xe9\r\n\r\n"
+                     b"\tdef forward(self, x):\r\n\t\treturn torch.relu(self.conv(x))\r\n")
+    assert fix_paths([path], load_config(start=tmp_path), unsafe=True) == FixResult(fixed={path: 1})
+    assert path.read_bytes() == (b"# -*- coding: latin-1 -*-\r\nimport torch\r\nimport torch.nn as nn\r\n\r\n\r\n"
+                                 b"class M(nn.Module):\r\n\tdef __init__(self):\r\n\t\tsuper().__init__()\r\n"
+                                 b"\t\tself.conv = nn.Conv2d(3, 3, 1)  # caf\xe9\r\n\t\tself.relu = nn.ReLU()\r\n\r\n"
+                                 b"\tdef forward(self, x):\r\n\t\treturn self.relu(self.conv(x))\r\n")

@@ -175,3 +175,21 @@ def test_overlapping_fixes_wait_for_the_next_pass():
              Fix.replacing(model, outer, "{x}.relu()", x=outer.args[0].value)]
     module, applied = apply_fixes(model, fixes)
     assert applied == 1 and "return torch.relu(x.relu())" in module.code
+
+
+def test_members_never_go_before_the_base_init():
+    model = _model('''
+        import torch
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self, n):
+                self.n = n  # a plain value may come first; a module may not
+                super().__init__()
+
+            def forward(self, x):
+                return torch.relu(x)
+        ''')
+    module, _ = apply_fixes(model, _relu_fixes(model, "Block"))
+    assert "        super().__init__()\n        self.relu = nn.ReLU()\n" in module.code
