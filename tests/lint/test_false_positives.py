@@ -273,6 +273,21 @@ NOT_REPORTED = [
             def forward(self, x):
                 return self.head(self.backbone(x).mean((2, 3)))  # <-
     ''', "QL701", id="quantwrapper-in-a-float-model"),
+    # tests/lint/corpus9/unet_segmentation.py:19: an nn.Sequential subclass whose members come from
+    # super().__init__(...) has submodules '0', '1', ...
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "2"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-members-from-super-init"),
 ]
 
 REPORTED = [
@@ -471,6 +486,19 @@ REPORTED = [
             def forward(self, x):
                 return self.head(self.dequant(self.backbone(self.quant(x))).mean((2, 3)))  # <-
     ''', "QL701", id="dequantized-into-a-model-that-quantizes"),
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "3"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-position-out-of-range"),
 ]
 
 
