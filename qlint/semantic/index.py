@@ -71,6 +71,8 @@ class ProjectIndex:
         self.method_effects: dict = {}  # (class, method) -> pipeline.MethodEffect
         self.qconfig_classes: set[str] = set()  # classes whose code mentions a qconfig
         self.wrapped: set[str] = set()  # classes built inside QuantWrapper(...)
+        self.constructions: dict[str, list] = {}  # class -> the Constructions that build it
+        self.escaped: set[str] = set()  # qualified names used as values (`block=Bottleneck`)
         for summary in summaries:
             self.wrapped |= summary.wrapped
             self.classes.update(summary.classes)
@@ -82,6 +84,10 @@ class ProjectIndex:
                 self.qconfig_classes |= summary.scripts.qconfig_classes
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
+        for summary in summaries:  # by the classes' own names, once every re-export is known
+            self.escaped |= {self.resolve(name) for name in summary.escaped}
+            for construction in summary.constructions:
+                self.constructions.setdefault(self.resolve(construction.cls), []).append(construction)
         self._module_memo: dict[str, bool] = {}
         self._attrs_memo: dict[str, dict[str, AttrSummary]] = {}
         self._torch_base_memo: dict[Optional[str], Optional[str]] = {}
@@ -243,6 +249,42 @@ class ProjectIndex:
             if current not in found:
                 found.append(current)
                 queue.extend(self._subclasses.get(current, ()))
+        return found
+
+    def init_argument_classes(self, qname: str, name: str) -> tuple[str, ...]:
+        """The classes `__init__`'s parameter `name` may be given, over every construction of the
+        class in the run (the default where one leaves it out); () when one passes something else,
+        the class is used as a value (built where the run cannot see) or the default names none."""
+        summary = self.summary(qname)
+        params = [p for p, _ in summary.init_params] if summary is not None else []
+        if name not in params:
+            return ()
+        qname, position, default = summary.qname, params.index(name), summary.init_params[params.index(name)][1]
+        if any(used == qname or used.startswith(qname + ".") for used in self.escaped):
+            return ()
+        found = []
+        for construction in self._constructions_of(qname):
+            if construction.star:
+                return ()
+            keywords = dict(construction.keywords)
+            given = construction.args[position] if position < len(construction.args) else keywords.get(name, default)
+            if given is None:
+                return ()
+            found.append(given)
+        return tuple(dict.fromkeys(found or ([default] if default else [])))
+
+    def _constructions_of(self, qname: str) -> list:
+        """The calls that run the class's `__init__`: its own constructions and those of its
+        subclasses that inherit that `__init__`."""
+        found = list(self.constructions.get(qname, ()))
+        for subclass in self.subclasses(qname):
+            between = []
+            for summary in self.mro(subclass):
+                if summary.qname == qname:
+                    break
+                between.append(summary)
+            if not any("__init__" in s.methods for s in between):
+                found.extend(self.constructions.get(subclass, ()))
         return found
 
     def nested_reads(self) -> frozenset[str]:

@@ -288,6 +288,86 @@ NOT_REPORTED = [
             def fuse_model(self):
                 fuse_modules(self, [["0", "1", "2"]], inplace=True)  # <-
     ''', "QL501", id="sequential-subclass-members-from-super-init"),
+    # tests/lint/corpus9/timm_blocks.py:64: a constructor parameter (`act_layer=nn.ReLU`) is what
+    # every construction of the class gives it: here another class, or classes the run cannot see.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block(act_layer=Swish)
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-given-another-class"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = nn.Sequential(*[b() for b in (Block,)])
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-class-used-as-a-value"),
+    # tests/lint/corpus9/module_reuse.py:71: reading a member of a container is no second binding...
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.out_channels = self.blocks[-1].out_channels  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-attribute-read"),
 ]
 
 REPORTED = [
@@ -499,6 +579,53 @@ REPORTED = [
             def fuse_model(self):
                 fuse_modules(self, [["0", "1", "3"]], inplace=True)  # <-
     ''', "QL501", id="sequential-subclass-position-out-of-range"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-default-inplace-module"),
+    # ...binding the member itself is.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.last_block = self.blocks[-1]  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-bound-again"),
 ]
 
 
