@@ -145,23 +145,58 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
         for unit in units:
             unit.model = None  # parsed again below, one file at a time
-        index = ProjectIndex(_with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0])
+        project = _with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0]
+        index = ProjectIndex(project)
+        positions = {path: i for i, (_, path) in enumerate(summaries)}
         result = FixResult()
         for unit in units:
-            if unit.failure is not None or unit.load() is None:
+            if unit.failure is not None:
+                continue
+            summary = unit.load()
+            if summary is None:
                 continue
             unit.check(index)
-            if unit.fixes:
-                try:
-                    with _recursion_limit(_RECURSION_LIMIT):
-                        fixed = unit.model.module.visit(_Replace(unit.fixes)).bytes
+            try:
+                fixed, count, fixed_project = _fix_passes(unit, project, positions[unit.path])
+                if count:
                     write_atomically(unit.path, fixed)
-                except (OSError, RecursionError, ValueError) as error:
-                    result.failed[unit.path] = _describe(error)
-                else:
-                    result.fixed[unit.path] = len(unit.fixes)
+            except (OSError, RecursionError, ValueError) as error:
+                result.failed[unit.path] = _describe(error)
+            else:
+                if count:  # the files fixed next see this one as it is now (names it took)
+                    result.fixed[unit.path] = count
+                    project = fixed_project
+                    index = ProjectIndex(project)
             unit.model = None
     return result
+
+
+# A fix that another one's edits overlap waits for the next pass; a file converges in a few.
+MAX_FIX_PASSES = 10
+
+
+def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[bytes, int, list]:
+    """Apply the unit's fixes (already checked) pass after pass, linting the fixed source
+    again each time with its new summary in the project's place; the source, the count and
+    the project's summaries with the fixed file's."""
+    from qlint.fixes import apply_fixes
+
+    data, count = None, 0
+    for _ in range(MAX_FIX_PASSES):
+        if not unit.fixes:
+            break
+        with _recursion_limit(_RECURSION_LIMIT):
+            module, applied = apply_fixes(unit.model, unit.fixes)
+            if not applied:
+                break
+            data = module.bytes
+        count += applied
+        summary = unit.load(data)
+        if summary is None:
+            raise ValueError(f"the fixed source does not parse: {unit.failure.message}")
+        summaries = [*summaries[:position], summary, *summaries[position + 1:]]
+        unit.check(ProjectIndex(summaries))
+    return data, count, summaries
 
 
 def _fix_tiers(unsafe: bool) -> frozenset:
@@ -182,27 +217,16 @@ def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False,
     left and the source (fixed or not)."""
     unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
     summary = unit.load(data)
-    index = ProjectIndex(_with_dependencies([summary], [path])[0] if summary else [])
-    findings = unit.check(index)
+    project = _with_dependencies([summary], [path])[0] if summary else []
+    findings = unit.check(ProjectIndex(project))
     if fix and unit.fixes:
         try:
-            with _recursion_limit(_RECURSION_LIMIT):
-                data = unit.model.module.visit(_Replace(unit.fixes)).bytes
+            fixed, count, _ = _fix_passes(unit, project, 0)
         except (RecursionError, ValueError):
             return sorted(findings), data  # unfixed, as a file --fix cannot write
-        return lint_text(data, path, codes)[0], data
+        if count:
+            return lint_text(fixed, path, codes)[0], fixed
     return sorted(findings), data
-
-
-class _Replace(cst.CSTTransformer):
-    """Replaces nodes by identity (the nodes the rules reported on)."""
-
-    def __init__(self, replacements: dict[int, cst.CSTNode]):
-        super().__init__()
-        self.replacements = replacements
-
-    def on_leave(self, original_node, updated_node):
-        return self.replacements.get(id(original_node), updated_node)
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
@@ -312,7 +336,7 @@ class _Unit:
         self.size = 0
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
-        self.fixes: dict[int, cst.CSTNode] = {}  # id(node) -> replacement, for --fix
+        self.fixes: list = []  # the qlint.fixes.Fix of each finding whose tier `fix_tiers` holds
 
     def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         """Read, check the budget, parse and model the file; its summary, or None with
@@ -371,6 +395,7 @@ class _Unit:
         return Finding(str(self.path), line, column, line, column, PARSE_ERROR, rule.name, rule.severity, message)
 
     def check(self, index: ProjectIndex) -> list[Finding]:
+        self.fixes = []
         if self.failure is not None:
             return [self.failure] if PARSE_ERROR in self.codes else []
         with _recursion_limit(_RECURSION_LIMIT):
@@ -419,9 +444,9 @@ class _Unit:
             if (line, column, rule.code) in seen or noqa.suppresses(line, rule.code):
                 continue
             seen.add((line, column, rule.code))
-            fix = rule.fix_safety if report.fix is not None else ""
+            fix = rule.fix_safety if report.fix is not None and report.fix.unfixable is None else ""
             if fix in self.fix_tiers:
-                self.fixes[id(report.fix[0])] = report.fix[1]
+                self.fixes.append(report.fix)
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))

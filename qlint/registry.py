@@ -11,7 +11,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
 
 if TYPE_CHECKING:
     from qlint.rules.base import Report
@@ -27,11 +27,24 @@ SAFE = "safe"  # behaviour identical in float, before and after quantization; th
 UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the module tree changes
 
 
+class Invalid(str):
+    """An invalid example (its source) and, for a fixable rule, the source `qlint --fix
+    --unsafe-fixes --select CODE` turns it into, without its `# expect:` labels (Fixit's
+    `Invalid(code, fixed=...)`). A plain string is an invalid example with no fix expected."""
+
+    fixed: Optional[str]
+
+    def __new__(cls, code: str, fixed: Optional[str] = None) -> "Invalid":
+        example = super().__new__(cls, code)
+        example.fixed = fixed
+        return example
+
+
 class Rule:
     """A lint rule. Subclasses set the metadata and implement `check`.
 
     `invalid` examples mark each line that must be reported with a trailing
-    `# expect: CODE` comment; `valid` examples must produce no finding of this rule.
+    `# expect: CODE` comment (an `Invalid` also carries the source its fix gives); `valid` examples must produce no finding of this rule.
     The first of each is the rule's documented bad and good example.
     """
 
@@ -42,7 +55,7 @@ class Rule:
     explanation: ClassVar[str]
     fix: ClassVar[str]
     valid: ClassVar[tuple[str, ...]]
-    invalid: ClassVar[tuple[str, ...]]
+    invalid: ClassVar[tuple[str, ...]]  # str or Invalid
     fix_safety: ClassVar[str] = ""  # SAFE, UNSAFE, or "" when qlint has no fix for the rule
     fix_safety_note: ClassVar[str] = ""  # why the fix is in its tier (the docs' "Fix safety" section)
     opt_in: ClassVar[bool] = False  # True: off unless a selector more specific than `QL` names it

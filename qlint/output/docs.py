@@ -43,6 +43,7 @@ def rule_markdown(rule: type[Rule]) -> str:
         f"### Why is this bad?\n\n{rule.explanation.strip()}\n\n"
         f"### Example\n\n```python\n{rule.bad_example().strip()}\n```\n\n"
         f"### Use instead\n\n{rule.fix.strip()}\n\n```python\n{rule.good_example().strip()}\n```\n"
+        + (f"\n### Fix safety\n\n{rule.fix_safety_note.strip()}\n" if rule.fix_safety_note else "")
     )
 
 

@@ -1,8 +1,9 @@
 """QL3xx: tensor arithmetic, which needs a FloatFunctional in eager-mode quantization."""
 from __future__ import annotations
 
-from qlint.registry import ERROR, WARNING, Rule, register
+from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report, forward_ops, short, snippet
+from qlint.rules.float_functional import FIX_SAFETY_NOTE, float_functional_fix, unfixed
 from qlint.semantic import torch_api as api
 
 _FF = "import torch\nimport torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n\n\n"
@@ -32,16 +33,61 @@ class TensorOperator(Rule):
         "        n = x.size(0) * 2\n        return self.skip_add.add(x, y), n\n",
     )
     invalid = (
-        _FF + "class Block(nn.Module):\n    def forward(self, x, y):\n"
-        "        z = x + y  # expect: QL301\n        z = z * 0.5  # expect: QL301\n"
-        "        return z @ y  # expect: QL301\n",
+        Invalid(
+            _FF + "class Block(nn.Module):\n    def forward(self, x, y):\n"
+            "        z = x + y  # expect: QL301\n        z = z * 0.5  # expect: QL301\n"
+            "        return z @ y  # expect: QL301\n",
+            fixed=_FF + "class Block(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.add = FloatFunctional()\n"
+            "        self.mul_scalar = FloatFunctional()\n"
+            "        self.matmul = FloatFunctional()\n\n    def forward(self, x, y):\n"
+            "        z = self.add.add(x, y)\n"
+            "        z = self.mul_scalar.mul_scalar(z, 0.5)\n"
+            "        return self.matmul.matmul(z, y)\n"),
+        Invalid(
+            _FF + "class Head(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.proj = nn.Linear(8, 8)\n"
+            "        self.scale = nn.Parameter(torch.ones(8))\n\n"
+            "    def forward(self, x, y):\n        x = self.proj(x)\n"
+            "        d = x - y  # expect: QL301\n        e = 1.0 - d  # expect: QL301\n"
+            "        return e * self.scale  # expect: QL301, QL504\n",
+            fixed=_FF + "class Head(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.proj = nn.Linear(8, 8)\n"
+            "        self.scale = nn.Parameter(torch.ones(8))\n"
+            "        self.sub = FloatFunctional()\n        self.neg = FloatFunctional()\n"
+            "        self.sub_1 = FloatFunctional()\n"
+            "        self.neg_1 = FloatFunctional()\n\n    def forward(self, x, y):\n"
+            "        x = self.proj(x)\n"
+            "        d = self.sub.add(x, self.neg.mul_scalar(y, -1))\n"
+            "        e = self.sub_1.add_scalar(self.neg_1.mul_scalar(d, -1), 1.0)\n"
+            "        return e * self.scale\n"),
+        Invalid(
+            _FF + "class Residual(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n"
+            "        self.relu = nn.ReLU()\n\n    def forward(self, x):\n"
+            "        out = self.conv(x) + x  # expect: QL301\n"
+            "        out = self.relu(out)\n        for _ in range(2):\n"
+            "            out = out * 2  # expect: QL301\n        return out\n",
+            fixed=_FF + "class Residual(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.conv = nn.Conv2d(8, 8, 3, padding=1)\n"
+            "        self.relu = nn.ReLU()\n        self.add_relu = FloatFunctional()\n\n"
+            "    def forward(self, x):\n"
+            "        out = self.add_relu.add_relu(self.conv(x), x)\n"
+            "        for _ in range(2):\n            out = out * 2\n        return out\n"),
     )
+
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE
 
     def check(self, model):
         for op in forward_ops(model, "binop", where=lambda op: op.name in _FLOAT_FUNCTIONAL_FOR):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` applies `{op.name}` to an activation; "
                          f"quantized tensors have no `{op.name}` and convert() makes this raise. "
-                         f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.", anchor=op.anchor)
+                         f"Use a FloatFunctional: {_FLOAT_FUNCTIONAL_FOR[op.name]}.{unfixed(fix)}",
+                         fix=fix, anchor=op.anchor)
 
 
 @register
@@ -63,25 +109,49 @@ class TensorFunction(Rule):
         "        return self.cat.cat([a, b], dim=1), idx\n",
     )
     invalid = (
-        _FF + "class Merge(nn.Module):\n    def forward(self, a, b):\n"
-        "        c = torch.cat([a, b], dim=1)  # expect: QL302\n"
-        "        return torch.add(c, 1), a.mul(b)  # expect: QL302\n",
+        Invalid(
+            _FF + "class Merge(nn.Module):\n    def forward(self, a, b):\n"
+            "        c = torch.cat([a, b], dim=1)  # expect: QL302\n"
+            "        return torch.add(c, 1), a.mul(b)  # expect: QL302\n",
+            fixed=_FF + "class Merge(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.cat = FloatFunctional()\n"
+            "        self.add_scalar = FloatFunctional()\n"
+            "        self.mul = FloatFunctional()\n\n    def forward(self, a, b):\n"
+            "        c = self.cat.cat([a, b], dim=1)\n"
+            "        return self.add_scalar.add_scalar(c, 1), self.mul.mul(a, b)\n"),
+        Invalid(
+            _FF + "class Attention(nn.Module):\n    def forward(self, q, k, v):\n"
+            "        scores = torch.matmul(q, k)  # expect: QL302\n"
+            "        out = torch.sub(scores, v)  # expect: QL302\n"
+            "        return torch.stack([out, v])  # expect: QL302\n",
+            fixed=_FF + "class Attention(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.matmul = FloatFunctional()\n"
+            "        self.sub = FloatFunctional()\n        self.neg = FloatFunctional()\n"
+            "\n    def forward(self, q, k, v):\n"
+            "        scores = self.matmul.matmul(q, k)\n"
+            "        out = self.sub.add(scores, self.neg.mul_scalar(v, -1))\n"
+            "        return torch.stack([out, v])\n"),
     )
+
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE
 
     def check(self, model):
         for op in forward_ops(model, "call", "method", where=_tensor_function):
+            fix = float_functional_fix(model, op)
             if op.kind == "call" and op.name in api.ARITHMETIC_FUNCTIONS:
                 method = api.ARITHMETIC_FUNCTIONS[op.name]
                 yield Report(op.node, f"{short(op.name)} on activations raises after convert(); "
-                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
+                             f"use a FloatFunctional ({method}).{unfixed(fix)}", fix=fix, anchor=op.anchor)
             elif op.kind == "method" and op.name in api.ARITHMETIC_METHODS and op.operands[0].is_act():
                 method = api.ARITHMETIC_METHODS[op.name]
                 yield Report(op.node, f"Tensor.{op.name} on an activation raises after convert(); "
-                             f"use a FloatFunctional ({method}).", anchor=op.anchor)
+                             f"use a FloatFunctional ({method}).{unfixed(fix)}", fix=fix, anchor=op.anchor)
             elif op.kind == "call" and op.name in api.CONCAT_FUNCTIONS:
                 yield Report(op.node, f"{short(op.name)} of activations runs after convert() but "
                              "reuses one input's quantization parameters; use FloatFunctional.cat, "
-                             "which observes its own output range.", severity=WARNING, anchor=op.anchor)
+                             f"which observes its own output range.{unfixed(fix)}", severity=WARNING,
+                             fix=fix, anchor=op.anchor)
 
 
 def _tensor_function(op) -> bool:
@@ -112,12 +182,34 @@ class TensorDivision(Rule):
         "    def forward(self, x):\n        return self.mul.mul_scalar(x, self.scale)\n",
     )
     invalid = (
-        _FF + "class Scale(nn.Module):\n    def forward(self, x, y):\n"
-        "        x = x / 8.0  # expect: QL303\n        return torch.div(x, y)  # expect: QL303\n",
+        Invalid(
+            _FF + "class Scale(nn.Module):\n    def forward(self, x, y):\n"
+            "        x = x / 8.0  # expect: QL303\n"
+            "        return torch.div(x, y)  # expect: QL303\n",
+            fixed=_FF + "class Scale(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.div = FloatFunctional()\n\n"
+            "    def forward(self, x, y):\n        x = self.div.mul_scalar(x, 0.125)\n"
+            "        return torch.div(x, y)\n"),
+        Invalid(
+            _FF + "class Norm(nn.Module):\n    def forward(self, x):\n"
+            "        x = x.div(0.25)  # expect: QL303\n"
+            "        return x / 3.0  # expect: QL303\n",
+            fixed=_FF + "class Norm(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.div = FloatFunctional()\n\n"
+            "    def forward(self, x):\n        x = self.div.mul_scalar(x, 4.0)\n"
+            "        return x / 3.0\n"),
     )
+
+    fix_safety = UNSAFE
+    fix_safety_note = FIX_SAFETY_NOTE + (
+        " Only a division by a number literal that is a power of two (`x / 8`, `x / -0.25`) "
+        "is fixed: its reciprocal is exact, so `mul_scalar(x, 0.125)` equals `x / 8` bit for "
+        "bit. `x / 3` is not `x * 0.333...` in the last bit for some x, and is left to you.")
 
     def check(self, model):
         for op in forward_ops(model, "binop", "call", "method", where=_division):
+            fix = float_functional_fix(model, op)
             yield Report(op.node, f"`{snippet(model, op.node)}` divides an activation; there is no "
                          "quantized division. Multiply by the reciprocal with "
-                         "FloatFunctional.mul_scalar, or dequantize around it.", anchor=op.anchor)
+                         f"FloatFunctional.mul_scalar, or dequantize around it.{unfixed(fix)}",
+                         fix=fix, anchor=op.anchor)

@@ -6,6 +6,7 @@ from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
+from qlint.fixes import Fix
 from qlint.semantic.forward import OpUse, Trace
 from qlint.semantic.model import ClassModel, FileModel
 from qlint.semantic.values import FLOAT, QUANTIZED, UNKNOWN_STATE, evidence
@@ -19,7 +20,7 @@ class Report:
     message: str
     severity: Optional[str] = None  # None: the rule's own severity
     lines: Optional[dict] = None  # {"first": node}: "{first}" in the message becomes its line
-    fix: Optional[tuple] = None  # (node, replacement node): what `qlint --fix` rewrites
+    fix: Optional[Fix] = None  # what `qlint --fix` rewrites (qlint/fixes.py)
     anchor: Optional[cst.CSTNode] = None  # the top-level statement or class member holding `node`
     line_anchors: Optional[dict] = None  # {"first": anchor} for the nodes of `lines`
 

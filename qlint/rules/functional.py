@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from qlint.registry import ERROR, WARNING, Rule, register
-from qlint.rules.base import Report, forward_ops, short, snippet
+import libcst as cst
+
+from qlint.fixes import Fix, TorchName
+from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
+from qlint.rules.base import Report, forward_ops, inplace_argument, short, snippet
+from qlint.rules.rewrites import rewritable, site
 from qlint.semantic import ops, torch_api as api
+from qlint.semantic.walk import iter_nodes
 
 _HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
 
@@ -22,6 +27,16 @@ class FunctionalRelu(Rule):
         "`x.relu()` run after convert, but reuse the input's quantization parameters and "
         "leave the preceding conv unfused: an extra requantization and lost accuracy.")
     fix = "Add `self.relu = nn.ReLU()` in `__init__` and call `self.relu(x)`; list it in fuse_modules."
+    fix_safety = UNSAFE
+    fix_safety_note = (
+        "The fix adds an `nn.ReLU` (or `nn.ReLU6`) submodule named after the op (`relu`, `relu_1`, "
+        "... never a name the class hierarchy uses) and calls it in place of the function: the "
+        "state_dict keys stay the same (it has no parameters), float outputs are equal, but the "
+        "module tree changes. An in-place form (`F.relu(x, inplace=True)`, `x.relu_()`) is "
+        "rewritten only where nothing else sees the write: its operand is a fresh tensor (an "
+        "arithmetic result, a conv, batch norm or linear output) or a name bound to one just "
+        "before and rebound by the call. Not fixed: calls in loops (one module would run several "
+        "times, QL401), in helpers outside the class's methods, with other arguments.")
     valid = (
         _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.conv = nn.Conv2d(3, 8, 3)\n        self.relu = nn.ReLU()\n\n"
@@ -29,12 +44,34 @@ class FunctionalRelu(Rule):
         _HEADER + "def helper(x):\n    return F.relu(x)  # not a module's forward\n",
     )
     invalid = (
-        _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.conv = nn.Conv2d(3, 8, 3)\n\n    def forward(self, x):\n"
-        "        return F.relu(self.conv(x))  # expect: QL101\n",
-        "import torch as T\nfrom torch import nn\nfrom torch.nn.functional import relu as r\n\n\n"
-        "class Block(nn.Module):\n    def forward(self, x):\n        y = r(x)  # expect: QL101\n"
-        "        y = T.relu(y)  # expect: QL101\n        return y.relu()  # expect: QL101\n",
+        Invalid(
+            _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3)\n\n    def forward(self, x):\n"
+            "        return F.relu(self.conv(x))  # expect: QL101\n",
+            fixed=_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3)\n        self.relu = nn.ReLU()\n\n    def forward(self, x):\n"
+            "        return self.relu(self.conv(x))\n"),
+        Invalid(
+            "import torch as T\nfrom torch import nn\nfrom torch.nn.functional import relu as r\n\n\n"
+            "class Block(nn.Module):\n    def forward(self, x):\n        y = r(x)  # expect: QL101\n"
+            "        y = T.relu(y)  # expect: QL101\n        return y.relu()  # expect: QL101\n",
+            fixed="import torch as T\nfrom torch import nn\nfrom torch.nn.functional import relu as r\n\n\n"
+            "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.relu = nn.ReLU()\n        self.relu_1 = nn.ReLU()\n        self.relu_2 = nn.ReLU()\n\n"
+            "    def forward(self, x):\n        y = self.relu(x)\n"
+            "        y = self.relu_1(y)\n        return self.relu_2(y)\n"),
+        Invalid(
+            _HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.bn = nn.BatchNorm2d(8)\n        self.bn2 = nn.BatchNorm2d(8)\n        self.relu = nn.Identity()\n\n"
+            "    def forward(self, x):\n        out = self.bn(x)\n        out.relu_()  # expect: QL101, QL202\n"
+            "        x = F.relu6(x, inplace=True)  # expect: QL101, QL202\n"
+            "        return F.relu(self.bn2(out), inplace=True), x  # expect: QL101, QL202\n",
+            fixed=_HEADER + "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.bn = nn.BatchNorm2d(8)\n        self.bn2 = nn.BatchNorm2d(8)\n        self.relu_2 = nn.ReLU()\n"
+            "        self.relu = nn.Identity()\n        self.relu_1 = nn.ReLU()\n\n"
+            "    def forward(self, x):\n        out = self.bn(x)\n        out = self.relu_1(out)\n"
+            "        x = F.relu6(x, inplace=True)\n"
+            "        return self.relu_2(self.bn2(out)), x\n"),
     )
 
     def check(self, model):
@@ -42,7 +79,53 @@ class FunctionalRelu(Rule):
             module = "nn.ReLU6" if "relu6" in op.name else "nn.ReLU"
             yield Report(op.node, f"`{snippet(model, op.node)}` applies ReLU as a function; "
                          f"fusion cannot see it and it reuses its input's qparams. "
-                         f"Use a {module} submodule and fuse it with the layer before.", anchor=op.anchor)
+                         f"Use a {module} submodule and fuse it with the layer before.", anchor=op.anchor,
+                         fix=_relu_module_fix(model, op))
+
+
+def _relu_module_fix(model, op) -> Optional[Fix]:
+    """`F.relu(x)`, `torch.relu(x)`, `x.relu()` (and in-place forms) -> `self.relu(x)`."""
+    call = op.node
+    if not isinstance(call, cst.Call):
+        return None
+    if op.kind == "method":
+        if call.args or not isinstance(call.func, cst.Attribute):
+            return None
+        operand, inplace = call.func.value, op.name.endswith("_")
+    else:
+        positional = [a for a in call.args if a.keyword is None]
+        flag = inplace_argument(call, 1, model.true_constants)
+        rest = [a for a in call.args if a is not positional[0] and a is not flag] if positional else None
+        if not positional or positional[0].star or rest and not _false_inplace(rest):
+            return None
+        operand, inplace = positional[0].value, flag is not None or op.name.endswith("_")
+    where = site(model, call, op.anchor)
+    if where is None:
+        return None
+    target = rewritable(model, where, call, operand, inplace, new_module=True)
+    if target is None:
+        return None
+    qname, stem = ("torch.nn.ReLU6", "relu6") if "relu6" in op.name else ("torch.nn.ReLU", "relu")
+    fix = Fix(model)
+    relu = fix.add_member(where.cls, stem, "{module}()", after=_producer(operand), module=TorchName(qname))
+    template = "{x} = self.{relu}({x})" if target is not call else "self.{relu}({x})"
+    fix.replace(target, template, relu=relu, x=operand)
+    return fix
+
+
+def _false_inplace(args) -> bool:
+    """The arguments left are one `inplace=False` (or a positional False)."""
+    return len(args) == 1 and (args[0].keyword is None or args[0].keyword.value == "inplace") \
+        and isinstance(args[0].value, cst.Name) and args[0].value.value == "False"
+
+
+def _producer(expr) -> Optional[str]:
+    """The submodule whose output the expression applies to (`self.conv(x)` -> "conv")."""
+    for node in (expr, *iter_nodes(expr)):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and isinstance(node.func.value, cst.Name) and node.func.value.value == "self":
+            return node.func.attr.value
+    return None
 
 
 def _relu(op) -> bool:

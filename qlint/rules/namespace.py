@@ -8,7 +8,8 @@ from typing import Optional
 
 import libcst as cst
 
-from qlint.registry import SAFE, WARNING, Rule, register
+from qlint.fixes import Fix
+from qlint.registry import SAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.names import DEPRECATED_NAMESPACES, dotted, import_bindings
 from qlint.semantic.walk import iter_nodes
@@ -116,17 +117,26 @@ class DeprecatedNamespace(Rule):
            "legacy_namespaces.json); a legacy module or name without a torch.ao twin is reported "
            "and left as it is. For new code, see torchao (`quantize_`, PT2E).")
     fix_safety = SAFE
+    fix_safety_note = ("The legacy names are aliases of the torch.ao objects: the fix rewrites the "
+                       "spelling only, to a twin the installed torch's map lists for that exact use.")
     valid = (
         "import torch\nfrom torch.ao.quantization import QuantStub, prepare\n"
         "import torch.ao.nn.quantized as nnq\n\n\ndef go(m):\n    return torch.ao.quantization.convert(m)\n",
     )
     invalid = (
-        "import torch\nimport torch.quantization as tq  # expect: QL505\n"
-        "from torch.nn.quantized import FloatFunctional  # expect: QL505\n"
-        "from torch.nn import intrinsic  # expect: QL505\n\n\n"
-        "def go(m):\n    tq.prepare(m)\n    return torch.quantization.convert(m)  # expect: QL505\n",
-        "from torch.quantization import _numeric_suite as ns  # expect: QL505\n"
-        "import torch.quantization._numeric_suite_fx  # expect: QL505\n",
+        Invalid(
+            "import torch\nimport torch.quantization as tq  # expect: QL505\n"
+            "from torch.nn.quantized import FloatFunctional  # expect: QL505\n"
+            "from torch.nn import intrinsic  # expect: QL505\n\n\n"
+            "def go(m):\n    tq.prepare(m)\n    return torch.quantization.convert(m)  # expect: QL505\n",
+            fixed="import torch\nimport torch.ao.quantization as tq\n"
+            "from torch.ao.nn.quantized import FloatFunctional\n"
+            "from torch.ao.nn import intrinsic\n\n\n"
+            "def go(m):\n    tq.prepare(m)\n    return torch.ao.quantization.convert(m)\n"),
+        Invalid(
+            "from torch.quantization import _numeric_suite as ns  # expect: QL505\n"
+            "import torch.quantization._numeric_suite_fx  # expect: QL505\n",
+            fixed="from torch.ao.ns import _numeric_suite as ns\nimport torch.ao.ns._numeric_suite_fx\n"),
     )
 
     def check(self, model):
@@ -147,7 +157,7 @@ class DeprecatedNamespace(Rule):
                 qname = model.raw_qname(node)
                 if qname in DEPRECATED_NAMESPACES:
                     fix, target = chains.get(id(node)) or self._attribute_fix(model, node, qname, qname)
-                    yield self._report(node, target, fix)
+                    yield self._report(model, node, target, fix)
                 elif qname and _deprecated(qname) and id(node) not in chains:
                     self._plan_chain(model, node, qname, chains)
 
@@ -202,7 +212,7 @@ class DeprecatedNamespace(Rule):
                     # from torch.quantization import _numeric_suite -> from torch.ao.ns import ...
                     target = _Target(f"{module}.{names[0]}")
                     fix = (node.module, _expression(target.twin.rsplit(".", 1)[0]))
-                yield self._report(node.module, target, fix)
+                yield self._report(model, node.module, target, fix)
                 return
         for _, qname, alias in import_bindings(node, model.package):
             full = dotted(alias.name) if isinstance(node, cst.Import) else qname
@@ -217,16 +227,16 @@ class DeprecatedNamespace(Rule):
             elif len(node.names) == 1 and target.twin.rsplit(".", 1)[1] == full.rsplit(".", 1)[1]:
                 # from torch import quantization -> from torch.ao import quantization
                 fix = (node.module, _expression(target.twin.rsplit(".", 1)[0]))
-            yield self._report(alias, target, fix)
+            yield self._report(model, alias, target, fix)
 
     @staticmethod
-    def _report(node, target: _Target, fix=None):
+    def _report(model, node, target: _Target, fix=None):
         if target.twin is None:
             message = (f"{target.module} is a legacy module, and the installed torch's map has no "
                        f"torch.ao twin for this use: {target.why}; not fixed. {_DEPRECATION}.")
         else:
             message = f"{target.module} is a legacy alias; use {target.twin}. ({_DEPRECATION}.)"
-        return Report(node, message, fix=fix)
+        return Report(node, message, fix=Fix.replacing(model, *fix) if fix else None)
 
 
 def _anchored(module: cst.Module):

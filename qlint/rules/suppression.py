@@ -5,7 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from qlint.noqa import Noqa
-from qlint.registry import SAFE, WARNING, Rule, all_rules, register
+from qlint.registry import SAFE, WARNING, Invalid, Rule, all_rules, register
+from qlint.fixes import Fix
 from qlint.rules.base import Report
 from qlint.semantic.positions import locate
 
@@ -25,6 +26,8 @@ class UnusedNoqa(Rule):
         "off by default: enable it with `--extend-select QL001` (or `extend-select`).")
     fix = "Remove the codes that suppress nothing, and the comment when none is left."
     fix_safety = SAFE
+    fix_safety_note = ("The fix edits only comments: the codes that suppress nothing go, and the "
+                       "comment with them when none is left.")
     opt_in = True
     valid = (
         "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
@@ -32,10 +35,15 @@ class UnusedNoqa(Rule):
         "    def forward(self, x):\n        return x + self.conv(x)  # noqa: QL301, E501\n",
     )
     invalid = (
-        "import torch.nn as nn\n\n\nclass Head(nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n\n"
-        "    def forward(self, x):\n        return self.fc(x).flatten(1)  # noqa: QL301, QL999  # expect: QL001\n",
-        "WIDTH = 8  # noqa: QL7  # expect: QL001\n# noqa: QL301, QL301  # expect: QL001\n",
+        Invalid(
+            "import torch.nn as nn\n\n\nclass Head(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n\n"
+            "    def forward(self, x):\n        return self.fc(x).flatten(1)  # noqa: QL301, QL999  # expect: QL001\n",
+            fixed="import torch.nn as nn\n\n\nclass Head(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n\n"
+            "    def forward(self, x):\n        return self.fc(x).flatten(1)  # noqa: QL301\n"),
+        Invalid("WIDTH = 8  # noqa: QL7  # expect: QL001\n# noqa: QL301, QL301  # expect: QL001\n",
+                fixed="WIDTH = 8\n# noqa: QL301\n"),
     )
 
     def check(self, model):
@@ -80,5 +88,5 @@ def unused_noqa_reports(model, noqa: Noqa, enabled) -> list[Report]:
             fixed = holder.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
         else:
             fixed = cst.RemoveFromParent()
-        reports.append(Report(holder.comment, entry.message, fix=(holder, fixed)))
+        reports.append(Report(holder.comment, entry.message, fix=Fix.replacing(model, holder, fixed)))
     return reports

@@ -209,13 +209,13 @@ class ProjectIndex:
         if cls is None:
             return None
         resolved = self.resolve(cls)
-        if resolved in api.STATELESS_MODULES:
+        if resolved in api.STATELESS_MODULES or resolved in api.WEIGHT_ONLY_MODULES:
             return False
         summary = self.classes.get(resolved)
         if summary is None:
             return True if api.is_torch_module_class(resolved) else None
         torch_cls = self.torch_base(resolved)
-        if torch_cls in api.STATELESS_MODULES:
+        if torch_cls in api.STATELESS_MODULES or torch_cls in api.WEIGHT_ONLY_MODULES:
             return False
         for attr in self.attrs(resolved).values():
             if attr.kind in (PARAM, CONTAINER):

@@ -53,6 +53,7 @@ class FileScope:
         self.constants: set[str] = set()  # module-level names bound to plain values
         self.true_constants: set[str] = set()  # module-level names bound to True
         self.function_returns: dict[str, str] = {}
+        self.integer_parameters: dict[int, frozenset] = {}  # id(function) -> see forward.integer_parameters
         self.index: Optional[ProjectIndex] = None
         self.cache: dict = {}  # derived facts rules share (fuse calls), computed on first use
         self._collect(module.body)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from qlint.engine import lint_source
-from qlint.registry import SAFE, UNSAFE, all_rules
+from pathlib import Path
+
+from qlint.engine import lint_source, lint_text
+from qlint.registry import _LABEL, SAFE, UNSAFE, all_rules
 from tests.lint.labels import labels, mismatches
 
 RULES = all_rules()
 ENABLED = frozenset(code for code, rule in RULES.items() if not rule.opt_in)  # opt-in rules: their own examples
 INVALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.invalid)]
 VALID = [(code, i, source) for code, rule in RULES.items() for i, source in enumerate(rule.valid)]
+FIXED = [(code, i, source) for code, i, source in INVALID if getattr(source, "fixed", None) is not None]
 
 
 def _describe(findings) -> str:
@@ -27,6 +30,22 @@ def test_invalid_example_is_reported_on_its_labeled_lines(code, index, source):
     assert not missed and not unexpected, (
         f"{code} invalid example {index}: missed {sorted(missed)}, unexpected {sorted(unexpected)}\n"
         f"found:\n{_describe(findings)}")
+
+
+@pytest.mark.parametrize(("code", "index", "source"), FIXED, ids=[f"{c}-fixed{i}" for c, i, _ in FIXED])
+def test_fixing_an_invalid_example_gives_its_fixed_source(code, index, source):
+    """Fixit's `Invalid(code, fixed=...)`: `--fix --unsafe-fixes --select CODE` writes exactly
+    `fixed` (labels aside), and fixing that again changes nothing."""
+    path = Path(f"{code}_invalid.py")
+    _, fixed = lint_text(source.encode(), path, frozenset({code}), fix=True, unsafe=True)
+    assert _LABEL.sub("", fixed.decode()) == source.fixed, f"{code} invalid example {index} fixed as:\n{fixed.decode()}"
+    assert lint_text(source.fixed.encode(), path, frozenset({code}), fix=True, unsafe=True)[1] == source.fixed.encode()
+
+
+@pytest.mark.parametrize("code", [code for code, rule in RULES.items() if rule.fix_safety])
+def test_a_fixable_rule_shows_its_fix(code):
+    assert any(c == code for c, _, _ in FIXED), f"{code} is fixable: give an invalid example its fixed= source"
+    assert RULES[code].fix_safety_note, f"{code} is fixable: say why its fix is {RULES[code].fix_safety}"
 
 
 @pytest.mark.parametrize(("code", "index", "source"), VALID, ids=[f"{c}-valid{i}" for c, i, _ in VALID])
