@@ -45,22 +45,31 @@ def _defines(model, cls_qname: str, path: str):
     attrs, complete = index.attrs(cls_qname), index.attrs_complete(cls_qname)
     head, _, rest = path.partition(".")
     info = attrs.get(head)
+    if info is None and index.is_sequential(cls_qname):  # an nn.Sequential subclass: members '0', '1', ...
+        return _member_defines(model, index.sequential_members(cls_qname), path)
     if info is None:
         return False if complete else None
     if not rest:
         return True
     kind = index.module_kind(info.cls)
     if kind == CONTAINER:
-        if info.members is None:
-            return None
-        member, _, deeper = rest.partition(".")
-        names = dict(info.members)
-        if member not in names:
-            return False
-        return True if not deeper else (_defines(model, names[member], deeper) if names[member] and index.summary(names[member]) else None)
+        return _member_defines(model, info.members, rest)
     if kind == MODULE and index.summary(info.cls) is not None:
         return _defines(model, info.cls, rest)
     return None
+
+
+def _member_defines(model, members, path: str):
+    """`_defines` for a container with these literal members (None: not literal)."""
+    if members is None:
+        return None
+    member, _, deeper = path.partition(".")
+    names = dict(members)
+    if member not in names:
+        return False
+    if not deeper:
+        return True
+    return _defines(model, names[member], deeper) if names[member] and model.index.summary(names[member]) else None
 
 
 @register

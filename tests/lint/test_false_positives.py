@@ -273,6 +273,101 @@ NOT_REPORTED = [
             def forward(self, x):
                 return self.head(self.backbone(x).mean((2, 3)))  # <-
     ''', "QL701", id="quantwrapper-in-a-float-model"),
+    # tests/lint/corpus9/unet_segmentation.py:19: an nn.Sequential subclass whose members come from
+    # super().__init__(...) has submodules '0', '1', ...
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "2"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-members-from-super-init"),
+    # tests/lint/corpus9/timm_blocks.py:64: a constructor parameter (`act_layer=nn.ReLU`) is what
+    # every construction of the class gives it: here another class, or classes the run cannot see.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block(act_layer=Swish)
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-given-another-class"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = nn.Sequential(*[b() for b in (Block,)])
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-class-used-as-a-value"),
+    # tests/lint/corpus9/module_reuse.py:71: reading a member of a container is no second binding...
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.out_channels = self.blocks[-1].out_channels  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-attribute-read"),
     # transformers muse_spark/modeling_muse_spark.py:900 (found by benchmarks/reviews, seed 1): position
     # ids an imported helper computes from an integer grid (`grid_thw: torch.LongTensor`) are no activation.
     pytest.param('''
@@ -584,6 +679,66 @@ REPORTED = [
             def forward(self, x):
                 return self.head(self.dequant(self.backbone(self.quant(x))).mean((2, 3)))  # <-
     ''', "QL701", id="dequantized-into-a-model-that-quantizes"),
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "3"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-position-out-of-range"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-default-inplace-module"),
+    # ...binding the member itself is.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.last_block = self.blocks[-1]  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-bound-again"),
     pytest.param('''
     import torch
     import torch.nn as nn
