@@ -81,7 +81,8 @@ def test_findings_exit_1_with_parseable_lines_and_a_summary(project, capsys):
     assert (status, err) == (1, "")
     lines = out.splitlines()
     assert lines[0].startswith(HAZARD_LINE), out
-    assert lines[1:] == ["Found 1 problem (1 error, 0 warnings)."]
+    assert lines[1:] == ["Found 1 problem (1 error, 0 warnings).",
+                         "No fixes available with --fix (1 more with --unsafe-fixes)."]
 
 
 def test_exit_zero_keeps_the_output(project, capsys):
