@@ -4,25 +4,89 @@ rules report a value crossing a boundary the wrong way, in some context the run 
 code (see `ProjectIndex.contexts`), and stubs that cannot do what they were built for."""
 from __future__ import annotations
 
-from qlint.registry import ERROR, WARNING, Rule, register
+import libcst as cst
+
+from qlint.fixes import Fix, TorchName
+from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report, short, snippet
 from qlint.semantic import torch_api as api
 from qlint.semantic.index import FLOAT_INTO_QUANTIZED, QUANTIZE_TWICE, QUANTIZED_INTO_FLOAT
-from qlint.semantic.values import QUANTIZED, activation_states
+from qlint.semantic.interpret import is_self
+from qlint.semantic.summaries import MODULE
+from qlint.semantic.values import QUANTIZED, UNKNOWN_STATE, Seq, Tensor, activation_states
+from qlint.semantic.walk import iter_nodes
 
 _HEADER = ("import torch\nimport torch.nn as nn\nfrom torch.ao.nn.quantized import FloatFunctional\n"
            "from torch.ao.quantization import DeQuantStub, QuantStub\n\n\n")
 _INIT = "    def __init__(self):\n        super().__init__()\n"
 
 
-def _crossings(model, problem: str):
+def _crossings(model, problem: str, with_trace: bool = False):
     """The wrong-way crossings of one kind in any run of the file, once per node."""
     seen = set()
     for trace in model.runs():
         for crossing in trace.crossings:
             if crossing.problem == problem and id(crossing.node) not in seen:
                 seen.add(id(crossing.node))
-                yield crossing
+                yield (trace, crossing) if with_trace else crossing
+
+
+def _top_level(model, cls) -> bool:
+    """A model no class of the run calls: its forward's inputs come from the user."""
+    return not any(c.known for c in model.index.contexts(("class", cls.qname)))
+
+
+def _entry_forward(model, cls):
+    """The class's own forward, with its tensor parameters (after self) as written."""
+    forward = cls.methods.get("forward")
+    if forward is None or not isinstance(forward.body, cst.IndentedBlock):
+        return None, []
+    params = forward.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params)]
+    return forward, names[1:] if names and names[0] == "self" else []
+
+
+def _sole_read(func: cst.FunctionDef, name_node: cst.Name) -> bool:
+    """Whether `name_node` is the only read of the parameter's value: nothing before its
+    statement mentions the name, and after it the name is either rebound by that statement
+    (`depth = self.conv(depth)`) or never mentioned again."""
+    name = name_node.value
+    statements = list(func.body.body)
+    position = next((i for i, s in enumerate(statements) if any(n is name_node for n in iter_nodes(s))), None)
+    if position is None or any(_uses(s, name) for s in statements[:position]):
+        return False
+    statement = statements[position]
+    rebound = isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
+        and isinstance(statement.body[0], cst.Assign) and len(statement.body[0].targets) == 1 \
+        and isinstance(statement.body[0].targets[0].target, cst.Name) and statement.body[0].targets[0].target.value == name
+    others = [n for n in _uses(statement, name) if n is not name_node
+              and not (rebound and n is statement.body[0].targets[0].target)]
+    if others:
+        return False
+    return rebound or not any(_uses(s, name) for s in statements[position + 1:])
+
+
+def _uses(node, name: str) -> list[cst.Name]:
+    """The Name nodes reading or binding `name` under a node, in source order."""
+    return [n for n in iter_nodes(node) if isinstance(n, cst.Name) and n.value == name]
+
+
+def _submodule_argument(func: cst.FunctionDef, name_node: cst.Name, attrs) -> bool:
+    """Whether the Name is the first positional argument of a call of one of self's submodules,
+    in a top-level statement of the function."""
+    for statement in func.body.body:
+        for node in iter_nodes(statement):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and is_self(node.func.value) \
+                    and node.args and node.args[0].keyword is None and not node.args[0].star \
+                    and node.args[0].value is name_node:
+                info = attrs.get(node.func.attr.value)  # not in a branch or loop: in a simple statement
+                return info is not None and info.kind == MODULE and isinstance(statement, cst.SimpleStatementLine)
+    return False
+
+
+def _stubs_of(model, cls) -> set:
+    index = model.index
+    return {index.resolve(a.cls) for a in index.attrs(cls.qname).values() if a.cls}
 
 
 def _module(crossing) -> str:
@@ -63,13 +127,22 @@ class FloatIntoQuantized(Rule):
         "        return self.conv2(x)\n",
     )
     invalid = (
-        _HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
-        "        self.quant = QuantStub()\n        self.image_conv = nn.Conv2d(3, 8, 3)\n"
-        "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
-        "    def forward(self, image, depth):\n"
-        "        image = self.image_conv(self.quant(image))\n"
-        "        depth = self.depth_conv(depth)  # expect: QL701\n"
-        "        return self.dequant(image), self.dequant(depth)\n",
+        Invalid(
+            _HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.image_conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, image, depth):\n"
+            "        image = self.image_conv(self.quant(image))\n"
+            "        depth = self.depth_conv(depth)  # expect: QL701\n"
+            "        return self.dequant(image), self.dequant(depth)\n",
+            fixed=_HEADER + "class TwoInputs(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.quant_depth = QuantStub()\n"
+            "        self.image_conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.depth_conv = nn.Conv2d(1, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, image, depth):\n"
+            "        image = self.image_conv(self.quant(image))\n"
+            "        depth = self.depth_conv(self.quant_depth(depth))\n"
+            "        return self.dequant(image), self.dequant(depth)\n"),
         _HEADER + "class Refine(nn.Module):\n" + _INIT +
         "        self.quant = QuantStub()\n        self.conv1 = nn.Conv2d(3, 8, 3)\n"
         "        self.dequant = DeQuantStub()\n        self.conv2 = nn.Conv2d(8, 8, 3)\n\n"
@@ -77,12 +150,43 @@ class FloatIntoQuantized(Rule):
         "        return self.conv2(x)  # expect: QL701\n",
     )
 
+    fix_safety = UNSAFE
+    fix_safety_note = (
+        "Where the float tensor is a forward input of a top-level model (one no class calls) that "
+        "quantizes its other inputs, used once, directly as a submodule's input, and the model has a "
+        "DeQuantStub, the fix builds a QuantStub for it in `__init__` (`self.quant_depth = "
+        "QuantStub()`) and applies it there. The float model computes the same (a QuantStub is the "
+        "identity until convert) and the state_dict keys stay, but the module tree gains a "
+        "submodule and the converted model quantizes that input. Elsewhere (a DeQuantStub output, "
+        "a float island) the right boundary is a design choice: no fix.")
+
     def check(self, model):
-        for crossing in _crossings(model, FLOAT_INTO_QUANTIZED):
+        for trace, crossing in _crossings(model, FLOAT_INTO_QUANTIZED, with_trace=True):
             yield Report(crossing.node, f"{_module(crossing)} is given a float tensor here (it never went "
                          "through a QuantStub, or came out of a DeQuantStub); after convert() the quantized "
                          "module raises on it. Quantize it first, or give the module qconfig = None.",
-                         anchor=crossing.anchor)
+                         anchor=crossing.anchor, fix=self._quantize_input(model, trace, crossing))
+
+    @staticmethod
+    def _quantize_input(model, trace, crossing):
+        """A QuantStub on the forward input the module is given, when that is unambiguous."""
+        cls, call = trace.cls, crossing.node
+        if cls is None or not isinstance(call, cst.Call) or not call.args:
+            return None
+        forward, params = _entry_forward(model, cls)
+        argument = call.args[0].value
+        if forward is None or crossing.anchor is not forward or not isinstance(argument, cst.Name) \
+                or argument.value not in params or not _top_level(model, cls) \
+                or api.DEQUANT_STUB not in _stubs_of(model, cls):
+            return None
+        if not _sole_read(forward, argument) or not _submodule_argument(forward, argument, model.index.attrs(cls.qname)):
+            return None
+        fix = Fix(model)
+        quant = next((n for n, a in model.index.attrs(cls.qname).items() if model.index.resolve(a.cls) == api.QUANT_STUB), None)
+        stub = fix.add_member(cls, f"quant_{argument.value}", "{QuantStub}()", after=quant,
+                              QuantStub=TorchName(api.QUANT_STUB))
+        fix.replace(argument, "self.{stub}({x})", stub=stub, x=argument)
+        return fix
 
 
 @register
@@ -194,10 +298,36 @@ class UnusedStub(Rule):
         "        self.quant = QuantStub()\n        self.quant_mask = QuantStub()  # expect: QL704\n"
         "        self.conv = nn.Conv2d(3, 8, 3)\n        self.dequant = DeQuantStub()\n\n"
         "    def forward(self, x, mask):\n        return self.dequant(self.conv(self.quant(x))), mask\n",
-        _HEADER + "class Encoder(nn.Module):\n" + _INIT +
-        "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n\n"
-        "    def forward(self, x):\n        return self.conv(self.quant(x))  # expect: QL704\n",
+        Invalid(
+            _HEADER + "class Encoder(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n\n"
+            "    def forward(self, x):\n        return self.conv(self.quant(x))  # expect: QL704\n",
+            fixed=_HEADER + "class Encoder(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        return self.dequant(self.conv(self.quant(x)))\n"),
+        Invalid(
+            _HEADER + "class Net(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()  # expect: QL704\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        x = self.conv(x)\n        return self.dequant(x)\n",
+            fixed=_HEADER + "class Net(nn.Module):\n" + _INIT +
+            "        self.quant = QuantStub()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.dequant = DeQuantStub()\n\n"
+            "    def forward(self, x):\n        x = self.conv(self.quant(x))\n        return self.dequant(x)\n"),
     )
+
+    fix_safety = UNSAFE
+    fix_safety_note = (
+        "In a top-level model (one no class calls): a model that quantizes and has no DeQuantStub "
+        "gets one (`self.dequant = DeQuantStub()`) applied to each quantized tensor it returns "
+        "(each element of a returned tuple); a QuantStub never called, in a model whose forward "
+        "takes one input, calls no other QuantStub and has a DeQuantStub, is applied to that input "
+        "where a submodule first takes it. The float model computes the same (stubs are the "
+        "identity until convert) and the state_dict keys stay, but the module tree gains a "
+        "submodule and the converted model quantizes or dequantizes there. No fix where the "
+        "boundary is ambiguous: several inputs, a return whose state is unknown, a first use in a "
+        "branch or outside a submodule call.")
 
     def check(self, model):
         index = model.index
@@ -210,8 +340,29 @@ class UnusedStub(Rule):
                             yield Report(node, f"self.{name} is built here but never called on the forward "
                                          "path: it quantizes nothing (its observer never runs). Call it "
                                          "on its input in forward, or delete it.",
-                                         anchor=_member(cls, "__init__"))
+                                         anchor=_member(cls, "__init__"), fix=self._call_at_entry(model, cls, name))
             yield from self._quantized_returns(model, cls)
+
+    @staticmethod
+    def _call_at_entry(model, cls, name):
+        """The unused QuantStub applied to the model's one input where a submodule first takes it."""
+        index = model.index
+        attrs = index.attrs(cls.qname)
+        forward, params = _entry_forward(model, cls)
+        if forward is None or len(params) != 1 or forward.params.star_arg not in (None, cst.MaybeSentinel.DEFAULT) \
+                or forward.params.star_kwarg is not None or forward.params.kwonly_params \
+                or index.resolve(attrs[name].cls) != api.QUANT_STUB or not _top_level(model, cls):
+            return None
+        unused = [n for n, a in attrs.items() if n in cls.stub_nodes and index.resolve(a.cls) == api.QUANT_STUB
+                  and index.hierarchy(cls.qname).reads_on_forward_path(n) is False]
+        called = {index.resolve(call.cls) for call in model.trace(cls).calls}
+        if unused != [name] or api.QUANT_STUB in called or api.DEQUANT_STUB not in called:
+            return None
+        targets = {id(t.target) for n in iter_nodes(forward.body) if isinstance(n, cst.Assign) for t in n.targets}
+        reads = [n for n in _uses(forward.body, params[0]) if id(n) not in targets]
+        if not reads or not _sole_read(forward, reads[0]) or not _submodule_argument(forward, reads[0], attrs):
+            return None
+        return Fix.replacing(model, reads[0], "self.{stub}({x})", stub=cst.Name(name), x=reads[0])
 
     @staticmethod
     def _quantized_returns(model, cls):
@@ -223,11 +374,46 @@ class UnusedStub(Rule):
         trace = model.trace(cls)
         if trace.context is None or trace.context.known:
             return  # another class calls it: the caller may dequantize
-        for node, value, anchor in trace.returns:
-            if QUANTIZED in activation_states([value]):
-                yield Report(node, f"{cls.node.name.value} quantizes its input and has no DeQuantStub: this "
-                             "returns a quantized tensor to whoever runs the model. Add a DeQuantStub "
-                             "before returning.", anchor=anchor)
+        reported = [(node, value, anchor) for node, value, anchor in trace.returns
+                    if QUANTIZED in activation_states([value])]
+        fix = UnusedStub._dequantize_returns(model, cls, trace) if reported else None
+        for node, value, anchor in reported:
+            yield Report(node, f"{cls.node.name.value} quantizes its input and has no DeQuantStub: this "
+                         "returns a quantized tensor to whoever runs the model. Add a DeQuantStub "
+                         "before returning.", anchor=anchor, fix=fix)
+
+    @staticmethod
+    def _dequantize_returns(model, cls, trace):
+        """A new DeQuantStub applied to every quantized tensor the forward returns; None when a
+        return's state is not known element by element."""
+        forward, _ = _entry_forward(model, cls)
+        if forward is None or any(anchor is not forward for _, _, anchor in trace.returns):
+            return None
+        wrapped, float_returns = [], False
+        for node, value, _ in trace.returns:
+            if node.value is None:
+                continue
+            if isinstance(value, Seq) and isinstance(node.value, cst.Tuple) and len(value.items) == len(
+                    node.value.elements) and not any(isinstance(e, cst.StarredElement) for e in node.value.elements):
+                pairs = [(e.value, item) for e, item in zip(node.value.elements, value.items)]
+            else:
+                pairs = [(node.value, value)]
+            for expr, item in pairs:
+                states = activation_states([item])
+                if isinstance(item, Seq) or (isinstance(item, Tensor) and item.activation and item.state is UNKNOWN_STATE) \
+                        or (QUANTIZED in states and (not isinstance(item, Tensor) or len(states) > 1)):
+                    return None  # quantized or not, it cannot be told here
+                if QUANTIZED in states:
+                    wrapped.append(expr)
+                elif states:
+                    float_returns = True
+        if not wrapped or float_returns:
+            return None  # some paths return float activations: the exit is the author's choice
+        fix = Fix(model)
+        stub = fix.add_member(cls, "dequant", "{DeQuantStub}()", DeQuantStub=TorchName(api.DEQUANT_STUB))
+        for expr in wrapped:
+            fix.replace(expr, "self.{stub}({x})", stub=stub, x=expr)
+        return fix
 
 
 def _member(cls, name: str):

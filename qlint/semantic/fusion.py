@@ -24,6 +24,7 @@ class FuseCall:
     qat: Optional[bool]  # None when either function may be called
     groups: Optional[list[FuseGroup]]  # None when they are computed (a comprehension, a variable)
     anchor: Optional[cst.CSTNode] = None  # the method it is in (for positions)
+    argument: Optional[cst.BaseExpression] = None  # the groups as written, when a literal list of `self`'s names
 
 
 def _fuse_function(model: FileScope, expr, aliases: dict) -> Optional[set[str]]:
@@ -195,6 +196,7 @@ def _find_fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
             if prefix is None:
                 continue
             qat = None if len(functions) > 1 else api.FUSE_QAT in functions
+            literal = prefix == "" and id(node) not in loops and isinstance(groups_arg.value, (cst.List, cst.Tuple))
             groups = []
             for env in loops.get(id(node), [{}]):
                 found = _groups(groups_arg.value, prefix, env)
@@ -202,7 +204,7 @@ def _find_fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
                     groups = None
                     break
                 groups.extend(found)
-            calls.append(FuseCall(node, qat, groups, method))
+            calls.append(FuseCall(node, qat, groups, method, groups_arg.value if literal and groups else None))
     return calls
 
 
@@ -227,13 +229,94 @@ def fusible_chains(model: FileScope, trace: Trace) -> list[list[ModuleCall]]:
                 break
             nxt = following[0]
             extended = roles + (role(nxt),)
-            if not any(p[: len(extended)] == extended for p in api.FUSIBLE_PATTERNS):
+            if not _may_grow(extended):
                 break
             chain.append(nxt)
             roles = extended
-        while len(chain) > 1 and roles not in api.FUSIBLE_PATTERNS:
-            chain, roles = chain[:-1], roles[:-1]
+        chain = chain[: _pattern_length(roles)]
         if len(chain) > 1:
             used.update(id(c) for c in chain)
             chains.append(chain)
     return chains
+
+
+def _may_grow(roles: tuple) -> bool:
+    return any(p[: len(roles)] == roles for p in api.FUSIBLE_PATTERNS)
+
+
+def _pattern_length(roles: tuple) -> int:
+    """The length of the longest fusion pattern `roles` starts with (0 when none)."""
+    return max((len(p) for p in api.FUSIBLE_PATTERNS if roles[: len(p)] == p), default=0)
+
+
+def sequential_chains(model: FileScope, cls: ClassModel, trace: Trace) -> list[list[str]]:
+    """Fusible runs of members inside the nn.Sequential submodules the forward path calls, by
+    dotted name ("features.0", "features.1"): fuse_modules reaches them by index."""
+    index, chains, seen = model.index, [], set()
+    for call in trace.calls:
+        if call.op is not None or call.key is None or call.key in seen \
+                or api.CONTAINERS.get(index.torch_base(call.cls)) != "sequential":
+            continue
+        seen.add(call.key)
+        info = index.attr_at(cls.qname, call.key)
+        members = info.members if info is not None else None
+        if not members:
+            continue
+        roles = [api.fusion_role(index.torch_base(member)) for _, member in members]
+        start = 0
+        while start < len(members):
+            end = start + 1
+            while end < len(members) and roles[start] is not None and _may_grow(tuple(roles[start:end + 1])):
+                end += 1
+            length = _pattern_length(tuple(roles[start:end])) if roles[start] is not None else 0
+            if length > 1:
+                chains.append([f"{call.key}.{name}" for name, _ in members[start:start + length]])
+                start += length
+            else:
+                start += 1
+    return chains
+
+
+def run_groups(model: FileScope, cls: ClassModel) -> list[list[str]]:
+    """Every fusible run the class's forward path applies, by the names fuse_modules takes
+    relative to the class: its own chains of submodules, then runs inside its nn.Sequentials."""
+    trace = model.trace(cls)
+    groups = [[call.key for call in chain] for chain in fusible_chains(model, trace)]
+    return groups + [g for g in sequential_chains(model, cls, trace) if g not in groups]
+
+
+def child_classes(model: FileScope, cls: ClassModel) -> list[tuple[ClassModel, tuple[str, ...]]]:
+    """The module classes of this file a class is built of, at any depth, each with the dotted
+    paths its instances have ("layer1.0", "blocks.*" for members of unknown position), in
+    the order they are met."""
+    index, found, paths = model.index, [], {}
+    queue = [(cls.qname, "")]
+    while queue:
+        owner, prefix = queue.pop(0)
+        for name, info in index.attrs(owner).items():
+            places = [(name, info.cls), *((f"{name}.{member}", member_cls) for member, member_cls in info.members or ())]
+            if info.members is None and info.element is not None:
+                places.append((f"{name}.*", info.element))
+            for path, member_cls in places:
+                child = model.by_qname.get(index.resolve(member_cls) or "")
+                if child is None or child is cls or prefix.count(".") > 8:
+                    continue
+                if child.qname not in paths:
+                    paths[child.qname] = []
+                    found.append(child)
+                paths[child.qname].append(prefix + path)
+                queue.append((child.qname, prefix + path + "."))
+    return [(child, tuple(paths[child.qname])) for child in found]
+
+
+def names_cover(names, paths, group: list[str]) -> bool:
+    """Whether fuse group names (full dotted names, "*" matching one index) name any module of
+    a child's group at one of its paths."""
+    for path in paths:
+        for member in group:
+            wanted = f"{path}.{member}".split(".")
+            for name in names:
+                parts = name.split(".")
+                if len(parts) == len(wanted) and all(w in ("*", p) for w, p in zip(wanted, parts)):
+                    return True
+    return False
