@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 from qlint.config import load_config
-from qlint.engine import fix_paths
+from qlint.engine import fix_paths, lint_paths
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fix_review import fixes_by_code, total_fixes  # noqa: E402
 
 
 def _trees(timm: Path) -> dict[str, Path]:
@@ -36,9 +38,11 @@ def fix_tree(name: str, source: Path, work: Path) -> dict:
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
     files = sorted(copy.rglob("*.py"))
     config = load_config(start=copy)
+    before = lint_paths(files, config)
     started = time.perf_counter()
     first = fix_paths(files, config, unsafe=True)
     seconds = time.perf_counter() - started
+    after = lint_paths(files, config)
     unparsable = []
     for path in first.fixed:
         try:
@@ -46,13 +50,14 @@ def fix_tree(name: str, source: Path, work: Path) -> dict:
         except SyntaxError as error:
             unparsable.append(f"{path.relative_to(copy)}: {error}")
     second = fix_paths(files, config, unsafe=True)
-    codes = Counter()
-    for per_code in first.fixed.values():
-        codes.update(per_code)
+    if all(isinstance(v, dict) for v in first.fixed.values()):  # fix_paths counts per code
+        codes = sum((Counter(v) for v in first.fixed.values()), Counter())
+    else:  # the findings each rule lost
+        codes = fixes_by_code(0, before, after)
     return {
-        "tree": name, "files": len(files), "changed": len(first.fixed), "fixes": first.count,
+        "tree": name, "files": len(files), "changed": len(first.fixed), "fixes": total_fixes(first),
         "codes": dict(sorted(codes.items())), "failed": {str(p.relative_to(copy)): why for p, why in first.failed.items()},
-        "unparsable": unparsable, "second_run_fixes": second.count,
+        "unparsable": unparsable, "second_run_fixes": total_fixes(second),
         "second_run_files": sorted(str(p.relative_to(copy)) for p in second.fixed), "seconds": seconds,
     }
 
