@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         second = fix_paths(files, config, unsafe=not args.safe)
         fixable = collections.Counter(f.code for f in findings if f.fix and (f.fix == "safe" or not args.safe))
         left = collections.Counter(f.code for f in after if f.fix and (f.fix == "safe" or not args.safe))
-        print(f"{len(files)} files, {len(changed)} changed, {sum(result.fixed.values())} fixes applied "
+        print(f"{len(files)} files, {len(changed)} changed, {result.count} fixes applied "
               f"({seconds:.1f} CPU s in fix_paths), {len(result.failed)} failed")
         print("fixable findings before, by rule:", dict(sorted(fixable.items())))
         print("findings still marked fixable after:", dict(sorted(left.items())))

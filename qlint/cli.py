@@ -1,8 +1,8 @@
 """The `qlint` command: `qlint [PATH ...]` lints, `qlint rule CODE` explains a rule,
 `qlint report MODULE:FACTORY --input SHAPE` quantizes a model and reports on it (qlint/report_cli.py).
 
-Exit status: 0 no findings, 1 findings (0 with --exit-zero), 2 usage or configuration error,
-a file --fix could not write, or an internal error.
+Exit status: 0 no findings, 1 findings (0 with --exit-zero; with --diff, 1 when there is a
+diff), 2 usage or configuration error, a file --fix could not write, or an internal error.
 """
 from __future__ import annotations
 
@@ -77,8 +77,20 @@ def _check_parser() -> argparse.ArgumentParser:
                        help="print nothing; the exit status tells whether there are findings")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     parser.add_argument("--fix", action="store_true",
-                        help="rewrite the files to fix what can be fixed (`qlint rule --all` says which "
-                        "rules), then report what remains; with `-`, print the fixed source")
+                        help="rewrite the files with the safe fixes (findings marked [*]), then report "
+                        "what remains; with `-`, print the fixed source")
+    unsafe = parser.add_mutually_exclusive_group()
+    unsafe.add_argument("--unsafe-fixes", action="store_true", default=None,
+                        help="apply the unsafe fixes too (review them: they change the module tree, or "
+                        "float outputs in cases qlint cannot rule out; `qlint rule CODE` says why); "
+                        "`unsafe-fixes` in [tool.qlint]")
+    unsafe.add_argument("--no-unsafe-fixes", action="store_false", dest="unsafe_fixes",
+                        help="apply the safe fixes only, whatever the settings say")
+    parser.add_argument("--diff", action="store_true",
+                        help="print the diff of what --fix would change on standard output and write "
+                        "nothing (exit 1 if there is one); the report goes to standard error")
+    parser.add_argument("--show-fixes", action="store_true",
+                        help="list the fixes made (or, with --diff, that would be) per file and rule")
     parser.add_argument("--add-noqa", action="store_true",
                         help="add `# noqa: CODE` to every line with findings (merged into a `# noqa` "
                         "already there), to adopt qlint on existing code")
@@ -99,7 +111,7 @@ def _rule_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qlint rule", description="Explain a rule, or list them all.")
     choice = parser.add_mutually_exclusive_group(required=True)
     choice.add_argument("code", nargs="?", help="a rule code, such as QL301")
-    choice.add_argument("--all", action="store_true", help="list every rule")
+    choice.add_argument("--all", action="store_true", help="list every rule: code, name, severity, fix tier, summary")
     return parser
 
 
@@ -117,7 +129,8 @@ def _rule_command(argv: list[str]) -> int:
     if args.all:
         name_width = max((len(rule.name) for rule in rules.values()), default=0)
         for rule in rules.values():
-            print(f"{rule.code}  {rule.name:<{name_width}}  {rule.severity:<7}  {rule.summary}")
+            print(f"{rule.code}  {rule.name:<{name_width}}  {rule.severity:<7}  {rule.fix_safety or '-':<6}  "
+                  f"{rule.summary}")
         return EXIT_CLEAN
     rule = rules.get(args.code.upper())
     if rule is None:
@@ -138,8 +151,8 @@ def _check_command(argv: list[str]) -> int:
         parser.error("--stdin-filename needs `-` as the path")
     if stdin and (args.add_noqa or args.write_baseline):
         parser.error("--add-noqa and --write-baseline work on files, not on standard input")
-    if args.add_noqa and (args.fix or args.write_baseline or args.baseline):
-        parser.error("--add-noqa cannot be combined with --fix or a baseline")
+    if args.add_noqa and (args.fix or args.diff or args.write_baseline or args.baseline):
+        parser.error("--add-noqa cannot be combined with --fix, --diff or a baseline")
 
     from qlint.config import ConfigError, load_config
 
@@ -158,12 +171,12 @@ def _check_command(argv: list[str]) -> int:
     except ConfigError as error:
         return _error(str(error))
     notes = _Notes(quiet=args.quiet or args.silent)
+    fixes = _Fixes(args, config)
 
     from qlint.source import Sources
 
-    fix_failed = False
     if stdin:
-        findings, sources = _lint_stdin(args, config)
+        findings, sources = _lint_stdin(args, config, fixes)
         if findings is None:
             return EXIT_CLEAN  # excluded: nothing to say
     else:
@@ -175,16 +188,8 @@ def _check_command(argv: list[str]) -> int:
             return _error(str(error))
         if not files:
             notes.warn("no Python files found under the given paths")
-        if args.fix:
-            from qlint.engine import fix_paths
-
-            result = fix_paths(files, config)
-            for path, count in sorted(result.fixed.items()):
-                notes.say(f"fixed {count} in {path}")
-            for path, reason in sorted(result.failed.items()):
-                print(f"qlint: error: could not write the fixes to {path}: {reason}; the file is unchanged",
-                      file=sys.stderr)
-            fix_failed = bool(result.failed)
+        if fixes.enabled:
+            fixes.fix_files(files, config)
         findings = _lint_files(files, config, args, notes)
         sources = Sources()
         if args.add_noqa:
@@ -207,10 +212,55 @@ def _check_command(argv: list[str]) -> int:
         if known > len(findings):
             notes.say(f"{known - len(findings)} findings are in the baseline {args.baseline}")
     if not args.silent:
-        _report(findings, args, config, sources, stdin_fixed=stdin and args.fix)
-    if fix_failed:
+        _report(findings, args, config, sources, fixes, stream=sys.stderr if fixes.stdout_taken else sys.stdout)
+    if fixes.failed:
         return EXIT_ERROR
+    if args.diff:  # as ruff: the diff, not the findings, decides
+        return EXIT_FINDINGS if fixes.fixed and not args.exit_zero else EXIT_CLEAN
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+class _Fixes:
+    """The run's fixing: which tiers (--unsafe-fixes, else the settings' `unsafe-fixes`),
+    whether fixes are written (--fix) or shown as a diff on standard output (--diff), and
+    what was (or would be) fixed, per file and rule code."""
+
+    def __init__(self, args, config):
+        from qlint.registry import fix_tiers
+
+        self.unsafe = config.unsafe_fixes if args.unsafe_fixes is None else args.unsafe_fixes
+        self.tiers = fix_tiers(self.unsafe)
+        self.diff = args.diff
+        self.enabled = args.fix or args.diff
+        self.stdout_taken = self.enabled and (args.diff or Path("-") in args.paths)
+        self.fixed: dict[str, dict[str, int]] = {}
+        self.failed = False
+
+    def fix_files(self, files, config) -> None:
+        """Fix the files (--fix) or print the diff of the fixes (--diff); a file that cannot
+        be fixed or written is an error on standard error, and the run goes on."""
+        from qlint.engine import compute_fixes, fix_paths
+
+        result = (compute_fixes if self.diff else fix_paths)(files, config, self.unsafe)
+        for path, reason in sorted(result.failed.items()):
+            what = "apply the fixes to" if self.diff else "write the fixes to"
+            print(f"qlint: error: could not {what} {path}: {reason}; the file is unchanged", file=sys.stderr)
+        self.failed = bool(result.failed)
+        for path, (before, after) in sorted(result.changes.items()):
+            self.done(str(path), result.fixed[path], before, after)
+
+    def done(self, path: str, codes: dict[str, int], before: bytes, after: bytes) -> None:
+        self.fixed[path] = codes
+        if self.diff:
+            from qlint.output.diff import unified_diff
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(unified_diff(path, before, after))
+            sys.stdout.buffer.flush()
+
+    @property
+    def count(self) -> int:
+        return sum(sum(codes.values()) for codes in self.fixed.values())
 
 
 class _Notes:
@@ -244,43 +294,62 @@ def _lint_files(files, config, args, notes: _Notes):
     return lint_paths(files, config, jobs=args.jobs)
 
 
-def _lint_stdin(args, config):
+def _lint_stdin(args, config, fixes: _Fixes):
     """Findings for the source on standard input (None when its --stdin-filename is
-    excluded), and its text for the output; with --fix the fixed source goes to stdout."""
+    excluded), and its text for the output. With --fix the fixed source goes to stdout and
+    the findings are those left; with --diff the diff goes there and the findings are the
+    source's."""
     from qlint.engine import lint_text
     from qlint.source import Sources, decode
 
     data = sys.stdin.buffer.read()
     path = args.stdin_filename or Path("-")
     if args.stdin_filename is not None and config.is_excluded(path):
-        if args.fix:
+        if args.fix and not args.diff:
             sys.stdout.buffer.write(data)
         return None, None
-    findings, data = lint_text(data, path, config.enabled_codes(path), fix=args.fix)
-    if args.fix:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    return findings, Sources({str(path): decode(data)})
+    codes = config.enabled_codes(path)
+    if not fixes.enabled:
+        return lint_text(data, path, codes).findings, Sources({str(path): decode(data)})
+    fixed = lint_text(data, path, codes, fix=True, unsafe=fixes.unsafe)
+    if fixed.fixed:
+        fixes.done(str(path), fixed.fixed, data, fixed.source)
+    if args.diff:
+        return lint_text(data, path, codes).findings, Sources({str(path): decode(data)})
+    sys.stdout.buffer.write(fixed.source)
+    sys.stdout.flush()
+    return fixed.findings, Sources({str(path): decode(fixed.source)})
 
 
-def _report(findings, args, config, sources, stdin_fixed: bool) -> None:
-    """The findings in the chosen format (on stderr when stdout carries the fixed source)."""
+def _report(findings, args, config, sources, fixes: _Fixes, stream) -> None:
+    """The findings in the chosen format on `stream`; in text formats (unless -q) the
+    --show-fixes list, the summary line and what --fix would fix."""
     from qlint.output.text import use_colour
 
-    stream = sys.stderr if stdin_fixed else sys.stdout
     colour = use_colour(stream)
     if args.statistics:
         from qlint.output.statistics import render_statistics
 
-        stream.write(render_statistics(findings, args.output_format))
+        stream.write(render_statistics(findings, args.output_format, fixes.tiers))
         return
     from qlint.output import render
 
-    stream.write(render(findings, args.output_format, root=config.root, sources=sources, colour=colour))
-    if args.output_format in ("text", "full") and not args.quiet:
-        from qlint.output.text import summary_line
+    stream.write(render(findings, args.output_format, root=config.root, sources=sources, colour=colour,
+                        fix_tiers=fixes.tiers))
+    if args.output_format not in ("text", "full"):
+        return
+    from qlint.output.text import fixable_line, fixes_list, summary_line
 
-        print(summary_line(findings), file=stream)
+    if args.show_fixes and fixes.fixed:
+        from qlint.registry import all_rules
+
+        names = {code: rule.name for code, rule in all_rules().items()}
+        stream.write("\n" + fixes_list(fixes.fixed, names, applied=not fixes.diff, colour=colour) + "\n")
+    if not args.quiet:
+        print(summary_line(findings, fixed=0 if fixes.diff else fixes.count), file=stream)
+        footer = fixable_line(findings, fixes.unsafe, colour)
+        if footer:
+            print(footer, file=stream)
 
 
 def _add_noqa(findings, notes: _Notes) -> int:

@@ -53,7 +53,7 @@ _BUDGET_KEYS = {
     "max-nesting": ("max_nesting", int, "nesting depth of one file's syntax tree"),
     "file-timeout": ("file_timeout", float, "CPU seconds spent on one file"),
 }
-_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", *_BUDGET_KEYS)
+_KNOWN_KEYS = (*_LIST_KEYS, "per-file-ignores", *_BUDGET_KEYS, "unsafe-fixes")
 _CODE_KEYS = ("select", "extend-select", "ignore", "extend-ignore")
 
 
@@ -112,6 +112,7 @@ class Config:
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     budget: Budget = Budget()
+    unsafe_fixes: bool = False  # --fix applies the unsafe fixes too (as ruff's `unsafe-fixes`)
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -281,6 +282,11 @@ def _parse_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise ConfigError(f"{where}: expected a positive {'integer' if kind is int else 'number'} "
                                   f"(the most {limits}), found {value!r}")
             settings["budget"] = replace(settings.get("budget", Budget()), **{field_name: kind(value)})
+            continue
+        if key == "unsafe-fixes":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, found {value!r}")
+            settings["unsafe_fixes"] = value
             continue
         if key == "per-file-ignores":
             if not isinstance(value, dict):

@@ -25,6 +25,7 @@ import threading
 import time
 import tokenize
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -37,7 +38,7 @@ from qlint.config import Budget
 from qlint.files import write_atomically
 from qlint.finding import Finding
 from qlint.noqa import Noqa
-from qlint.registry import SAFE, UNSAFE, all_rules
+from qlint.registry import SAFE, all_rules, fix_tiers
 from qlint.rules.base import anchors
 from qlint.semantic.model import FileModel, FileSummary, ProjectIndex
 from qlint.semantic.positions import locate
@@ -128,19 +129,27 @@ def _collector_paused():
 
 @dataclass
 class FixResult:
-    """What `fix_paths` did: fixes per rewritten file, and the files it could not write."""
+    """What fixing files did (`fix_paths`) or would do (`compute_fixes`): the fixes per
+    changed file and rule code, the files that could not be fixed, and each changed file's
+    bytes before and after (for --diff)."""
 
-    fixed: dict[Path, int] = field(default_factory=dict)
+    fixed: dict[Path, dict[str, int]] = field(default_factory=dict)  # path -> {code: fixes}
     failed: dict[Path, str] = field(default_factory=dict)  # path -> why (the file is unchanged)
+    changes: dict[Path, tuple[bytes, bytes]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def count(self) -> int:
+        """How many fixes, in all files."""
+        return sum(sum(codes.values()) for codes in self.fixed.values())
 
 
-def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
-    """Apply the safe fixes (with `unsafe`, the unsafe ones too) of the findings not under
-    `# noqa` and rewrite the files,
-    each atomically (`qlint.files.write_atomically`). A file that cannot be fixed or written
-    is reported in `failed` and left as it was; the others are still fixed."""
+def compute_fixes(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
+    """The fixed content of `files`, written nowhere: the safe fixes (with `unsafe`, the
+    unsafe ones too) of the findings not under `# noqa`. A file whose fixes cannot be
+    applied is in `failed`."""
     budget = getattr(config, "budget", Budget())
-    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, _fix_tiers(unsafe)) for f in files]
+    units = [_Unit(Path(f), config.enabled_codes(Path(f)), budget, fix_tiers(unsafe)) for f in files]
+    result = FixResult()
     with _collector_paused():
         summaries = [(s, unit.path) for s, unit in ((unit.load(), unit) for unit in units) if s is not None]
         for unit in units:
@@ -148,26 +157,43 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
         project = _with_dependencies([s for s, _ in summaries], [p for _, p in summaries])[0]
         index = ProjectIndex(project)
         positions = {path: i for i, (_, path) in enumerate(summaries)}
-        result = FixResult()
         for unit in units:
             if unit.failure is not None:
                 continue
-            summary = unit.load()
-            if summary is None:
+            try:
+                data = unit.path.read_bytes()
+            except OSError as error:
+                result.failed[unit.path] = _describe(error)
+                continue
+            if unit.load(data) is None:
                 continue
             unit.check(index)
             try:
-                fixed, count, fixed_project = _fix_passes(unit, project, positions[unit.path])
-                if count:
-                    write_atomically(unit.path, fixed)
-            except (OSError, RecursionError, ValueError) as error:
+                fixed, codes, fixed_project = _fix_passes(unit, project, positions[unit.path])
+            except (RecursionError, ValueError) as error:
                 result.failed[unit.path] = _describe(error)
             else:
-                if count:  # the files fixed next see this one as it is now (names it took)
-                    result.fixed[unit.path] = count
+                if codes:  # the files fixed next see this one as it is now (names it took)
+                    result.fixed[unit.path] = codes
+                    result.changes[unit.path] = (data, fixed)
                     project = fixed_project
                     index = ProjectIndex(project)
             unit.model = None
+    return result
+
+
+def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> FixResult:
+    """Apply the fixes `compute_fixes` finds and rewrite the files, each atomically
+    (`qlint.files.write_atomically`: mode bits kept; line endings and the encoding are the
+    source's own). A file that cannot be fixed or written is in `failed` and left as it
+    was; the others are still fixed."""
+    result = compute_fixes(files, config, unsafe)
+    for path, (_, fixed) in list(result.changes.items()):
+        try:
+            write_atomically(path, fixed)
+        except OSError as error:
+            result.failed[path] = _describe(error)
+            del result.fixed[path], result.changes[path]
     return result
 
 
@@ -175,33 +201,27 @@ def fix_paths(files: Sequence[Path], config: "Config", unsafe: bool = False) -> 
 MAX_FIX_PASSES = 10
 
 
-def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[bytes, int, list]:
+def _fix_passes(unit: "_Unit", summaries: list, position: int) -> tuple[Optional[bytes], dict[str, int], list]:
     """Apply the unit's fixes (already checked) pass after pass, linting the fixed source
-    again each time with its new summary in the project's place; the source, the count and
-    the project's summaries with the fixed file's."""
-    from qlint.fixes import apply_fixes
+    again each time with its new summary in the project's place; the source (None when
+    nothing was fixed), the fixes applied per rule code, and the project's summaries with
+    the fixed file's."""
+    from qlint.fixes import apply_fixes, composable
 
-    data, count = None, 0
+    data, codes = None, Counter()
     for _ in range(MAX_FIX_PASSES):
-        if not unit.fixes:
+        accepted = composable(unit.fixes)
+        if not accepted:
             break
         with _recursion_limit(_RECURSION_LIMIT):
-            module, applied = apply_fixes(unit.model, unit.fixes)
-            if not applied:
-                break
-            data = module.bytes
-        count += applied
+            data = apply_fixes(unit.model, accepted)[0].bytes
+        codes.update(unit.fix_codes[id(fix)] for fix in accepted)
         summary = unit.load(data)
         if summary is None:
             raise ValueError(f"the fixed source does not parse: {unit.failure.message}")
         summaries = [*summaries[:position], summary, *summaries[position + 1:]]
         unit.check(ProjectIndex(summaries))
-    return data, count, summaries
-
-
-def _fix_tiers(unsafe: bool) -> frozenset:
-    """The fix tiers a run applies: the safe ones, and with `unsafe` the unsafe ones too."""
-    return frozenset({SAFE, UNSAFE} if unsafe else {SAFE})
+    return data, dict(codes), summaries
 
 
 def _describe(error: BaseException) -> str:
@@ -210,23 +230,32 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False,
-              unsafe: bool = False) -> tuple[list[Finding], bytes]:
+@dataclass
+class TextLint:
+    """`lint_text`'s answer: the findings of `source`, the source (fixed, when fixing), and
+    the fixes applied per rule code."""
+
+    findings: list[Finding]
+    source: bytes
+    fixed: dict[str, int] = field(default_factory=dict)
+
+
+def lint_text(data: bytes, path: Path, codes: frozenset, fix: bool = False, unsafe: bool = False) -> TextLint:
     """Lint source given for `path` (standard input) as that file of its project would be,
-    base classes from other files included; with `fix`, fix it first. Returns the findings
-    left and the source (fixed or not)."""
-    unit = _Unit(path, codes, Budget(), _fix_tiers(unsafe))
+    base classes from other files included; with `fix`, fix it first (the safe fixes; with
+    `unsafe`, the unsafe ones too) and report what is left."""
+    unit = _Unit(path, codes, Budget(), fix_tiers(unsafe))
     summary = unit.load(data)
     project = _with_dependencies([summary], [path])[0] if summary else []
     findings = unit.check(ProjectIndex(project))
     if fix and unit.fixes:
         try:
-            fixed, count, _ = _fix_passes(unit, project, 0)
+            fixed, applied, _ = _fix_passes(unit, project, 0)
         except (RecursionError, ValueError):
-            return sorted(findings), data  # unfixed, as a file --fix cannot write
-        if count:
-            return lint_text(fixed, path, codes)[0], fixed
-    return sorted(findings), data
+            return TextLint(sorted(findings), data)  # unfixed, as a file --fix cannot write
+        if applied:
+            return TextLint(lint_text(fixed, path, codes).findings, fixed, applied)
+    return TextLint(sorted(findings), data)
 
 
 def lint_source(source: str, path: str = "<string>", codes: Optional[frozenset] = None) -> list[Finding]:
@@ -337,6 +366,7 @@ class _Unit:
         self.model: Optional[FileModel] = None
         self.failure: Optional[Finding] = None
         self.fixes: list = []  # the qlint.fixes.Fix of each finding whose tier `fix_tiers` holds
+        self.fix_codes: dict[int, str] = {}  # id(fix) -> the code of its finding
 
     def load(self, data: Optional[bytes] = None) -> Optional[FileSummary]:
         """Read, check the budget, parse and model the file; its summary, or None with
@@ -395,7 +425,7 @@ class _Unit:
         return Finding(str(self.path), line, column, line, column, PARSE_ERROR, rule.name, rule.severity, message)
 
     def check(self, index: ProjectIndex) -> list[Finding]:
-        self.fixes = []
+        self.fixes, self.fix_codes = [], {}
         if self.failure is not None:
             return [self.failure] if PARSE_ERROR in self.codes else []
         with _recursion_limit(_RECURSION_LIMIT):
@@ -447,6 +477,7 @@ class _Unit:
             fix = rule.fix_safety if report.fix is not None and report.fix.unfixable is None else ""
             if fix in self.fix_tiers:
                 self.fixes.append(report.fix)
+                self.fix_codes[id(report.fix)] = rule.code
             message = report.message
             for name, node in (report.lines or {}).items():
                 message = message.replace("{" + name + "}", str(positions.get(id(node), (0,))[0]))

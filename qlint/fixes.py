@@ -149,8 +149,9 @@ def _members_impossible(model: "FileModel", cls: "ClassModel") -> Optional[str]:
 
 
 # ----- the planner -----------------------------------------------------------------------
-def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
-    """The module with every fix that composes with the earlier ones applied, and their count."""
+def composable(fixes: list[Fix]) -> list[Fix]:
+    """The fixes one pass applies: each possible one whose replaced subtrees overlap no
+    earlier one's (the others wait for the next pass), in order, each once."""
     claimed: set[int] = set()
     accepted: list[Fix] = []
     seen: set[int] = set()
@@ -163,6 +164,12 @@ def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
             continue  # overlaps an earlier fix: the next pass applies it
         claimed |= nodes
         accepted.append(fix)
+    return accepted
+
+
+def apply_fixes(model: "FileModel", fixes: list[Fix]) -> tuple[cst.Module, int]:
+    """The module with every fix that composes with the earlier ones applied, and their count."""
+    accepted = composable(fixes)
     if not accepted:
         return model.module, 0
     plan = _Plan(model)

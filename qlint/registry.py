@@ -24,7 +24,12 @@ WARNING = "warning"
 
 # Fix tiers, as ruff's: `--fix` applies safe fixes, `--unsafe-fixes` adds the unsafe ones.
 SAFE = "safe"  # behaviour identical in float, before and after quantization; the module tree unchanged
-UNSAFE = "unsafe"  # adds or splits submodules: state_dict keys unchanged, the module tree changes
+UNSAFE = "unsafe"  # changes the module tree (new submodules), or float outputs in cases qlint cannot rule out
+
+
+def fix_tiers(unsafe: bool) -> frozenset:
+    """The fix tiers a run applies: the safe ones, and with `unsafe` the unsafe ones too."""
+    return frozenset({SAFE, UNSAFE} if unsafe else {SAFE})
 
 
 class Invalid(str):

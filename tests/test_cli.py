@@ -132,7 +132,7 @@ def test_statistics(project, capsys):
     assert status == 1
     assert out == "   3  QL301  tensor-operator\n"
     status, out, _ = run(capsys, "--statistics", "--output-format", "json", "models")
-    assert json.loads(out) == [{"count": 3, "code": "QL301", "name": "tensor-operator"}]
+    assert json.loads(out) == [{"count": 3, "code": "QL301", "name": "tensor-operator", "fixable": False}]
 
 
 def test_json_output(project, capsys):
@@ -202,7 +202,8 @@ def test_settings_errors_exit_2_naming_file_and_key(project, capsys, pyproject, 
         (["--output-format", "xml"], "invalid choice: 'xml'"),
         (["--jobs", "0"], "expected a positive integer, found 0"),
         (["--statistics", "--output-format", "sarif"], "--statistics works with --output-format text or json"),
-        (["--unsafe-fixes"], "unrecognized arguments: --unsafe-fixes"),
+        (["--unsafe-fixes", "--no-unsafe-fixes"], "not allowed with argument --unsafe-fixes"),
+        (["--add-noqa", "--diff"], "--add-noqa cannot be combined with --fix, --diff or a baseline"),
     ],
 )
 def test_usage_errors_exit_2(project, capsys, argv, expected_error):
@@ -234,8 +235,21 @@ def test_rule_all_lists_every_rule(capsys):
     status, out, _ = run(capsys, "rule", "--all")
     assert status == 0
     lines = out.splitlines()
-    assert [line.split()[:2] for line in lines] == [[code, rule.name] for code, rule in all_rules().items()]
-    assert all(rule.severity in line and line.endswith(rule.summary) for line, rule in zip(lines, all_rules().values()))
+    assert [line.split()[:4] for line in lines] == [[code, rule.name, rule.severity, rule.fix_safety or "-"]
+                                                    for code, rule in all_rules().items()]
+    assert all(line.endswith(rule.summary) for line, rule in zip(lines, all_rules().values()))
+
+
+@pytest.mark.parametrize("code", [code for code, rule in all_rules().items() if rule.fix_safety][:1] + ["QL301"])
+def test_rule_says_which_tier_its_fix_is_in_and_why(capsys, code):
+    rule = all_rules()[code]
+    out = run(capsys, "rule", code)[1]
+    if not rule.fix_safety:
+        assert "No automatic fix" in out and "Fix safety" not in out
+        return
+    assert f"Fix: **{rule.fix_safety}**." in out
+    safety = out.split("### Fix safety\n\n", 1)[1]
+    assert f"This rule's fix is **{rule.fix_safety}**" in safety and rule.fix_safety_note in safety
 
 
 @pytest.mark.parametrize(

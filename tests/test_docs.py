@@ -33,7 +33,10 @@ def test_rule_section_holds_everything_a_reader_needs():
         for part in (rule.code, rule.name, rule.severity, rule.summary, rule.explanation.strip(),
                      rule.bad_example().strip(), rule.good_example().strip(), rule.fix.strip()):
             assert part in section, f"{rule.code}: {part!r} missing from its docs section"
-        assert ("Fix: **" in section) == bool(rule.fix_safety)
+        assert ("Fix: **" in section) == ("### Fix safety" in section) == bool(rule.fix_safety)
+        if rule.fix_safety:
+            assert rule.fix_safety_note.strip(), f"{rule.code}: its fix needs a fix_safety_note (why it is {rule.fix_safety})"
+            assert f"**{rule.fix_safety}**" in section and rule.fix_safety_note.strip() in section
 
 
 def test_configuration_md_documents_every_option_key_and_format(capsys):
@@ -44,7 +47,7 @@ def test_configuration_md_documents_every_option_key_and_format(capsys):
     missing = sorted(option for option in options if f"`{option}" not in configuration)
     assert not missing, f"docs/configuration.md does not document {missing}"
     for key in ("select", "extend-select", "ignore", "extend-ignore", "exclude", "extend-exclude",
-                "per-file-ignores", "max-file-bytes", "max-nesting", "file-timeout"):
+                "per-file-ignores", "max-file-bytes", "max-nesting", "file-timeout", "unsafe-fixes"):
         assert f"| `{key}` |" in configuration, f"docs/configuration.md: settings table lacks {key}"
     for pattern in DEFAULT_EXCLUDE:
         assert f"`{pattern}`" in configuration, f"docs/configuration.md: default exclude {pattern} not listed"

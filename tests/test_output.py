@@ -12,9 +12,10 @@ import pytest
 from qlint.finding import Finding
 from qlint.output import FORMATS, render
 from qlint.output.github import escape_data, escape_property
+from qlint.output.diff import unified_diff
 from qlint.output.statistics import render_statistics
-from qlint.output.text import summary_line
-from qlint.registry import all_rules
+from qlint.output.text import fixable_line, fixes_list, summary_line
+from qlint.registry import SAFE, UNSAFE, all_rules
 
 FINDINGS = [
     Finding("models/resnet.py", 41, 16, 41, 28, "QL301", "tensor-operator", "error",
@@ -42,6 +43,73 @@ def test_summary_line_counts_problems_by_severity():
     assert summary_line(FINDINGS) == "Found 3 problems (2 errors, 1 warning)."
     assert summary_line(FINDINGS[1:2]) == "Found 1 problem (0 errors, 1 warning)."
     assert summary_line([]) == "All checks passed!"
+
+
+# Fix tiers: the first finding has a safe fix, the second an unsafe one, the third none.
+TIERED = [FINDINGS[0].__class__(**{**FINDINGS[0].to_dict(), "fix": SAFE}),
+          FINDINGS[1].__class__(**{**FINDINGS[1].to_dict(), "fix": UNSAFE}), FINDINGS[2]]
+
+
+@pytest.mark.parametrize("output_format", ["text", "full"])
+def test_text_marks_the_findings_whose_fix_is_in_the_run_s_tiers(output_format):
+    def marked(tiers):
+        return [line.split()[2] == "[*]" for line in render(TIERED, output_format, fix_tiers=tiers).splitlines()
+                if line.startswith("models/")]
+
+    assert marked(frozenset()) == [False, False, False]
+    assert marked(frozenset({SAFE})) == [True, False, False]
+    assert marked(frozenset({SAFE, UNSAFE})) == [True, True, False]
+    line = render(TIERED[:1], "text", fix_tiers=frozenset({SAFE}))
+    assert line.startswith("models/resnet.py:41:16: QL301 [*] tensor-operator: ")
+    assert "\033[36m*\033[0m" in render(TIERED[:1], "text", colour=True, fix_tiers=frozenset({SAFE}))
+
+
+def test_fixable_footer_counts_what_fix_would_fix_and_what_unsafe_fixes_would_add():
+    assert fixable_line(TIERED, unsafe=False) == "[*] 1 fixable with --fix (1 more with --unsafe-fixes)."
+    assert fixable_line(TIERED, unsafe=True) == "[*] 2 fixable with --fix."
+    assert fixable_line(TIERED[1:], unsafe=False) == "No fixes available with --fix (1 more with --unsafe-fixes)."
+    assert fixable_line(TIERED[:1] * 3, unsafe=False) == "[*] 3 fixable with --fix."
+    assert fixable_line(FINDINGS, unsafe=False) == fixable_line([], unsafe=True) == ""
+
+
+def test_summary_after_fixing_counts_fixed_and_remaining():
+    assert summary_line(FINDINGS, fixed=2) == "Found 5 problems (2 fixed, 3 remaining)."
+    assert summary_line([], fixed=1) == "Found 1 problem (1 fixed, 0 remaining)."
+    assert summary_line(FINDINGS, fixed=0) == summary_line(FINDINGS)
+
+
+def test_fixes_list_is_per_file_then_per_rule_most_first():
+    names = {"QL201": "inplace-module", "QL505": "deprecated-namespace", "QL101": "functional-relu"}
+    fixed = {"models/b.py": {"QL201": 1}, "models/a.py": {"QL201": 2, "QL505": 12, "QL101": 2}}
+    assert fixes_list(fixed, names) == (
+        "Fixed 17 problems:\n"
+        "- models/a.py:\n    12 × QL505 (deprecated-namespace)\n     2 × QL101 (functional-relu)\n"
+        "     2 × QL201 (inplace-module)\n"
+        "- models/b.py:\n     1 × QL201 (inplace-module)\n")
+    assert fixes_list({"m.py": {"QL201": 1}}, names, applied=False).startswith("Would fix 1 problem:\n")
+    assert fixes_list({}, names) == ""
+
+
+def test_statistics_mark_the_rules_fix_would_fix():
+    tiers = frozenset({SAFE})
+    assert render_statistics(TIERED, fix_tiers=tiers) == (
+        "   2  QL301  [*] tensor-operator\n   1  QL401  [ ] module-reused\n")
+    assert [row["fixable"] for row in json.loads(render_statistics(TIERED, "json", tiers))] == [True, False]
+
+
+def test_diff_is_a_unified_diff_of_the_bytes():
+    assert unified_diff("m.py", b"a\nb\n", b"a\nb\n") == b""
+    assert unified_diff("m.py", b"a\r\nb", b"a\r\nc") == (
+        b"--- m.py\n+++ m.py\n@@ -1,2 +1,2 @@\n a\r\n-b\n\\ No newline at end of file\n"
+        b"+c\n\\ No newline at end of file\n")
+
+
+def test_json_and_sarif_carry_the_fix_tier():
+    assert [item["fix"] for item in json.loads(render(TIERED, "json"))] == [SAFE, UNSAFE, ""]
+    log = json.loads(render(TIERED, "sarif"))
+    assert_valid_sarif(log)
+    assert [result.get("properties") for result in log["runs"][0]["results"]] == [
+        {"fix": SAFE}, {"fix": UNSAFE}, None]
 
 
 def test_json_is_a_list_of_finding_dicts():
@@ -76,8 +144,8 @@ def test_statistics_count_per_code_by_count_then_code():
     tie = [FINDINGS[1], FINDINGS[0]]
     assert render_statistics(tie).splitlines() == ["   1  QL301  tensor-operator", "   1  QL401  module-reused"]
     assert json.loads(render_statistics(findings, "json")) == [
-        {"count": 12, "code": "QL301", "name": "tensor-operator"},
-        {"count": 3, "code": "QL401", "name": "module-reused"},
+        {"count": 12, "code": "QL301", "name": "tensor-operator", "fixable": False},
+        {"count": 3, "code": "QL401", "name": "module-reused", "fixable": False},
     ]
     assert render_statistics([]) == ""
 

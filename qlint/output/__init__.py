@@ -11,20 +11,21 @@ FORMATS = ("text", "full", "json", "sarif", "github", "gitlab", "junit")
 
 
 def render(findings: Sequence[Finding], output_format: str, *, root: Optional[Path] = None,
-           sources: Optional[Sources] = None, colour: bool = False) -> str:
+           sources: Optional[Sources] = None, colour: bool = False, fix_tiers: frozenset = frozenset()) -> str:
     """The findings in `output_format`, one of FORMATS; modules load only when used.
     `root` (default: the cwd) is the base of relative paths in sarif and gitlab; `sources`
-    gives the files' text (code frames, fingerprints)."""
+    gives the files' text (code frames, fingerprints); text and full mark the findings
+    whose fix is in `fix_tiers` (those --fix would remove)."""
     root = Path.cwd() if root is None else root
     sources = Sources() if sources is None else sources
     if output_format == "text":
         from qlint.output.text import render_text
 
-        return render_text(findings, colour)
+        return render_text(findings, colour, fix_tiers)
     if output_format == "full":
         from qlint.output.text import render_full
 
-        return render_full(findings, sources, colour)
+        return render_full(findings, sources, colour, fix_tiers)
     if output_format == "json":
         from qlint.output.json import render_json
 

@@ -58,7 +58,7 @@ def _artifact_location(path: str, root: Path) -> dict:
 
 
 def _result(finding: Finding, rule_index: dict[str, int], root: Path, fingerprint: str) -> dict:
-    return {
+    result = {
         "ruleId": finding.code,
         "ruleIndex": rule_index[finding.code],
         "level": finding.severity,
@@ -78,6 +78,9 @@ def _result(finding: Finding, rule_index: dict[str, int], root: Path, fingerprin
         ],
         "partialFingerprints": {FINGERPRINT: fingerprint},
     }
+    if finding.fix:  # the tier of the fix `qlint --fix` has for it (SARIF `fixes` would need the edits)
+        result["properties"] = {"fix": finding.fix}
+    return result
 
 
 def sarif_log(findings: Sequence[Finding], root: Path, sources: Sources) -> dict:

@@ -37,9 +37,9 @@ def test_fixing_an_invalid_example_gives_its_fixed_source(code, index, source):
     """Fixit's `Invalid(code, fixed=...)`: `--fix --unsafe-fixes --select CODE` writes exactly
     `fixed` (labels aside), and fixing that again changes nothing."""
     path = Path(f"{code}_invalid.py")
-    _, fixed = lint_text(source.encode(), path, frozenset({code}), fix=True, unsafe=True)
+    fixed = lint_text(source.encode(), path, frozenset({code}), fix=True, unsafe=True).source
     assert _LABEL.sub("", fixed.decode()) == source.fixed, f"{code} invalid example {index} fixed as:\n{fixed.decode()}"
-    assert lint_text(source.fixed.encode(), path, frozenset({code}), fix=True, unsafe=True)[1] == source.fixed.encode()
+    assert lint_text(source.fixed.encode(), path, frozenset({code}), fix=True, unsafe=True).source == source.fixed.encode()
 
 
 @pytest.mark.parametrize("code", [code for code, rule in RULES.items() if rule.fix_safety])

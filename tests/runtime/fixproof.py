@@ -33,7 +33,7 @@ from qlint.runtime import assert_converted, assert_parity
 
 def fix_source(source: str, codes: Sequence[str]) -> str:
     """The source after `--fix --unsafe-fixes` with only `codes` selected."""
-    _, fixed = lint_text(source.encode(), Path("proof.py"), frozenset(codes), fix=True, unsafe=True)
+    fixed = lint_text(source.encode(), Path("proof.py"), frozenset(codes), fix=True, unsafe=True).source
     return fixed.decode()
 
 
