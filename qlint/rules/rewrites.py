@@ -134,7 +134,7 @@ def fresh(model: FileModel, cls: ClassModel, expr: cst.BaseExpression) -> bool:
 def unobserved(model: FileModel, where: Site, operand: cst.BaseExpression) -> bool:
     """Whether writing into `operand` at `where` is seen by nothing else: it is fresh, or a
     local name bound to a fresh value earlier in the same block and since then not mentioned but
-    by its own augmented assignments."""
+    by its own augmented assignments and rebindings computed from itself alone."""
     if fresh(model, where.cls, operand):
         return True
     if not isinstance(operand, cst.Name):
@@ -147,9 +147,32 @@ def unobserved(model: FileModel, where: Site, operand: cst.BaseExpression) -> bo
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 \
                     and isinstance(small.targets[0].target, cst.Name) and small.targets[0].target.value == name:
-                return fresh(model, where.cls, small.value)
+                if fresh(model, where.cls, small.value):
+                    return True
+                if _from_itself(model, small.value, name):
+                    continue  # `out = self.bn(out)`: at most the tensor `out` held before
+                return False
         return False
     return False
+
+
+def _from_itself(model: FileModel, value: cst.BaseExpression, name: str) -> bool:
+    """Whether an expression reads no local name but `name` (and `self`, module-level names):
+    whatever it returns (its input itself, a view of it) is held by no other local."""
+    return all(n in (name, "self", "True", "False", "None") or n in model.globals for n in _read_names(value))
+
+
+def _read_names(node):
+    """The names an expression reads (not attribute names or keywords)."""
+    if isinstance(node, cst.Name):
+        yield node.value
+    elif isinstance(node, cst.Attribute):
+        yield from _read_names(node.value)
+    elif isinstance(node, cst.Arg):
+        yield from _read_names(node.value)
+    else:
+        for child in node.children:
+            yield from _read_names(child)
 
 
 def _updates_in_place(statement, name: str) -> bool:
