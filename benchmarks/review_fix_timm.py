@@ -34,19 +34,15 @@ from fix_review import TABLE_HEAD, fix_file, review_model, table_row  # noqa: E4
 MODELS = {  # file -> [(builder, input size)]
     "resnet.py": [("resnet18", 64)],
     "mobilenetv3.py": [("mobilenetv3_small_050", 64)],
-    "efficientnet.py": [("efficientnet_lite0", 64), ("mnasnet_small", 64)],
+    "efficientnet.py": [("efficientnet_lite0", 64)],
     "regnet.py": [("regnetx_002", 64)],
     "rexnet.py": [("rexnet_100", 64)],
     "ghostnet.py": [("ghostnet_050", 64)],
     "dla.py": [("dla46_c", 64)],
-    "densenet.py": [("densenet121", 64)],
     "res2net.py": [("res2net50_14w_8s", 64)],
     "selecsls.py": [("selecsls42b", 64)],
     "senet.py": [("legacy_seresnet18", 64)],
-    "dpn.py": [("dpn48b", 64)],
     "inception_v3.py": [("inception_v3", 96)],
-    "hrnet.py": [("hrnet_w18_small", 64)],
-    "vgg.py": [("vgg11_bn", 32)],
     "convnext.py": [("convnext_atto", 64)],
 }
 
