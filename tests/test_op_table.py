@@ -176,3 +176,22 @@ def test_tensor_attributes_match_the_installed_torch():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.PATH.read_text() == module.table(), "stale: run python tools/generate_tensor_attributes.py"
+
+
+_VIEW_ARGS = {"unsqueeze_": (1,), "squeeze_": (), "transpose_": (0, 1), "swapaxes_": (0, 1),
+              "swapdims_": (0, 1), "t_": (), "as_strided_": ((3, 2), (1, 3)), "detach_": ()}
+
+
+@pytest.mark.parametrize("method", sorted(_VIEW_ARGS))
+def test_view_inplace_method_runs_on_a_quantized_tensor_and_keeps_its_values(method):
+    """QL202 leaves these alone (torch_api.VIEW_INPLACE_METHODS): they only change the view."""
+    from qlint.semantic import torch_api as api
+
+    assert set(_VIEW_ARGS) == api.VIEW_INPLACE_METHODS
+    q = torch.quantize_per_tensor(torch.arange(6.0).reshape(2, 3), 0.5, 0, torch.quint8)
+    expected = getattr(q.dequantize(), method.rstrip("_"))(*_VIEW_ARGS[method]) if method != "detach_" \
+        else q.dequantize()
+    changed = getattr(q.clone(), method)(*_VIEW_ARGS[method])
+    assert changed.is_quantized and torch.equal(changed.dequantize(), expected), (
+        f"torch {torch.__version__}: quantized Tensor.{method} no longer changes only the view; "
+        "drop it from torch_api.VIEW_INPLACE_METHODS so that QL202 reports it")

@@ -11,7 +11,8 @@ from qlint.registry import ERROR, UNSAFE, WARNING, Invalid, Rule, register
 from qlint.rules.base import Report
 from qlint.semantic.interpret import exclusive
 from qlint.semantic import torch_api as api
-from qlint.semantic.fusion import child_classes, fusible_chains, fuse_calls, names_cover, sequential_chains
+from qlint.semantic.fusion import (child_classes, fusible_chains, fuse_calls, fuses_unnamed_modules, names_cover,
+                                  sequential_chains)
 from qlint.semantic.walk import iter_nodes
 from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
@@ -44,22 +45,31 @@ def _defines(model, cls_qname: str, path: str):
     attrs, complete = index.attrs(cls_qname), index.attrs_complete(cls_qname)
     head, _, rest = path.partition(".")
     info = attrs.get(head)
+    if info is None and index.is_sequential(cls_qname):  # an nn.Sequential subclass: members '0', '1', ...
+        return _member_defines(model, index.sequential_members(cls_qname), path)
     if info is None:
         return False if complete else None
     if not rest:
         return True
     kind = index.module_kind(info.cls)
     if kind == CONTAINER:
-        if info.members is None:
-            return None
-        member, _, deeper = rest.partition(".")
-        names = dict(info.members)
-        if member not in names:
-            return False
-        return True if not deeper else (_defines(model, names[member], deeper) if names[member] and index.summary(names[member]) else None)
+        return _member_defines(model, info.members, rest)
     if kind == MODULE and index.summary(info.cls) is not None:
         return _defines(model, info.cls, rest)
     return None
+
+
+def _member_defines(model, members, path: str):
+    """`_defines` for a container with these literal members (None: not literal)."""
+    if members is None:
+        return None
+    member, _, deeper = path.partition(".")
+    names = dict(members)
+    if member not in names:
+        return False
+    if not deeper:
+        return True
+    return _defines(model, names[member], deeper) if names[member] and model.index.summary(names[member]) else None
 
 
 @register
@@ -211,7 +221,7 @@ class UnfusedSequence(Rule):
                              f"covers them. Add {keys} to the fuse groups.", anchor=chain[0].anchor,
                              fix=own_fix if plan.extend and keys in plan.extend[1] else None)
             generated = {child.qname for child, _ in plan.generate}
-            for child, paths in () if _dispatches_by_type(root) else child_classes(model, root):
+            for child, paths in () if fuses_unnamed_modules(model, root) else child_classes(model, root):
                 if fuse_calls(model, child):
                     continue  # it declares its own groups: judged as a root
                 for chain in fusible_chains(model, model.trace(child)):
@@ -266,17 +276,6 @@ def fuse_plan(model, root, calls) -> FusePlan:
                 hooked.append(child)
     hook = (method, hooked, is_qat) if hooked else None
     return FusePlan(extend, generate, hook)
-
-
-_MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
-
-
-def _dispatches_by_type(root) -> bool:
-    """Whether a method of the class loops over its modules (`for m in self.modules():`): it
-    may fuse submodules by type, which fuse groups do not show."""
-    return any(isinstance(node, cst.For) and isinstance(node.iter, cst.Call)
-               and isinstance(node.iter.func, cst.Attribute) and node.iter.func.attr.value in _MODULE_ITERATORS
-               for method in root.methods.values() for node in iter_nodes(method.body))
 
 
 def _called_once(trace, chain) -> bool:

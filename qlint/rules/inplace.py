@@ -61,15 +61,15 @@ class InplaceModule(Rule):
                 for node in iter_nodes(member):
                     if not isinstance(node, cst.Call):
                         continue
-                    qname = model.qname(node.func)
-                    position = api.INPLACE_MODULE_POSITION.get(qname)
-                    if position is None:
-                        continue
-                    arg = inplace_argument(node, position, model.true_constants)
-                    if arg is not None:
-                        yield Report(node, f"{short(qname)} is built with inplace=True: it overwrites its "
-                                     "input, which observers and fake-quant saved. Use the default "
-                                     "inplace=False.", fix=Fix.replacing(model, node, _without_inplace(node, arg)), anchor=member)
+                    for qname in model.built_classes(cls, member, node):
+                        position = api.INPLACE_MODULE_POSITION.get(qname)
+                        arg = inplace_argument(node, position, model.true_constants) if position is not None else None
+                        if arg is not None:
+                            built = short(qname) if model.qname(node.func) else f"{node.func.value} ({short(qname)})"
+                            yield Report(node, f"{built} is built with inplace=True: it overwrites its input, "
+                                         "which observers and fake-quant saved. Use the default inplace=False.",
+                                         fix=Fix.replacing(model, node, _without_inplace(node, arg)), anchor=member)
+                            break
 
 
 def _without_inplace(call: cst.Call, arg: cst.Arg) -> cst.Call:

@@ -31,12 +31,13 @@ from qlint.semantic.interpret import (Walker, annotated_value, default_holds_ten
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
 from qlint.semantic.scope import ClassModel, FileScope
-from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, VALUE, Flow, Site, common_class,
+from qlint.semantic.summaries import (BUFFER, CONTAINER, MODULE, PARAM, UNKNOWN as UNKNOWN_ATTR, VALUE, Flow, Site, common_class,
                                       member_class)
 from qlint.semantic.values import (ACT, FLOAT, NONE, PY, QUANTIZED, INDEX, FACTORY, WEIGHT, UNKNOWN, Closure, Func, Method,
                                    Module, Py, Seq, SelfRef, Tensor, Unknown, Value, act, activation_state,
                                    activation_states, element_of_sequence, join, mixes_quantized_and_float, origin_of,
                                    unknown_call)
+from qlint.semantic.walk import iter_nodes
 
 
 @dataclass(eq=False)
@@ -224,6 +225,15 @@ class ForwardPass(Walker):
             values.append(value)
         return values
 
+    def invoke(self, func, env, invocation, name=None, closure=False):
+        cached = self.scope.integer_parameters.get(id(func))
+        if cached is None:
+            cached = self.scope.integer_parameters[id(func)] = integer_parameters(func)
+        for param in cached:
+            if isinstance(env.get(param), Tensor):
+                env[param] = INDEX
+        return super().invoke(func, env, invocation, name, closure)
+
     # ----- walker hooks ------------------------------------------------------------------
     def parameter(self, param: cst.Param, value: Value) -> Value:
         """What a parameter holds when given `value`: its annotation may say it holds no
@@ -236,6 +246,23 @@ class ForwardPass(Walker):
 
     def star_argument(self, args: list) -> Value:
         return join(*args) if args else UNKNOWN
+
+    def arm_facts(self, test, truth: bool) -> tuple:
+        """Facts about configuration flags (`self.<name>` that `__init__` binds to a value, not a
+        module or tensor):
+        `x if self.flag else ...` and `... if not self.flag else y` never both run."""
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            return self.arm_facts(test.expression, not truth)
+        if isinstance(test, cst.BooleanOperation):
+            # `a and b` true, or `a or b` false, says the same of both; the other cases say nothing
+            if isinstance(test.operator, cst.And) == truth:
+                return self.arm_facts(test.left, truth) + self.arm_facts(test.right, truth)
+            return ()
+        if isinstance(test, cst.Attribute) and is_self(test.value) and not self.summary:
+            info = self.attrs.get(test.attr.value)
+            if info is not None and info.kind in (VALUE, UNKNOWN_ATTR):
+                return ((("flag", test.attr.value), truth),)
+        return ()
 
     def inline_refused(self, call, args) -> Value:
         return unknown_call(args)
@@ -685,6 +712,8 @@ class ForwardPass(Walker):
             return Seq(left.items + right.items)
         if isinstance(left, Seq) or isinstance(right, Seq):
             return left if isinstance(left, Seq) else right
+        if self._integer_operands(op, (expr.left, left), (expr.right, right)):
+            left, right = (INDEX if isinstance(v, Tensor) else v for v in (left, right))
         mixed = self._op(expr, "binop", op, (left, right))
         return _unknown_state(join(left, right)) if mixed else join(left, right)
 
@@ -692,8 +721,23 @@ class ForwardPass(Walker):
         value = self.expr(expr.expression)
         if isinstance(expr.operator, cst.Not):
             return PY
-        self._op(expr, "unary", _UNARY[type(expr.operator)], (value,))
+        symbol = _UNARY[type(expr.operator)]
+        if self._integer_operands(symbol, (expr.expression, value)):
+            value = INDEX
+        self._op(expr, "unary", symbol, (value,))
         return value if isinstance(value, (Tensor, Py)) and not (isinstance(value, Py) and value.none) else UNKNOWN
+
+    def _integer_operands(self, symbol: str, *operands) -> bool:
+        """Whether an operator runs on integer and bool tensors only (`~valid`, `a & b`) and is
+        given a tensor: its tensor operands are masks or indices, never activations, and a
+        name that holds one is known to from here on."""
+        op = ops.operator_op(symbol)
+        if op is None or op.result is not Result.INTEGER or not any(isinstance(v, Tensor) for _, v in operands):
+            return False
+        for node, value in operands:
+            if isinstance(node, cst.Name) and isinstance(value, Tensor) and self.frame.env.get(node.value) is value:
+                self.frame.env[node.value] = INDEX
+        return True
 
     def _compare(self, expr: cst.Comparison) -> Value:
         identity = all(isinstance(t.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for t in expr.comparisons)
@@ -797,6 +841,58 @@ class ForwardPass(Walker):
 
     def _await(self, expr) -> Value:
         return self.expr(expr.expression)
+
+
+def integer_parameters(func) -> frozenset:
+    """Parameters the function never rebinds and uses where only an integer or bool tensor
+    runs: as an index (`pe[:, coord[..., 1]]`) or a bitwise operand (`~valid`, `a & b`),
+    directly or through indexing and methods that keep its dtype. Given a tensor, they hold
+    indices or masks everywhere in the function, whatever the annotation says."""
+    params = func.params
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    used, rebound = set(), set()
+    for node in iter_nodes(func.body, into_functions=False):
+        target = _target(node)
+        if target is not None:
+            rebound.update(n.value for n in iter_nodes(target) if isinstance(n, cst.Name))
+        if isinstance(node, cst.Subscript):
+            used.update(_dtype_root(e.slice.value) for e in node.slice if isinstance(e.slice, cst.Index))
+        elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.BitInvert):
+            used.add(_dtype_root(node.expression))
+        elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _BITWISE):
+            used.update((_dtype_root(node.left), _dtype_root(node.right)))
+    return frozenset((used & names) - rebound)
+
+
+_BITWISE = (cst.BitAnd, cst.BitOr, cst.BitXor, cst.LeftShift, cst.RightShift)
+
+
+def _target(node):
+    """What a statement or expression binds (None: it binds nothing)."""
+    if isinstance(node, cst.Assign):
+        return cst.Tuple([cst.Element(t.target) for t in node.targets])
+    if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr, cst.CompFor)):
+        return node.target
+    if isinstance(node, cst.WithItem) and node.asname is not None:
+        return node.asname.name
+    return None
+
+
+def _dtype_root(expr) -> Optional[str]:
+    """The name whose dtype `expr` has: through indexing and methods that keep the receiver's
+    dtype (unlisted ones, views, masked_fill); None for anything else."""
+    while True:
+        if isinstance(expr, cst.Name):
+            return expr.value
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            op = ops.tensor_op(expr.func.attr.value)
+            if op is not None and op.result not in (Result.RECEIVER, Result.SAME):
+                return None
+            expr = expr.func.value
+        else:
+            return None
 
 
 def _constructed(result: Result, call: cst.Call, args: list) -> Tensor:

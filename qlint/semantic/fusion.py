@@ -208,6 +208,31 @@ def _find_fuse_calls(model: FileScope, cls: ClassModel) -> list[FuseCall]:
     return calls
 
 
+_MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
+
+
+def fuses_unnamed_modules(model: FileScope, cls: ClassModel) -> bool:
+    """Whether the class fuses modules its fuse groups cannot name: a fuse call (or wrapper call)
+    on a module that is no attribute path of self (`for block in self.blocks: fuse_modules(block,
+    ...)`), or a loop over self.modules() (fusion dispatched by type)."""
+    for method in cls.methods.values():
+        aliases: dict[str, set[str]] = {}
+        for node in iter_nodes(method.body):
+            if isinstance(node, cst.For) and isinstance(node.iter, cst.Call) \
+                    and isinstance(node.iter.func, cst.Attribute) and node.iter.func.attr.value in _MODULE_ITERATORS:
+                return True
+            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                found = _fuse_function(model, node.value, aliases)
+                if found:
+                    aliases[node.targets[0].target.value] = found
+            if isinstance(node, cst.Call) and node.args and node.args[0].keyword is None:
+                fuses = _fuse_function(model, node.func, aliases) or (
+                    model.index.resolve(model.qname(node.func)) in model.index.fuse_wrappers)
+                if fuses and _self_path(node.args[0].value) is None:
+                    return True
+    return False
+
+
 def fusible_chains(model: FileScope, trace: Trace) -> list[list[ModuleCall]]:
     """Maximal runs of directly chained submodule calls matching torch's fusion patterns
     (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU, Linear-BN, BN-ReLU, ...)."""

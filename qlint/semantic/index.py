@@ -71,6 +71,8 @@ class ProjectIndex:
         self.method_effects: dict = {}  # (class, method) -> pipeline.MethodEffect
         self.qconfig_classes: set[str] = set()  # classes whose code mentions a qconfig
         self.wrapped: set[str] = set()  # classes built inside QuantWrapper(...)
+        self.constructions: dict[str, list] = {}  # class -> the Constructions that build it
+        self.escaped: set[str] = set()  # qualified names used as values (`block=Bottleneck`)
         for summary in summaries:
             self.wrapped |= summary.wrapped
             self.classes.update(summary.classes)
@@ -82,6 +84,10 @@ class ProjectIndex:
                 self.qconfig_classes |= summary.scripts.qconfig_classes
             for name, target in summary.exports.items():
                 self.exports[f"{summary.module_name}.{name}"] = target
+        for summary in summaries:  # by the classes' own names, once every re-export is known
+            self.escaped |= {self.resolve(name) for name in summary.escaped}
+            for construction in summary.constructions:
+                self.constructions.setdefault(self.resolve(construction.cls), []).append(construction)
         self._module_memo: dict[str, bool] = {}
         self._attrs_memo: dict[str, dict[str, AttrSummary]] = {}
         self._torch_base_memo: dict[Optional[str], Optional[str]] = {}
@@ -176,6 +182,14 @@ class ProjectIndex:
             return False
         return all(self.attrs_complete(b) for b in summary.bases)
 
+    def is_sequential(self, qname: Optional[str]) -> bool:
+        return api.CONTAINERS.get(self.torch_base(qname)) == "sequential"
+
+    def sequential_members(self, qname: str) -> Optional[tuple]:
+        """The members ((name, cls), ...) an nn.Sequential subclass gives `super().__init__(...)`
+        (None when they are not literal)."""
+        return next((s.members for s in self.mro(qname) if s.members is not None), None)
+
     def module_kind(self, cls: Optional[str]) -> str:
         """MODULE, CONTAINER or VALUE for an instance of `cls` (UNKNOWN when unsure)."""
         if cls is None:
@@ -195,13 +209,13 @@ class ProjectIndex:
         if cls is None:
             return None
         resolved = self.resolve(cls)
-        if resolved in api.STATELESS_MODULES:
+        if resolved in api.STATELESS_MODULES or resolved in api.WEIGHT_ONLY_MODULES:
             return False
         summary = self.classes.get(resolved)
         if summary is None:
             return True if api.is_torch_module_class(resolved) else None
         torch_cls = self.torch_base(resolved)
-        if torch_cls in api.STATELESS_MODULES:
+        if torch_cls in api.STATELESS_MODULES or torch_cls in api.WEIGHT_ONLY_MODULES:
             return False
         for attr in self.attrs(resolved).values():
             if attr.kind in (PARAM, CONTAINER):
@@ -235,6 +249,42 @@ class ProjectIndex:
             if current not in found:
                 found.append(current)
                 queue.extend(self._subclasses.get(current, ()))
+        return found
+
+    def init_argument_classes(self, qname: str, name: str) -> tuple[str, ...]:
+        """The classes `__init__`'s parameter `name` may be given, over every construction of the
+        class in the run (the default where one leaves it out); () when one passes something else,
+        the class is used as a value (built where the run cannot see) or the default names none."""
+        summary = self.summary(qname)
+        params = [p for p, _ in summary.init_params] if summary is not None else []
+        if name not in params:
+            return ()
+        qname, position, default = summary.qname, params.index(name), summary.init_params[params.index(name)][1]
+        if any(used == qname or used.startswith(qname + ".") for used in self.escaped):
+            return ()
+        found = []
+        for construction in self._constructions_of(qname):
+            if construction.star:
+                return ()
+            keywords = dict(construction.keywords)
+            given = construction.args[position] if position < len(construction.args) else keywords.get(name, default)
+            if given is None:
+                return ()
+            found.append(given)
+        return tuple(dict.fromkeys(found or ([default] if default else [])))
+
+    def _constructions_of(self, qname: str) -> list:
+        """The calls that run the class's `__init__`: its own constructions and those of its
+        subclasses that inherit that `__init__`."""
+        found = list(self.constructions.get(qname, ()))
+        for subclass in self.subclasses(qname):
+            between = []
+            for summary in self.mro(subclass):
+                if summary.qname == qname:
+                    break
+                between.append(summary)
+            if not any("__init__" in s.methods for s in between):
+                found.extend(self.constructions.get(subclass, ()))
         return found
 
     def nested_reads(self) -> frozenset[str]:
@@ -338,15 +388,16 @@ class ProjectIndex:
             return self._torch_module_result(resolved, state, args, island, members, element)
         flow = self.forward_flow(resolved)
         if flow is None:
-            if api.CONTAINERS.get(self.torch_base(resolved)) == "sequential":
-                members = next((s.members for s in self.mro(resolved) if s.members is not None), None)
-                return self._chain(members, None, state, island, args)
+            if self.is_sequential(resolved):
+                return self._chain(self.sequential_members(resolved), None, state, island, args)
             return ACT if state is None else act(state), None
         return self.run_flow(resolved, flow, self.bind(flow, args, keywords), island)[1], None
 
     def _torch_module_result(self, cls: str, state: Optional[Quant], args: list, island: bool,
                              members, element) -> tuple[Value, Optional[str]]:
         if island:  # nothing is converted: every module passes its input's state on
+            if state is None and any(isinstance(a, Tensor) for a in args):
+                return act(FLOAT), None  # computed in float from indices or buffers (an embedding lookup)
             return ACT if state is None else act(state), None
         if cls == api.QUANT_STUB:
             return act(QUANTIZED), (QUANTIZE_TWICE if state is QUANTIZED else None)
@@ -498,9 +549,36 @@ class ProjectIndex:
         for site in flow.sites:
             target = self.site_target(qname, site.callee)
             if target is not None and target[0] == "module" and self.resolve(target[1]) == api.QUANT_STUB \
-                    and any(_from_inputs(o, flow) for o in site.args):
+                    and any(self._from_inputs(qname, o, flow) for o in site.args):
                 return True
         return False
+
+    def _from_inputs(self, qname: str, origin: tuple, flow: Flow, depth: int = 0) -> Optional[bool]:
+        """Whether a value is computed from the flow's parameters alone (through ops, methods,
+        functions and submodules given `qconfig = None`, which compute in float from what
+        they are given): True; from another submodule's output too (a QuantStub after a
+        DeQuantStub quantizes no input): False; from neither: None."""
+        kind = origin[0]
+        if kind == "param":
+            return True
+        if kind == "const" or depth > 16:
+            return None
+        if kind == "site":
+            site = flow.sites[origin[1]]
+            if site.callee[0] not in ("method", "function") and not self._float_site(qname, site.callee):
+                return False
+            parts = (*site.args, *(o for _, o in site.keywords))
+        elif kind == "item":
+            parts = (origin[1],)
+        else:
+            parts = origin[1]
+        found = [self._from_inputs(qname, o, flow, depth + 1) for o in parts]
+        return False if False in found else (True if True in found else None)
+
+    def _float_site(self, qname: str, callee: tuple) -> bool:
+        """Whether a summarized call calls a submodule that stays float (`qconfig = None`)."""
+        target = self.site_target(qname, callee)
+        return target is not None and target[0] == "module" and (target[2] or self.float_island(target[1]))
 
     def _callers_of(self) -> dict:
         """target -> [(caller, flow, site index)] over every summarized call of the run."""
@@ -573,28 +651,6 @@ def _below(patterns, path: Optional[str]) -> tuple:
 
 # A parameter's value when its caller gives none, by `Flow.kinds`.
 _DECLARED = {"tensor": ACT, "index": INDEX, "annotated": PY, "literal": PY}
-
-
-def _from_inputs(origin: tuple, flow: Flow, depth: int = 0) -> Optional[bool]:
-    """Whether a value is computed from the flow's parameters alone (through ops, methods
-    and functions): True; from a submodule's output too (a QuantStub after a DeQuantStub
-    quantizes no input): False; from neither: None."""
-    kind = origin[0]
-    if kind == "param":
-        return True
-    if kind == "const" or depth > 16:
-        return None
-    if kind == "site":
-        site = flow.sites[origin[1]]
-        if site.callee[0] not in ("method", "function"):
-            return False
-        parts = (*site.args, *(o for _, o in site.keywords))
-    elif kind == "item":
-        parts = (origin[1],)
-    else:
-        parts = origin[1]
-    found = [_from_inputs(o, flow, depth + 1) for o in parts]
-    return False if False in found else (True if True in found else None)
 
 
 class Hierarchy:

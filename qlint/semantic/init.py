@@ -16,7 +16,7 @@ from qlint.semantic import ops, torch_api as api
 from qlint.semantic.interpret import Walker, exclusive, is_self, literal_index, literal_str
 from qlint.semantic.names import canonical
 from qlint.semantic.ops import Result
-from qlint.semantic.scope import Alias, ClassModel, FileScope
+from qlint.semantic.scope import Alias, ClassModel, FileScope, is_super_init
 from qlint.semantic.summaries import BUFFER, MODULE, PARAM, UNKNOWN, VALUE, AttrSummary
 from qlint.semantic.values import PY, UNKNOWN as UNKNOWN_VALUE, Func, Seq, Unknown, Value
 
@@ -63,14 +63,24 @@ class InitPass(Walker):
 
     def run(self) -> None:
         init = self.cls.methods.get("__init__")
+        summary = self.cls.summary
         if init is not None:
             params = init.params
             env = {p.name.value: UNKNOWN_VALUE for p in [*params.params, *params.kwonly_params]}
             self.invoke(init, env, ())
-        summary = self.cls.summary
+            named = [*params.posonly_params, *params.params, *params.kwonly_params]
+            summary.init_params = tuple((p.name.value, self._default_class(p.default)) for p in named
+                                        if p.name.value != "self")
         for name, value in self.attrs.items():
             summary.attrs[name] = _summarize(value, self.others.get(name, ()))
         class_facts(self.cls, self.attrs)
+
+    def _default_class(self, default) -> Optional[str]:
+        """The class (or function) a parameter's default names (`act_layer=nn.ReLU`), if any."""
+        if isinstance(default, (cst.Name, cst.Attribute)) and not (isinstance(default, cst.Name) and default.value == "None"):
+            qname = self.scope.qname(default)
+            return canonical(qname) if qname else None
+        return None
 
     # ----- walker hooks ------------------------------------------------------------------
     def bind_self_attr(self, name: str, value: Value, node) -> None:
@@ -172,6 +182,8 @@ class InitPass(Walker):
                 else:
                     items.append(self.expr(element.value))
             return self._built(items, known)
+        if isinstance(expr, cst.Subscript):
+            return self._member(expr, self.expr(expr.value))
         if isinstance(expr, cst.IfExp):
             body, orelse = self.ifexp_arms(expr)
             return body if isinstance(body, Instance) else orelse
@@ -188,6 +200,25 @@ class InitPass(Walker):
                 return Built(items * 2, known=True)
             return PY
         return PY
+
+    def _member(self, expr: cst.Subscript, holder: Value) -> Value:
+        """`self.blocks[-1]`: the member instance of a container (already bound as its member)."""
+        if not isinstance(holder, Instance) or holder.role is not None or (holder.members is None and holder.element is None) \
+                or len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+            return PY  # a slice (`self.features[:4]`) is a new container
+        index = literal_index(expr)
+        if holder.members is not None:
+            names = dict(holder.members)
+            if index is not None and index.lstrip("-").isdigit() and -len(holder.members) <= int(index) < len(holder.members):
+                index = holder.members[int(index)][0]
+            member = names.get(index)
+            if isinstance(member, Instance):
+                return member
+            return PY
+        member = Instance(holder.element, expr)
+        member.bound.append((f"a member of {holder.bound[0][0] if holder.bound else 'a container'}",
+                             holder.bound[0][1] if holder.bound else ()))
+        return member
 
     def _callee_qname(self, func) -> Optional[str]:
         """The qualified name a call's callee means (a local import, or a global)."""
@@ -224,7 +255,7 @@ class InitPass(Walker):
                     self._note_binding(value, label, call.args[-1].value)
                     holder.members = None
                 return PY
-        if _is_super_init(func) and any(api.CONTAINERS.get(b) == "sequential" for b in self.cls.bases):
+        if is_super_init(func) and any(api.CONTAINERS.get(b) == "sequential" for b in self.cls.bases):
             args = [self.expr(arg.value) for arg in call.args]
             members = self._members(call, args)
             for name, member, node in members or ():
@@ -328,11 +359,6 @@ def _summarize(value: Value, others=()) -> AttrSummary:
     if isinstance(value, Unknown):
         return AttrSummary(UNKNOWN)
     return AttrSummary(VALUE)
-
-
-def _is_super_init(func) -> bool:
-    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)
-            and isinstance(func.value.func, cst.Name) and func.value.func.value == "super")
 
 
 def class_facts(cls: ClassModel, attrs: dict) -> None:

@@ -77,6 +77,12 @@ class Walker:
     def inline_refused(self, call, args) -> Value:
         return UNKNOWN
 
+    def arm_facts(self, test, truth: bool) -> tuple:
+        """What an arm knows from its test being `truth`, as entries of `arms` (a fact known
+        true on one arm and false on another makes them exclusive: two if-expressions on the
+        same configuration flag)."""
+        return ()
+
     # ----- frames ------------------------------------------------------------------------
     @property
     def frame(self) -> Frame:
@@ -251,11 +257,13 @@ class Walker:
         separate = self.SEPARATE_ARMS
         then_env = dict(env) if separate else env
         self.frame.env = then_env
-        self.arms = saved_arms + ((key, 0),)
+        then_arms = saved_arms + ((key, 0),) + self.arm_facts(stmt.test, True)
+        else_arms = saved_arms + ((key, 1),) + self.arm_facts(stmt.test, False)
+        self.arms = then_arms
         then_ends = self.block(stmt.body)
         else_env = dict(env) if separate else env
         self.frame.env = else_env
-        self.arms = saved_arms + ((key, 1),)
+        self.arms = else_arms
         else_ends = False
         if stmt.orelse is not None:
             orelse = stmt.orelse
@@ -266,11 +274,11 @@ class Walker:
             return True
         if then_ends:
             self.frame.env = else_env  # the rest runs only when the if-arm did not
-            self.arms = saved_arms + ((key, 1),)
+            self.arms = else_arms
             return False
         if else_ends:
             self.frame.env = then_env
-            self.arms = saved_arms + ((key, 0),)
+            self.arms = then_arms
             return False
         self.arms = saved_arms
         if not separate:
@@ -384,9 +392,9 @@ class Walker:
         self.expr(expr.test)
         key = self.branch_key(expr)
         saved = self.arms
-        self.arms = saved + ((key, 0),)
+        self.arms = saved + ((key, 0),) + self.arm_facts(expr.test, True)
         body = self.expr(expr.body)
-        self.arms = saved + ((key, 1),)
+        self.arms = saved + ((key, 1),) + self.arm_facts(expr.test, False)
         orelse = self.expr(expr.orelse)
         self.arms = saved
         return body, orelse

@@ -69,6 +69,7 @@ class FileModel(FileScope):
             self._summary_failure = exc
         summary.scripts = script_facts(self, self.index)
         summary.wrapped = self._wrapped()
+        summary.constructions, summary.escaped = self.constructions()
         self.index = None
         return summary
 
@@ -93,6 +94,18 @@ class FileModel(FileScope):
         return isinstance(params.star_arg, cst.Param) or any(
             annotated_value(self, p.annotation.annotation) is not PY if p.annotation is not None
             else default_holds_tensor(p.default) for p in (*params.posonly_params, *params.params))
+
+    def built_classes(self, cls: ClassModel, method: cst.FunctionDef, call: cst.Call) -> tuple[str, ...]:
+        """The classes a call builds: its callee's class, or for a call of an `__init__` parameter
+        (`act_layer(inplace=True)` with `act_layer=nn.ReLU`) the classes the constructions of
+        the run give it; () when not known."""
+        qname = self.qname(call.func)
+        if qname is not None:
+            return (qname,)
+        if not isinstance(call.func, cst.Name) or method is not cls.methods.get("__init__") \
+                or _rebinds(method, call.func.value):
+            return ()
+        return self.index.init_argument_classes(cls.qname, call.func.value)
 
     def runs(self) -> list[Trace]:
         """Every traced run of the file: each module class's forward in each of its contexts,
@@ -137,3 +150,34 @@ class FileModel(FileScope):
         return [c for c in self.index.contexts(target)
                 if c.known and c.caller is not None and not c.caller.startswith(prefix)]
 
+
+
+def _rebinds(func: cst.FunctionDef, name: str) -> bool:
+    """Whether the function's body binds `name` (`act_layer = get_act_layer(act_layer)`)."""
+    for node in iter_nodes(func.body):
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr)):
+            targets = [node.target]
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            targets = [node.asname.name]
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            targets = [node.name]
+        elif isinstance(node, cst.ImportAlias):
+            targets = [node.asname.name if node.asname is not None else node.name]
+        else:
+            continue
+        if any(bound == name for target in targets for bound in _bound_names(target)):
+            return True
+    return False
+
+
+def _bound_names(target):
+    """The plain names an assignment target binds (`a, *b = ...`: a and b)."""
+    if isinstance(target, cst.Name):
+        yield target.value
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            yield from _bound_names(element.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from _bound_names(target.value)

@@ -161,6 +161,9 @@ OPS: dict[str, Op] = {
     **_entries("list.", "items values", Result.ELEMENTS),
     # --- operators -----------------------------------------------------------------------
     **_entries("operator.", "< > <= >= == !=", Result.INDEX),
+    # bitwise operators run on integer and bool tensors only: their tensor operands are masks or indices
+    **_entries("operator.", "& | ^ << >>", Result.INTEGER),
+    "operator.unary ~": Op(Result.INTEGER),
 }
 
 # Python names that mean builtins when nothing else binds them.

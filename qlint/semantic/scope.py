@@ -11,7 +11,7 @@ import libcst as cst
 from qlint.semantic import ops
 from qlint.semantic.index import ProjectIndex
 from qlint.semantic.names import canonical, dotted, import_bindings, module_name_for
-from qlint.semantic.summaries import ClassSummary
+from qlint.semantic.summaries import ClassSummary, Construction
 from qlint.semantic.walk import iter_nodes
 
 
@@ -53,6 +53,7 @@ class FileScope:
         self.constants: set[str] = set()  # module-level names bound to plain values
         self.true_constants: set[str] = set()  # module-level names bound to True
         self.function_returns: dict[str, str] = {}
+        self.integer_parameters: dict[int, frozenset] = {}  # id(function) -> see forward.integer_parameters
         self.index: Optional[ProjectIndex] = None
         self.cache: dict = {}  # derived facts rules share (fuse calls), computed on first use
         self._collect(module.body)
@@ -143,6 +144,51 @@ class FileScope:
                     return called
         return None
 
+    def constructions(self) -> tuple[tuple[Construction, ...], frozenset[str]]:
+        """Every call that builds a class of another module or this one (`Block(8, act_layer=nn.ReLU)`,
+        a subclass's `super().__init__(...)`, for each of its bases), and the qualified names the
+        file uses other than as a callee, a base or an import (`block=Bottleneck`: built elsewhere)."""
+        found, used, skipped = [], set(), set()
+        for node in iter_nodes(self.module):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, (cst.Import, cst.ImportFrom)):
+                skipped.update(id(n) for n in iter_nodes(node))
+            elif isinstance(node, cst.ClassDef):
+                skipped.add(id(node.name))
+                skipped.update(id(n) for arg in node.bases for n in iter_nodes(arg.value))
+                for inner in iter_nodes(node.body):
+                    if isinstance(inner, cst.Call) and is_super_init(inner.func):
+                        found.extend(self._construction(base, inner) for base in
+                                     (self.qname(arg.value) for arg in node.bases if arg.keyword is None) if base)
+            elif isinstance(node, (cst.FunctionDef, cst.Param)):
+                skipped.add(id(node.name))
+            elif isinstance(node, cst.Arg) and node.keyword is not None:
+                skipped.add(id(node.keyword))
+            elif isinstance(node, cst.Call):
+                qname = self.qname(node.func)
+                if qname is not None and not qname.startswith(_OUTSIDE_THE_RUN):
+                    found.append(self._construction(qname, node))
+                skipped.update(_dotted_nodes(node.func))
+            elif isinstance(node, cst.Attribute):
+                skipped.add(id(node.attr))
+                qname = self.qname(node)
+                if qname is not None:
+                    used.add(qname)
+                    skipped.update(_dotted_nodes(node))
+            elif isinstance(node, cst.Name):
+                qname = self.qname(node)
+                if qname is not None:
+                    used.add(qname)
+        return tuple(found), frozenset(q for q in used if not q.startswith(_OUTSIDE_THE_RUN))
+
+    def _construction(self, qname: str, call: cst.Call) -> Construction:
+        def named(arg):
+            return self.qname(arg.value) if isinstance(arg.value, (cst.Name, cst.Attribute)) else None
+        return Construction(qname, tuple(named(a) for a in call.args if a.keyword is None and not a.star),
+                            tuple((a.keyword.value, named(a)) for a in call.args if a.keyword is not None),
+                            any(a.star for a in call.args))
+
     # ----- classes ----------------------------------------------------------------------
     def module_classes(self) -> Iterator[ClassModel]:
         """The classes of this file that are nn.Modules, directly or through any base."""
@@ -172,3 +218,21 @@ class FileScope:
 
     def _resolve(self, qname: str) -> str:
         return self.index.resolve(qname) if self.index is not None else qname
+
+
+# Namespaces whose classes are never defined in a run (their calls and names are not recorded).
+_OUTSIDE_THE_RUN = ("torch.", "builtins.")
+
+
+def _dotted_nodes(expr) -> list[int]:
+    """The ids of the nodes of a dotted name (`nn.ReLU`: the Attribute, `nn`, `ReLU`)."""
+    found = []
+    while isinstance(expr, cst.Attribute):
+        found += [id(expr), id(expr.attr)]
+        expr = expr.value
+    return found + [id(expr)]
+
+
+def is_super_init(func) -> bool:
+    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)
+            and isinstance(func.value.func, cst.Name) and func.value.func.value == "super")

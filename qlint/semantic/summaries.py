@@ -39,6 +39,7 @@ class ClassSummary:
     getattr_hook: bool = False  # defines __getattr__ or __getattribute__
     forward: Optional["Flow"] = None  # its own forward method, summarized
     members: Optional[tuple] = None  # an nn.Sequential subclass's members from super().__init__(...): ((name, cls), ...)
+    init_params: tuple = ()  # `__init__`'s parameters without self: ((name, class its default names or None), ...)
 
 
 @dataclass
@@ -51,6 +52,19 @@ class FileSummary:
     functions: dict[str, "Flow"] = field(default_factory=dict)  # module-level functions, summarized
     scripts: Optional[object] = None  # pipeline.ScriptFacts: fuse methods, classes that set a qconfig
     wrapped: frozenset[str] = frozenset()  # classes built inside QuantWrapper(...): QuantWrapper(Net())
+    constructions: tuple = ()  # every `Cls(...)` and `super().__init__(...)` call: `Construction`s
+    escaped: frozenset[str] = frozenset()  # qualified names used other than as a callee or base (`block=Bottleneck`)
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A call building a class (or a subclass's `super().__init__(...)`): the class each
+    argument names (None: a value that is not a class name)."""
+
+    cls: str
+    args: tuple  # Optional[str] per positional argument
+    keywords: tuple  # (name, Optional[str])
+    star: bool  # *args or **kwargs: any parameter may be given
 
 
 # ----- flows: how a method's values derive from its parameters and its calls ----------------

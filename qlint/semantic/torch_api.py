@@ -36,6 +36,9 @@ _STATELESS = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Alp
               "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
               "PixelUnshuffle", "ChannelShuffle")
 STATELESS_MODULES = frozenset(NN + n for n in _STATELESS) | {"torch.ao.quantization.DeQuantStub"}
+# Quantized with their weights only (eager convert needs float_qparams_weight_only_qconfig for
+# them): indices in, float out, no activation observer. Calling one twice shares only its table.
+WEIGHT_ONLY_MODULES = frozenset({NN + "Embedding", NN + "EmbeddingBag"})
 
 # Modules with an `inplace` flag, and its positional index in the constructor.
 INPLACE_MODULE_POSITION = {NN + name: index for name, index in {
@@ -124,7 +127,11 @@ NN_MODULE_ATTRIBUTES = frozenset({
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_is_full_backward_hook",
 })
 
-INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
+# In-place methods that change only a tensor's view (shape, strides), never its values: they run
+# on quantized tensors as on float ones (tests/test_op_table.py runs them).
+VIEW_INPLACE_METHODS = frozenset({"unsqueeze_", "squeeze_", "transpose_", "swapaxes_", "swapdims_", "t_",
+                                  "as_strided_", "detach_"})
+INPLACE_METHOD_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_"}) | VIEW_INPLACE_METHODS
 
 # fuse_modules and fuse_modules_qat.
 FUSE_EVAL = "torch.ao.quantization.fuse_modules"

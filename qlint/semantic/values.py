@@ -337,11 +337,16 @@ def element_of_sequence(value: Seq) -> Value:
 
 def unknown_call(values: list) -> Value:
     """What a call of unknown code gives: like the activations it is given; else the function
-    it is given, if any (`partial(fn, ...)`, a dispatch table's `get(name, default_fn)`)."""
+    it is given, if any (`partial(fn, ...)`, a dispatch table's `get(name, default_fn)`); else,
+    when it is given tensors none of which is an activation (a grid's sizes, a mask, indices),
+    a tensor like them: code that sees no activation computes none (position ids from
+    `grid_thw`, sequence lengths from `cu_seqlens`)."""
     if any(v.is_act() for v in values):
         return join(*(v for v in values if v.is_act()))
     function = next((v for v in values if isinstance(v, Func)), None)
     if function is not None:
         return function
+    if any(isinstance(v, Tensor) for v in values):
+        return join(*(v for v in values if isinstance(v, Tensor)))
     origins = [v for v in values if v.origin is not None]
     return UNKNOWN.with_origin(("join", tuple(origin_of(v) for v in origins))) if origins else UNKNOWN

@@ -273,6 +273,214 @@ NOT_REPORTED = [
             def forward(self, x):
                 return self.head(self.backbone(x).mean((2, 3)))  # <-
     ''', "QL701", id="quantwrapper-in-a-float-model"),
+    # tests/lint/corpus9/unet_segmentation.py:19: an nn.Sequential subclass whose members come from
+    # super().__init__(...) has submodules '0', '1', ...
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "2"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-members-from-super-init"),
+    # tests/lint/corpus9/timm_blocks.py:64: a constructor parameter (`act_layer=nn.ReLU`) is what
+    # every construction of the class gives it: here another class, or classes the run cannot see.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block(act_layer=Swish)
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-given-another-class"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = nn.Sequential(*[b() for b in (Block,)])
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-class-used-as-a-value"),
+    # tests/lint/corpus9/module_reuse.py:71: reading a member of a container is no second binding...
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.out_channels = self.blocks[-1].out_channels  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-attribute-read"),
+    # transformers muse_spark/modeling_muse_spark.py:900 (found by benchmarks/reviews, seed 1): position
+    # ids an imported helper computes from an integer grid (`grid_thw: torch.LongTensor`) are no activation.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+    from vision_utils import grid_positions
+
+
+    class Rotary(nn.Module):
+        def forward(self, x, position_ids):
+            freqs = position_ids[..., None].float() * 0.5
+            return torch.cat([freqs, freqs], dim=-1)  # <-
+
+
+    class Vision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.rotary = Rotary()
+
+        def forward(self, pixels, grid_thw: torch.LongTensor):
+            hidden = self.proj(pixels)
+            position_ids = grid_positions(grid_thw) + 1
+            return hidden, self.rotary(hidden, position_ids)
+''', "QL302", id="positions-from-a-helper-given-an-integer-grid"),
+    # transformers bigbird_pegasus:446: an in-place view change runs on a quantized tensor, values unchanged.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class BlockSparse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.v = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            context = self.q(x) * self.v(x)
+            context.unsqueeze_(2)  # <-
+            return context
+''', "QL202", id="inplace-view-change"),
+    # timm gemma4_vit.py:856/915 (benchmarks/reviews, seed 1): `~patch_valid` runs on integer and bool
+    # tensors only, so patch_valid and what ~ gives are masks from there on, whatever the annotation says.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class MaskedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x, patch_valid):
+            x = self.proj(x)
+            padding = ~patch_valid
+            x = x.masked_fill(padding.unsqueeze(-1), 0.0)
+            return x, patch_valid.sum(dim=1)  # <-
+''', "QL104", id="operand-of-a-bitwise-operator-is-a-mask"),
+    # torchvision video/mvit.py:391 (benchmarks/reviews, seed 1): one module called under
+    # `self.proj_after_attn` and under its negation: the two calls never both run.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, after, normalize):
+            super().__init__()
+            self.proj_after_attn, self.normalize = after, normalize
+            self.norm1, self.norm2 = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.project, self.attn = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            x_norm1 = self.norm1(x)
+            x = self.project(x_norm1) if self.proj_after_attn else x
+            x_norm2 = self.norm2(self.attn(x))
+            return x_norm2 if self.proj_after_attn else self.project(x_norm2)  # <-
+''', "QL401", id="calls-under-opposite-values-of-one-flag"),
+    # transformers pp_doclayout_v2:487 (benchmarks/reviews, seed 1): an nn.Embedding is quantized with its
+    # weights only (no activation observer); two lookups share its table, which is the point.
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Spatial(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.x_embed = nn.Embedding(1024, 8)
+            self.y_embed = nn.Embedding(1024, 8)
+
+        def forward(self, bbox):
+            left = self.x_embed(bbox[:, :, 0])
+            upper = self.y_embed(bbox[:, :, 1])
+            right = self.x_embed(bbox[:, :, 2])  # <-
+            return left, upper, right
+''', "QL401", id="embedding-looked-up-twice"),
+    # timm naflexvit.py:843 (benchmarks/reviews): patch_coord indexes a table further down, so it holds
+    # integer coordinates in the whole method (a float tensor cannot index), whatever its annotation.
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class NaFlexEmbeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.pos_embed = nn.Parameter(torch.zeros(8, 8, 4))
+
+        def forward(self, x, patch_coord: torch.Tensor):
+            x = self.proj(x)
+            grid = patch_coord.amax(dim=1) + 1  # <-
+            return x + self.pos_embed[patch_coord[..., 0], patch_coord[..., 1]], grid
+''', "QL104", id="parameter-used-as-an-index"),
 ]
 
 REPORTED = [
@@ -471,6 +679,168 @@ REPORTED = [
             def forward(self, x):
                 return self.head(self.dequant(self.backbone(self.quant(x))).mean((2, 3)))  # <-
     ''', "QL701", id="dequantized-into-a-model-that-quantizes"),
+    pytest.param('''
+        import torch.nn as nn
+        from torch.ao.quantization import fuse_modules
+
+
+        class DoubleConv(nn.Sequential):
+            def __init__(self):
+                convs = [nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+                super().__init__(*convs)
+
+            def fuse_model(self):
+                fuse_modules(self, [["0", "1", "3"]], inplace=True)  # <-
+    ''', "QL501", id="sequential-subclass-position-out-of-range"),
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Swish(nn.Module):
+            def __init__(self, inplace=False):
+                super().__init__()
+                self.inplace = inplace
+
+            def forward(self, x):
+                return x * x.sigmoid()
+
+
+        class Block(nn.Module):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.conv = nn.Conv2d(8, 8, 3)
+                self.act = act_layer(inplace=True)  # <-
+
+            def forward(self, x):
+                return self.act(self.conv(x))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+
+            def forward(self, x):
+                return self.block(x)
+    ''', "QL201", id="factory-parameter-default-inplace-module"),
+    # ...binding the member itself is.
+    pytest.param('''
+        import torch.nn as nn
+
+
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 1) for _ in range(3)])
+                self.last_block = self.blocks[-1]  # <-
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                return x
+    ''', "QL402", id="container-member-bound-again"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+    from vision_utils import grid_positions
+
+
+    class Rotary(nn.Module):
+        def forward(self, x, position_ids):
+            freqs = position_ids[..., None].float() * 0.5
+            return torch.cat([freqs, freqs], dim=-1)  # <-
+
+
+    class Vision(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.rotary = Rotary()
+
+        def forward(self, pixels, grid_thw: torch.LongTensor):
+            hidden = self.proj(pixels)
+            position_ids = grid_positions(hidden) + 1
+            return hidden, self.rotary(hidden, position_ids)
+''', "QL302", id="positions-from-a-helper-given-an-activation"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class BlockSparse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.v = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            context = self.q(x) * self.v(x)
+            context.mul_(2)  # <-
+            return context
+''', "QL202", id="inplace-value-change"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class MaskedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x, patch_valid):
+            x = self.proj(x)
+            padding = patch_valid < 0.5
+            x = x.masked_fill(padding.unsqueeze(-1), 0.0)
+            return x, patch_valid.sum(dim=1)  # <-
+''', "QL104", id="operand-of-a-comparison-may-be-an-activation"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, after, normalize):
+            super().__init__()
+            self.proj_after_attn, self.normalize = after, normalize
+            self.norm1, self.norm2 = nn.LayerNorm(4), nn.LayerNorm(4)
+            self.project, self.attn = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            x_norm1 = self.norm1(x)
+            x = self.project(x_norm1) if self.proj_after_attn else x
+            x_norm2 = self.norm2(self.attn(x))
+            return x_norm2 if self.normalize else self.project(x_norm2)  # <-
+''', "QL401", id="calls-under-two-different-flags"),
+    pytest.param('''
+    import torch.nn as nn
+
+
+    class Spatial(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.x_embed = nn.Linear(4, 8)
+            self.y_embed = nn.Linear(4, 8)
+
+        def forward(self, bbox):
+            left = self.x_embed(bbox[:, :, 0])
+            upper = self.y_embed(bbox[:, :, 1])
+            right = self.x_embed(bbox[:, :, 2])  # <-
+            return left, upper, right
+''', "QL401", id="linear-called-twice"),
+    pytest.param('''
+    import torch
+    import torch.nn as nn
+
+
+    class NaFlexEmbeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.pos_embed = nn.Parameter(torch.zeros(8, 8, 4))
+
+        def forward(self, x, patch_coord: torch.Tensor):
+            x = self.proj(x)
+            grid = patch_coord.amax(dim=1) + 1  # <-
+            return x + self.pos_embed[grid[:, 0], grid[:, 1]], grid
+''', "QL104", id="parameter-not-used-as-an-index"),
 ]
 
 

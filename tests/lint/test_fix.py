@@ -182,8 +182,8 @@ TIERS = textwrap.dedent("""\
             self.relu = nn.ReLU(inplace=True)
 
         def forward(self, x):
-            return self.relu(x + self.conv(x))
-""")  # QL505 (safe fix) on line 1, QL201 (unsafe fix) on line 9, QL301 (no fix) on line 12
+            return self.relu(self.conv(x) / 3.0)
+""")  # QL505 (safe fix) on line 1, QL201 (unsafe fix) on line 9, QL303 (no fix: 1/3 is inexact) on line 12
 TIERS_SAFE = TIERS.replace("torch.quantization", "torch.ao.quantization")
 TIERS_ALL = TIERS_SAFE.replace("nn.ReLU(inplace=True)", "nn.ReLU()")
 
@@ -209,15 +209,15 @@ def _codes_marked(out: str) -> dict[str, bool]:
 def test_findings_a_fix_would_remove_are_marked_and_counted(tiers, capsys):
     status, out, err = run(capsys, "m.py")
     assert (status, err) == (1, "")
-    assert _codes_marked(out) == {"QL505": True, "QL201": False, "QL301": False}
+    assert _codes_marked(out) == {"QL505": True, "QL201": False, "QL303": False}
     assert out.endswith("Found 3 problems (1 error, 2 warnings).\n"
                         "[*] 1 fixable with --fix (1 more with --unsafe-fixes).\n")
     status, out, _ = run(capsys, "m.py", "--unsafe-fixes")
-    assert _codes_marked(out) == {"QL505": True, "QL201": True, "QL301": False}
+    assert _codes_marked(out) == {"QL505": True, "QL201": True, "QL303": False}
     assert out.endswith("[*] 2 fixable with --fix.\n")
     status, out, _ = run(capsys, "m.py", "--ignore", "QL505")
     assert out.endswith("No fixes available with --fix (1 more with --unsafe-fixes).\n")
-    status, out, _ = run(capsys, "m.py", "--select", "QL301")
+    status, out, _ = run(capsys, "m.py", "--select", "QL303")
     assert out.endswith("Found 1 problem (1 error, 0 warnings).\n")  # no fix: no footer
     assert tiers.read_text() == TIERS
     status, out, _ = run(capsys, "m.py", "-q")
@@ -286,8 +286,8 @@ def test_diff_prints_what_fix_would_change_and_writes_nothing(tiers):
 def test_diff_with_nothing_to_fix_prints_nothing_on_stdout_and_exits_0(tiers, capsys):
     tiers.write_text(TIERS_ALL)
     status, out, err = run(capsys, "m.py", "--diff")
-    assert (status, out) == (0, "")  # QL301 has no fix: the diff decides, not the findings
-    assert "QL301" in err and err.endswith("Found 1 problem (1 error, 0 warnings).\n")
+    assert (status, out) == (0, "")  # QL303 has no fix here: the diff decides, not the findings
+    assert "QL303" in err and err.endswith("Found 1 problem (1 error, 0 warnings).\n")
     assert run(capsys, "m.py", "--diff", "--silent") == (0, "", "")
 
 

@@ -15,8 +15,9 @@ CODES = frozenset(code for code, rule in all_rules().items() if not rule.opt_in)
 def _fix(source: str, tmp_path: Path) -> tuple[str, list]:
     """The fixed source and the (line, message) of the arithmetic findings left."""
     path = tmp_path / "model.py"
-    findings, fixed = lint_text(textwrap.dedent(source).encode(), path, CODES, fix=True, unsafe=True)
-    assert lint_text(fixed, path, CODES, fix=True, unsafe=True)[1] == fixed, "a second --fix changes nothing"
+    linted = lint_text(textwrap.dedent(source).encode(), path, CODES, fix=True, unsafe=True)
+    findings, fixed = linted.findings, linted.source
+    assert lint_text(fixed, path, CODES, fix=True, unsafe=True).source == fixed, "a second --fix changes nothing"
     return fixed.decode(), [(f.line, f.message) for f in findings if f.code in ("QL203", "QL301", "QL302", "QL303")]
 
 

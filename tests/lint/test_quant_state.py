@@ -182,6 +182,63 @@ def test_a_qconfig_none_island_runs_in_float():
     assert found == set()
 
 
+_EMBEDDINGS = """
+    class Embed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.words = nn.Embedding(10, 8)
+            self.positions = nn.Embedding(16, 8)
+            self.register_buffer("position_ids", torch.arange(16).expand((1, -1)))
+
+        def forward(self, ids):
+            out = self.words(ids)
+            out += self.positions(self.position_ids[:, :ids.size(1)])
+            return out
+"""
+
+
+@pytest.mark.parametrize("island, reported", [("self.embed.qconfig = None", False), ("pass", True)])
+def test_inputs_through_a_float_island_into_the_quant_stub_are_float(island, reported):
+    """BERT: the embeddings (`qconfig = None`) run before the QuantStub, so the forward's inputs
+    are float, and the extended mask a helper method computes from them is float too."""
+    found = codes(textwrap.dedent(_EMBEDDINGS) + textwrap.dedent(f"""
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = Embed()
+                {island}
+                self.quant, self.dequant = QuantStub(), DeQuantStub()
+                self.proj = nn.Linear(8, 8)
+
+            def extended_mask(self, mask):
+                return (1.0 - mask[:, None, :]) * -1e4
+
+            def forward(self, ids, mask):
+                h = self.proj(self.quant(self.embed(ids)))
+                return self.dequant(h) + self.extended_mask(mask)
+    """))
+    assert found == ({(11, "QL203"), (23, "QL301"), (27, "QL301")} if reported else set())
+
+
+@pytest.mark.parametrize("island, reported", [("self.embed.qconfig = None", False), ("pass", True)])
+def test_an_embedding_of_indices_in_a_float_island_is_float(island, reported):
+    """An nn.Embedding looked up with an integer input or a slice of an integer buffer inside a
+    `qconfig = None` island computes in float; outside one its output may be quantized."""
+    found = codes(textwrap.dedent(_EMBEDDINGS) + textwrap.dedent(f"""
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = Embed()
+                {island}
+                self.quant, self.dequant = QuantStub(), DeQuantStub()
+                self.proj = nn.Linear(8, 8)
+
+            def forward(self, ids: torch.LongTensor, x):
+                return self.dequant(self.proj(self.quant(x))), self.embed(ids)
+    """))
+    assert found == ({(11, "QL203")} if reported else set())
+
+
 @pytest.mark.parametrize("helper_input, reported", [("self.dequant(y)", False), ("y", True)])
 def test_module_level_functions_are_analysed_with_their_arguments(helper_input, reported):
     found = codes(f"""

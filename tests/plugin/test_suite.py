@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
+# torch registers an operator library once per process. A module that registers one, imported
+# first inside an in-process inner run, is dropped when that run ends and registers again when
+# the next run imports it: "Only a single TORCH_LIBRARY can be used to register the namespace
+# _inductor_test" (seen when another test's order left torch's compiler stack unimported).
+# Import it here, outside the inner runs, so that every run finds it already registered.
+pytest.importorskip("torch._inductor.test_operators")
 
 from pytest_qlint import quant_test_suite  # noqa: E402
 

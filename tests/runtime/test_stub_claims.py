@@ -176,3 +176,29 @@ def _input_for(module):
         if f"{d}d" in text:
             return torch.randn(*shape)
     return torch.randn(2, 4, 6, 6)
+
+
+def test_weight_only_modules_reused_share_only_their_table():
+    """QL401/QL402 leave api.WEIGHT_ONLY_MODULES alone: eager convert quantizes an Embedding only
+    with a weight-only qconfig (the x86 default raises), and the converted module looks every
+    call up in one quantized table, giving float rows: no activation observer is shared."""
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 4)
+
+        def forward(self, a, b):
+            return self.emb(a), self.emb(b)
+
+    assert api.WEIGHT_ONLY_MODULES == {"torch.nn.Embedding", "torch.nn.EmbeddingBag"}
+    a, b = torch.tensor([1, 2]), torch.tensor([3, 9])
+    with pytest.raises(AssertionError, match="float_qparams_weight_only_qconfig"):
+        _converted(Twice(), (a, b))
+    model = Twice().eval()
+    model.emb.qconfig = tq.float_qparams_weight_only_qconfig
+    tq.prepare(model, inplace=True)
+    model(a, b)
+    converted = tq.convert(model)
+    rows_a, rows_b = converted(a, b)
+    table = converted.emb.weight().dequantize()
+    assert not rows_a.is_quantized and torch.allclose(rows_a, table[a]) and torch.allclose(rows_b, table[b])
