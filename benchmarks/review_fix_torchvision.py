@@ -7,12 +7,13 @@ Each model file is copied with the files it imports into a throwaway package (th
 weights and preset modules replaced by small stand-ins, so torchvision's C++ ops are not
 needed), fixed there, and both versions imported. For each model: the fixes applied (by
 rule) and the findings left (by rule), whether the fixed model loads the original's
-state_dict with strict=True, and whether its float outputs are bit-identical in eval mode.
+state_dict with strict=True, whether its float outputs are bit-identical in eval mode, and
+whether it quantizes (benchmarks/fix_review.py: fuse_model, x86 qconfig, prepare, calibrate,
+assert_parity, convert, run, assert_converted). Results: benchmarks/fix_review.md.
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import importlib
 import shutil
 import sys
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from qlint.config import load_config
-from qlint.engine import fix_paths, lint_paths
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fix_review import TABLE_HEAD, fix_file, review_model, table_row  # noqa: E402
 
 MODELS = {  # file -> (builder, keyword arguments, input size)
     "resnet.py": [("resnet18", {}, 64), ("resnet50", {}, 64)],
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("torchvision", type=Path)
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         package = _package(args.torchvision, root)
@@ -84,35 +85,21 @@ def main(argv=None) -> int:
             fixed = package / "models" / ("fixed_" + name)
             shutil.copy(args.torchvision / "models" / name, original)
             shutil.copy(original, fixed)
-            config = load_config(start=root)
-            before = collections.Counter(f.code for f in lint_paths([fixed], config))
-            result = fix_paths([fixed], config, unsafe=True)
-            after = collections.Counter(f.code for f in lint_paths([fixed], config))
-            fixes = {c: before[c] - after.get(c, 0) for c in before if before[c] > after.get(c, 0)}
-            print(f"{name}: {result.count} fixes applied; findings removed {fixes}; "
-                  f"left {dict(sorted(after.items()))}")
+            report = fix_file(fixed)
+            print(f"{name}: fixed {report['fixed']}; left {report['left']}; second run {report['second_run']} fixes;"
+                  f" declined {report['declined']}")
             a = importlib.import_module(f"tvshim.models.{original.stem}")
             b = importlib.import_module(f"tvshim.models.{fixed.stem}")
             for builder, kwargs, size in builds:
-                torch.manual_seed(0)
-                model_a = getattr(a, builder)(**kwargs).eval()
-                model_b = getattr(b, builder)(**kwargs).eval()
-                with torch.no_grad():  # non-trivial BatchNorm statistics
-                    for m in model_a.modules():
-                        if isinstance(m, torch.nn.BatchNorm2d):
-                            m.running_mean.normal_(0, 0.1)
-                            m.running_var.uniform_(0.5, 1.5)
-                missing = model_b.load_state_dict(model_a.state_dict(), strict=True)
-                x = torch.randn(2, 3, size, size)
-                with torch.no_grad():
-                    equal = torch.equal(model_a(x.clone()), model_b(x.clone()))
-                added = sorted({n.rsplit(".", 1)[-1] for n, _ in model_b.named_modules()}
-                               - {n.rsplit(".", 1)[-1] for n, _ in model_a.named_modules()})
-                print(f"  {builder}: strict load {'ok' if not missing.missing_keys else missing}, "
-                      f"float outputs {'bit-identical' if equal else 'DIFFER'}, new submodule names {added}")
-                if not equal:
-                    return 1
-    return 0
+                row = review_model(lambda: getattr(a, builder)(**kwargs), lambda: getattr(b, builder)(**kwargs),
+                                   lambda seed: (torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed)),))
+                rows.append({"file": name, "model": builder, **report, **row})
+                print(f"  {builder}: {row}")
+    print()
+    print(TABLE_HEAD)
+    for row in rows:
+        print(table_row(row))
+    return 0 if all(row.get("float_equal") and row.get("strict_load") == "ok" for row in rows) else 1
 
 
 if __name__ == "__main__":
