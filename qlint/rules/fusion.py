@@ -14,6 +14,7 @@ from qlint.semantic import torch_api as api
 from qlint.semantic.fusion import (child_classes, fusible_chains, fuse_calls, fuses_unnamed_modules, names_cover,
                                   sequential_chains)
 from qlint.semantic.walk import iter_nodes
+from qlint.rules.stubs import _top_level
 from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
@@ -237,6 +238,118 @@ class UnfusedSequence(Rule):
                                  anchor=chain[0].anchor, fix=children_fix if child.qname in generated else None)
 
 
+_PLAIN = ("import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+          "        self.conv = nn.Conv2d(8, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n        self.relu = nn.ReLU()\n\n"
+          "    def forward(self, x):\n        return self.relu(self.bn(self.conv(x)))\n")
+_PLAIN_NET = ("    def __init__(self):\n        super().__init__()\n"
+              "        self.stem = nn.Conv2d(3, 8, 3)\n        self.stem_relu = nn.ReLU()\n"
+              "        self.blocks = nn.Sequential(Block(), Block())\n\n"
+              "    def forward(self, x):\n        return self.blocks(self.stem_relu(self.stem(x)))\n")
+_GENERATED = ("\n    def fuse_model(self, is_qat=False):\n"
+              "        fuse = fuse_modules_qat if is_qat else fuse_modules\n        fuse(self, {groups}, inplace=True)\n")
+
+
+@register
+class MissingFuseModel(Rule):
+    code = "QL506"
+    name = "missing-fuse-model"
+    severity = WARNING
+    opt_in = True
+    summary = "A float model with fusible Conv/Linear/BN/ReLU runs and no fuse method"
+    explanation = (
+        "Eager-mode quantization fuses nothing by itself: a Conv->BN(->ReLU), Conv->ReLU, "
+        "Linear->ReLU, Linear->BN or BN->ReLU run that no `fuse_modules` call names is quantized "
+        "layer by layer, with a quantize step between the layers and BN not folded (lower "
+        "accuracy and speed). A top-level model (one no class of the run calls) whose forward "
+        "path, children included, has such runs and that has no fuse method in its hierarchy "
+        "leaves all of them unfused. Opt-in: a float model that is never quantized needs no fuse "
+        "method.")
+    fix = ("Give the model a `fuse_model(self, is_qat=False)` that fuses every run (fuse_modules, or "
+           "fuse_modules_qat for QAT), and call it before prepare; for runs inside submodule classes, "
+           "give those classes one too and call it from the model's, as torchvision's quantizable "
+           "models do.")
+    fix_safety = UNSAFE
+    fix_safety_note = (
+        "The fix generates `fuse_model(self, is_qat=False)` for the model, fusing its own runs "
+        "(members of its nn.Sequential submodules by index), and one for each submodule class of "
+        "the file with runs, called from the model's (`for m in self.modules(): if type(m) is "
+        "Block: m.fuse_model(is_qat)`), as QL503's fix does for submodule classes. The float model "
+        "is unchanged until fusion runs, but when it runs the module tree changes (the fused "
+        "module replaces the first member, Identity the others; state_dict keys move to "
+        "`conv.0.weight`) and the quantized model computes with folded BN. Runs whose modules are "
+        "also called elsewhere are left out (fusion would make the other call Identity). Not "
+        "offered when a submodule class already fuses itself or has a `fuse_model`, is not a "
+        "module-level class, or is also fused by another model of the file (it would be fused "
+        "twice).")
+    valid = ("import torch\n" + _PLAIN + "\n\nclass Net(nn.Module):\n" + _PLAIN_NET + "\n    def fuse_model(self):\n"
+             "        for m in self.modules():\n            if type(m) is Block:\n"
+             "                torch.ao.quantization.fuse_modules(m, [['conv', 'bn', 'relu']], inplace=True)\n",
+             "import torch.nn as nn\n\n\nclass Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+             "        self.fc = nn.Linear(8, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n")
+    invalid = (
+        Invalid(
+            _PLAIN + "\n\nclass Net(nn.Module):  # expect: QL506\n" + _PLAIN_NET,
+            fixed=("import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n"
+                   "from torch.ao.quantization import fuse_modules_qat\n")
+            + _PLAIN[len("import torch.nn as nn\n"):] + _GENERATED.format(groups='[["conv", "bn", "relu"]]')
+            + "\n\nclass Net(nn.Module):\n" + _PLAIN_NET + _GENERATED.format(groups='[["stem", "stem_relu"]]')
+            + "        for m in self.modules():\n            if type(m) is Block:\n                m.fuse_model(is_qat)\n"),
+    )
+
+    def check(self, model):
+        roots = list(fuse_roots(model))
+        fix, generated = Fix(model), set()
+        for cls in model.module_classes():
+            if fuse_calls(model, cls) or any(model.index.hierarchy(cls.qname).defines(name) for name in _FUSE_METHODS) \
+                    or not _top_level(model, cls):
+                continue
+            trace = model.trace(cls)
+            if not trace.found:
+                continue
+            runs = [[c.key for c in chain] for chain in fusible_chains(model, trace)]
+            own = [keys for keys, chain in zip(runs, fusible_chains(model, trace)) if _called_once(trace, chain)] \
+                + sequential_chains(model, cls, trace)
+            runs += sequential_chains(model, cls, trace)
+            children, reason = [], None
+            for child, paths in child_classes(model, cls):
+                child_trace = model.trace(child)
+                chains = fusible_chains(model, child_trace)
+                ran = [[c.key for c in chain] for chain in chains if _called_once(child_trace, chain)] \
+                    + sequential_chains(model, child, child_trace)
+                runs += [[f"{paths[0]}.{key}" for key in keys] for keys in
+                         [[c.key for c in chain] for chain in chains] + sequential_chains(model, child, child_trace)]
+                if not chains and not ran:
+                    continue
+                name = child.node.name.value
+                if fuse_calls(model, child) or model.index.hierarchy(child.qname).defines("fuse_model"):
+                    reason = reason or f"{name} already has a fuse method; call it from a fuse_model you write"
+                elif not _generated_method_fits(model, child):
+                    reason = reason or f"{name} is not a module-level class"
+                elif any(child.qname in {c.qname for c, _ in child_classes(model, other)} for other, _ in roots):
+                    reason = reason or f"{name} is also fused by another model of the file (it would be fused twice)"
+                elif ran:
+                    children.append((child, ran))
+            if not runs:
+                continue
+            if reason is None and not own and not children:
+                reason = "every run's modules are also called elsewhere (fusion would make those calls Identity)"
+            shown = ", ".join(" -> ".join(keys) for keys in runs[:3]) + (", ..." if len(runs) > 3 else "")
+            message = (f"{cls.node.name.value} runs {len(runs)} fusible sequence(s) ({shown}) but has no fuse "
+                       f"method: eager quantization leaves them unfused. Give it a fuse_model that fuses them.")
+            if reason is not None:
+                yield Report(cls.node.name, message + f" Not fixed: {reason}.", anchor=cls.node)
+                continue
+            fresh = [(child, groups) for child, groups in children if child.qname not in generated]
+            generated |= {child.qname for child, _ in fresh}
+            _generate_fuse_models(model, fix, fresh)
+            fix.add_method(cls, "fuse_model", _fuse_model_source(model, own, [child for child, _ in children]),
+                           fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
+            yield Report(cls.node.name, message, anchor=cls.node, fix=fix)
+
+
+_FUSE_METHODS = ("fuse_model", "fuse_modules", "fuse")
+
+
 @dataclass
 class FusePlan:
     """How QL503's fix fuses what a root class (one declaring fuse groups) leaves unfused."""
@@ -335,15 +448,29 @@ def _fixes(model, plan: FusePlan) -> tuple[Optional[Fix], Optional[Fix]]:
     children = None
     if plan.generate:
         children = Fix(model)
-        for child, groups in plan.generate:
-            local = next(n for n in ("fuse", "fuse_function", "fuse_groups") if n not in model.globals)
-            children.add_method(child, "fuse_model", _FUSE_MODEL.format(groups=_groups_source(groups), local=local),
-                                fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
+        _generate_fuse_models(model, children, plan.generate)
         method, hooked, is_qat = plan.hook
         last = method.body.body[-1]
         hook = _hook(model, method, hooked, is_qat)
         children.replace(last, cst.FlattenSentinel([hook, last]) if _returns(last) else cst.FlattenSentinel([last, hook]))
     return own, children
+
+
+def _generate_fuse_models(model, fix: Fix, generate) -> None:
+    """Give each class its generated `fuse_model(self, is_qat=False)`, fusing its groups."""
+    for cls, groups in generate:
+        fix.add_method(cls, "fuse_model", _fuse_model_source(model, groups),
+                       fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
+
+
+def _fuse_model_source(model, groups, hooked=()) -> str:
+    """The generated method: its own groups fused, then (QL506) each of `hooked`'s instances'."""
+    local = next(n for n in ("fuse", "fuse_function", "fuse_groups") if n not in model.globals)
+    source = _FUSE_MODEL.format(groups=_groups_source(groups), local=local) if groups \
+        else "def fuse_model(self, is_qat=False):\n"
+    if hooked:
+        source += "".join("    " + line + "\n" for line in _hook_source({"self", "is_qat", local}, hooked, "is_qat").splitlines())
+    return source
 
 
 # What QL503's fix gives a child class (torchvision's quantizable blocks fuse the same way);
@@ -385,12 +512,15 @@ def _extended(model, argument, groups: list[list[str]]) -> cst.BaseExpression:
 def _hook(model, method, classes, is_qat) -> cst.BaseStatement:
     """`for m in self.modules(): if type(m) is Block: m.fuse_model(is_qat)` (torchvision's loop)."""
     used = {n.value for n in iter_nodes(method) if isinstance(n, cst.Name)}
+    return cst.parse_statement(_hook_source(used, classes, is_qat), model.module.config_for_parsing)
+
+
+def _hook_source(used, classes, is_qat) -> str:
     var = next(name for name in ("m", "module", "submodule", "child_module") + tuple(f"m{i}" for i in range(1, 99))
                if name not in used)
     names = [cls.node.name.value for cls in classes]
     test = f"type({var}) is {names[0]}" if len(names) == 1 else f"type({var}) in ({', '.join(names)})"
-    return cst.parse_statement(f"for {var} in self.modules():\n    if {test}:\n        {var}.fuse_model({is_qat})\n",
-                               model.module.config_for_parsing)
+    return f"for {var} in self.modules():\n    if {test}:\n        {var}.fuse_model({is_qat})\n"
 
 
 def _returns(statement) -> bool:

@@ -21,7 +21,7 @@ FIXABLE = [code for code, rule in all_rules().items() if rule.fix_safety]
 
 def test_fixable_rules_are_declared():
     assert FIXABLE == ["QL001", "QL101", "QL201", "QL202", "QL203", "QL301", "QL302", "QL303", "QL401", "QL402",
-                       "QL403", "QL503", "QL505", "QL701", "QL704"]
+                       "QL403", "QL503", "QL505", "QL506", "QL701", "QL704"]
 
 
 @pytest.mark.parametrize("code", FIXABLE)

@@ -63,7 +63,7 @@ class Model:
     ``float_only``: why the fixed model is not quantized here (a hazard no fix removes);
     ``part_of``: the model a block is quantized inside (its inputs are not one tensor, or it
     is fused or stubbed by its parent).  ``needs``: the fixes its quantization needs besides
-    those of its errors (QL503: a generated fuse_model; QL401/QL402: split activations).
+    those of its errors (QL503, made by the opt-in QL506: a generated fuse_model; QL401/QL402: split activations).
     """
 
     source: str  # "zoo/<file>.py" or "common_quantization"
@@ -186,8 +186,8 @@ TORCH_MODELS = [
 
 MODELS = ZOO + TORCH_MODELS
 
-# A float model that declares no fuse groups: QL503 gives it a generated fuse_model only if
-# it reports it at all (so far it judges only models that declare fuse groups).
+# A float model that declares no fuse groups: QL503 judges only models that declare them;
+# the opt-in QL506 (selected for the fix runs below) gives this one a generated fuse_model.
 UNFUSED_FLOAT_MODEL = """
 import torch.nn as nn
 
@@ -201,7 +201,7 @@ class Net(nn.Module):
     def forward(self, x):
         return self.bn(self.conv(x))
 """
-GENERATE_FUSE_MODEL = "QL503 fuse_model generation for a model with no fuse groups"
+GENERATE_FUSE_MODEL = "QL506 fuse_model generation for a model with no fuse groups"
 
 
 # -- the sources, fixed once ---------------------------------------------------------------
@@ -240,7 +240,7 @@ def _fixed(source: str, tmp_root: Path) -> Fixed:
         directory.mkdir()
         copy_path = directory / original_path.name
         shutil.copyfile(original_path, copy_path)
-        config = load_config(start=directory)
+        config = load_config(start=directory, extend_select=FIX_SELECT)
         before = lint_paths([copy_path], config, jobs=1)
         first = fix_paths([copy_path], config, unsafe=True)
         second = fix_paths([copy_path], config, unsafe=True)
@@ -315,11 +315,12 @@ def _missing_fixes(case: Model, extra: tuple[str, ...] = ()) -> list[str]:
 
 
 _PRELINT: dict[str, list] = {}
+FIX_SELECT = ("QL506",)  # opt-in: a model with no fuse method gets a generated fuse_model
 
 
 @functools.lru_cache(maxsize=None)
 def _generates_fuse_model() -> bool:
-    return any(f.code == "QL503" for f in lint_source(UNFUSED_FLOAT_MODEL))
+    return any(f.code == "QL506" and f.fix for f in lint_source(UNFUSED_FLOAT_MODEL, codes=frozenset(FIX_SELECT)))
 
 
 def _class_closure(name: str, source: Path) -> set[str]:
