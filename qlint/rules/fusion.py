@@ -342,8 +342,7 @@ class MissingFuseModel(Rule):
             fresh = [(child, groups) for child, groups in children if child.qname not in generated]
             generated |= {child.qname for child, _ in fresh}
             _generate_fuse_models(model, fix, fresh)
-            fix.add_method(cls, "fuse_model", _fuse_model_source(model, own, [child for child, _ in children]),
-                           fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
+            _add_fuse_model(model, fix, cls, own, [child for child, _ in children])
             yield Report(cls.node.name, message, anchor=cls.node, fix=fix)
 
 
@@ -459,8 +458,12 @@ def _fixes(model, plan: FusePlan) -> tuple[Optional[Fix], Optional[Fix]]:
 def _generate_fuse_models(model, fix: Fix, generate) -> None:
     """Give each class its generated `fuse_model(self, is_qat=False)`, fusing its groups."""
     for cls, groups in generate:
-        fix.add_method(cls, "fuse_model", _fuse_model_source(model, groups),
-                       fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT))
+        _add_fuse_model(model, fix, cls, groups)
+
+
+def _add_fuse_model(model, fix: Fix, cls, groups, hooked=()) -> None:
+    holes = dict(fuse=TorchName(api.FUSE_EVAL), fuse_qat=TorchName(api.FUSE_QAT)) if groups else {}
+    fix.add_method(cls, "fuse_model", _fuse_model_source(model, groups, hooked), **holes)
 
 
 def _fuse_model_source(model, groups, hooked=()) -> str:
