@@ -31,34 +31,20 @@ _REASON = re.compile(r"Not fixed: ([^:.(]*)")
 
 def fix_file(path: Path) -> dict:
     config = load_config(start=path.parent)
-    before = lint_paths([path], config, jobs=1)
     result = fix_paths([path], config, unsafe=True)
     second = fix_paths([path], config, unsafe=True)
     left = lint_paths([path], config, jobs=1)
     reasons = collections.Counter(
         f"{f.code} {m.group(1).strip()}" for f in left for m in [_REASON.search(f.message)] if m)
     return {
-        "fixed": fixes_by_code(result.fixed.get(path, 0), before, left),
+        "fixed": dict(sorted(result.fixed.get(path, {}).items())),
         "failed": result.failed.get(path, ""),
-        "second_run": total_fixes(second),
+        "second_run": second.count,
         "left": dict(sorted(collections.Counter(f.code for f in left).items())),
         "left_errors_ql1_4": sorted({f.code for f in left if f.severity == "error" and f.code[:3] in
                                      ("QL1", "QL2", "QL3", "QL4")}),
         "declined": dict(reasons.most_common(6)),
     }
-
-
-def fixes_by_code(fixed: Any, before: list, after: list) -> dict[str, int]:
-    """Fixes per rule code: what fix_paths counted when it counts per code, else the
-    findings a rule lost (a fix can also remove another rule's finding)."""
-    if isinstance(fixed, dict):
-        return dict(sorted(fixed.items()))
-    lost = collections.Counter(f.code for f in before) - collections.Counter(f.code for f in after)
-    return dict(sorted(lost.items()))
-
-
-def total_fixes(result) -> int:
-    return sum(v if isinstance(v, int) else sum(v.values()) for v in result.fixed.values())
 
 
 def _tensors(value: Any) -> list:

@@ -4,7 +4,9 @@ torch) and timm's `models/`, each copied to a temporary directory first.
 Per tree: files, files changed, fixes applied per rule code, changed files that no longer
 parse (must be 0), fixes a second run still applies (must be 0), and the time of the first run.
 
-    python benchmarks/fix_trees.py [--timm /work/realcode/timm/timm/models] [--keep DIR]
+    python benchmarks/fix_trees.py [--timm /work/realcode/timm/timm/models] [--keep DIR] [TREE ...]
+
+Trees given as arguments (examples/, say) are fixed the same way, after the three.
 
 Recorded (torch 2.13.0, timm 1.0.31, branch fixproof; details in benchmarks/fix_review.md):
 torch/ao 160 files, 1 changed (QL302 1); torch/nn 136 files, 16 changed (QL301 3, QL505 23);
@@ -23,10 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 from qlint.config import load_config
-from qlint.engine import fix_paths, lint_paths
+from qlint.engine import fix_paths
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fix_review import fixes_by_code, total_fixes  # noqa: E402
 
 
 def _trees(timm: Path) -> dict[str, Path]:
@@ -41,11 +41,9 @@ def fix_tree(name: str, source: Path, work: Path) -> dict:
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
     files = sorted(copy.rglob("*.py"))
     config = load_config(start=copy)
-    before = lint_paths(files, config)
     started = time.perf_counter()
     first = fix_paths(files, config, unsafe=True)
     seconds = time.perf_counter() - started
-    after = lint_paths(files, config)
     unparsable = []
     for path in first.fixed:
         try:
@@ -53,14 +51,11 @@ def fix_tree(name: str, source: Path, work: Path) -> dict:
         except SyntaxError as error:
             unparsable.append(f"{path.relative_to(copy)}: {error}")
     second = fix_paths(files, config, unsafe=True)
-    if all(isinstance(v, dict) for v in first.fixed.values()):  # fix_paths counts per code
-        codes = sum((Counter(v) for v in first.fixed.values()), Counter())
-    else:  # the findings each rule lost
-        codes = fixes_by_code(0, before, after)
+    codes = sum((Counter(v) for v in first.fixed.values()), Counter())
     return {
-        "tree": name, "files": len(files), "changed": len(first.fixed), "fixes": total_fixes(first),
+        "tree": name, "files": len(files), "changed": len(first.fixed), "fixes": first.count,
         "codes": dict(sorted(codes.items())), "failed": {str(p.relative_to(copy)): why for p, why in first.failed.items()},
-        "unparsable": unparsable, "second_run_fixes": total_fixes(second),
+        "unparsable": unparsable, "second_run_fixes": second.count,
         "second_run_files": sorted(str(p.relative_to(copy)) for p in second.fixed), "seconds": seconds,
     }
 
@@ -69,10 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timm", type=Path, default=Path("/work/realcode/timm/timm/models"))
     parser.add_argument("--keep", type=Path, help="fix the copies under DIR and keep them")
+    parser.add_argument("trees", type=Path, nargs="*", help="more trees to copy and fix")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="qlint-fix-trees-"))
     work.mkdir(parents=True, exist_ok=True)
-    rows = [fix_tree(name, path, work) for name, path in _trees(args.timm).items()]
+    trees = {**_trees(args.timm), **{str(tree): tree for tree in args.trees}}
+    rows = [fix_tree(name, path, work) for name, path in trees.items()]
     print(f"{'tree':<12} {'files':>5} {'changed':>7} {'fixes':>5} {'unparsable':>10} {'2nd run':>7} {'s':>6}  fixes by code")
     for row in rows:
         codes = ", ".join(f"{code} {n}" for code, n in row["codes"].items())

@@ -8,6 +8,7 @@ from typing import Optional
 import libcst as cst
 
 from qlint.semantic import torch_api as api
+from qlint.semantic.init import assigned_targets
 from qlint.semantic.model import FileModel
 from qlint.semantic.scope import ClassModel
 from qlint.semantic.walk import iter_nodes
@@ -218,7 +219,7 @@ def constructor(model: FileModel, cls: ClassModel, attr: str) -> Optional[cst.Ca
     of `__init__` (or a local name bound once there and assigned to it)."""
     init = cls.methods.get("__init__")
     bindings = [small for method in cls.methods.values() for small in _smalls(method)
-                if any(_is_self_attr(t, attr) for t in _targets(small))]
+                if any(_is_self_attr(t, attr) for t in assigned_targets(small))]
     if init is None or len(bindings) != 1 or not isinstance(bindings[0], cst.Assign):
         return None
     value = bindings[0].value
@@ -232,7 +233,7 @@ def constructor(model: FileModel, cls: ClassModel, attr: str) -> Optional[cst.Ca
 def local_constructor(init: cst.FunctionDef, name: str) -> Optional[cst.Call]:
     """The call a local name of `__init__` is bound to, when it is bound once, at top level."""
     bindings = [small for small in _smalls(init) if any(isinstance(t, cst.Name) and t.value == name
-                                                        for t in _targets(small))]
+                                                        for t in assigned_targets(small))]
     if len(bindings) != 1 or not isinstance(bindings[0], cst.Assign) \
             or not any(bindings[0] is s for s in _top_smalls(init)):
         return None
@@ -243,7 +244,7 @@ def copyable(model: FileModel, init: cst.FunctionDef, call: cst.Call) -> bool:
     """Whether a constructor call means the same written again at the end of `__init__`: its
     arguments are literals, module-level names, or parameters of `__init__` never rebound."""
     params = {p.name.value for p in (*init.params.params, *init.params.kwonly_params, *init.params.posonly_params)}
-    rebound = {t.value for small in _smalls(init) for t in _targets(small) if isinstance(t, cst.Name)}
+    rebound = {t.value for small in _smalls(init) for t in assigned_targets(small) if isinstance(t, cst.Name)}
     for arg in call.args:
         if arg.star:
             return False
@@ -267,22 +268,6 @@ def _top_smalls(func: cst.FunctionDef):
     for statement in func.body.body if isinstance(func.body, cst.IndentedBlock) else ():
         if isinstance(statement, cst.SimpleStatementLine):
             yield from statement.body
-
-
-def _targets(small):
-    if isinstance(small, cst.Assign):
-        for target in small.targets:
-            yield from _unpack(target.target)
-    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-        yield small.target
-
-
-def _unpack(target):
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
-            yield from _unpack(element.value)
-    else:
-        yield target
 
 
 def _is_self_attr(target, attr: str) -> bool:

@@ -371,7 +371,7 @@ def class_facts(cls: ClassModel, attrs: dict) -> None:
     for stmt in cls.node.body.body:
         if isinstance(stmt, cst.SimpleStatementLine):
             for small in stmt.body:
-                for target in _targets(small):
+                for target in assigned_targets(small):
                     if isinstance(target, cst.Name):
                         defined.add(target.value)
                         if target.value == api.QCONFIG_ATTRIBUTE and _is_none(small):
@@ -384,7 +384,7 @@ def class_facts(cls: ClassModel, attrs: dict) -> None:
             if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
                 _dynamic_binding(small.value, summary, defined)
                 continue
-            for target in _targets(small):
+            for target in assigned_targets(small):
                 path = _self_path(target)
                 if path is None:
                     continue
@@ -424,7 +424,8 @@ def _small_statements(block):
             stack.extend(reversed(node.cases))
 
 
-def _targets(small):
+def assigned_targets(small):
+    """The names, attributes and items a small statement assigns (tuples unpacked)."""
     if isinstance(small, cst.Assign):
         for target in small.targets:
             yield from _unpack(target.target)
@@ -473,7 +474,7 @@ def _loop_islands(block) -> set[str]:
         if container is None or not isinstance(target, cst.Name):
             continue
         for small in _small_statements(node.body):
-            for assigned in _targets(small):
+            for assigned in assigned_targets(small):
                 path = _self_path(assigned, target.value)
                 if path is not None and path.split(".")[-1] == api.QCONFIG_ATTRIBUTE and _is_none(small):
                     found.add(".".join([container, "*", *path.split(".")[:-1]]))
