@@ -194,7 +194,7 @@ def test_extend_select_and_extend_ignore_add_to_the_file_and_the_command_line(tm
 
     more = load_config(start=tmp_path, extend_select=["QL5"], extend_ignore=["QL302"])
     assert more.enabled_codes(tmp_path / "m.py") == (
-        codes_starting("QL3", "QL5") - {"QL301", "QL302"} | {"QL000", "QL401"})
+        codes_starting("QL3", "QL5") - {"QL301", "QL302"} | {"QL000", "QL401", "QL506"})  # QL5 names opt-in QL506
     # --select starts over (the file's extend-select goes too); --ignore likewise.
     fresh = load_config(start=tmp_path, select=["QL4"], ignore=["QL402"])
     assert fresh.enabled_codes(tmp_path / "m.py") == codes_starting("QL4") - {"QL402"} | {"QL000"}
@@ -205,7 +205,8 @@ def test_extend_select_and_extend_ignore_add_to_the_file_and_the_command_line(tm
 
 def test_opt_in_rules_need_a_selector_more_specific_than_ql(tmp_path):
     opt_in = {code for code, rule in all_rules().items() if rule.opt_in}
-    assert opt_in == {"QL001", "QL608", "QL609"}  # QL608/QL609: script rules beyond issue 8's table
+    # QL506: fuse_model for models with no fuse method; QL608/QL609: script rules beyond issue 8's table
+    assert opt_in == {"QL001", "QL506", "QL608", "QL609"}
     file = tmp_path / "m.py"
     assert not opt_in & Config(root=tmp_path).enabled_codes(file)
     assert "QL001" in Config(root=tmp_path, extend_select=("QL001",)).enabled_codes(file)
