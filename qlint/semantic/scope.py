@@ -157,7 +157,9 @@ class FileScope:
             elif isinstance(node, cst.ClassDef):
                 skipped.add(id(node.name))
                 skipped.update(id(n) for arg in node.bases for n in iter_nodes(arg.value))
-                for inner in iter_nodes(node.body):
+                inits = [m for m in node.body.body if isinstance(m, cst.FunctionDef) and m.name.value == "__init__"] \
+                    if isinstance(node.body, cst.IndentedBlock) else []
+                for inner in (n for init in inits for n in iter_nodes(init.body)):
                     if isinstance(inner, cst.Call) and is_super_init(inner.func):
                         found.extend(self._construction(base, inner) for base in
                                      (self.qname(arg.value) for arg in node.bases if arg.keyword is None) if base)
