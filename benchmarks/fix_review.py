@@ -144,3 +144,17 @@ def table_row(row: dict) -> str:
     return (f"| {row['file']} | {row['model']} | {fixes} | {', '.join(row.get('left_errors_ql1_4', [])) or '-'} "
             f"| {row.get('strict_load', '')} | {row.get('float_equal', '')} | {row.get('fuse_model', '')} "
             f"| {row.get('converts', '')} | {row.get('assert_converted', '')} | {row.get('parity', '')} |")
+
+
+def images(size: int) -> Callable:
+    """Seeded inputs for `review_model`: one batch of two RGB images of `size` pixels."""
+    return lambda seed: (torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed)),)
+
+
+def summary(rows: list[dict]) -> int:
+    """Print the review table; 0 when every fixed model loads strictly and computes the same."""
+    print()
+    print(TABLE_HEAD)
+    for row in rows:
+        print(table_row(row))
+    return 0 if all(row.get("float_equal") and row.get("strict_load") == "ok" for row in rows) else 1

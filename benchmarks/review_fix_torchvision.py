@@ -20,10 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fix_review import TABLE_HEAD, fix_file, review_model, table_row  # noqa: E402
+from fix_review import fix_file, images, review_model, summary  # noqa: E402
 
 MODELS = {  # file -> (builder, keyword arguments, input size)
     "resnet.py": [("resnet18", {}, 64), ("resnet50", {}, 64)],
@@ -92,14 +91,10 @@ def main(argv=None) -> int:
             b = importlib.import_module(f"tvshim.models.{fixed.stem}")
             for builder, kwargs, size in builds:
                 row = review_model(lambda: getattr(a, builder)(**kwargs), lambda: getattr(b, builder)(**kwargs),
-                                   lambda seed: (torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed)),))
+                                   images(size))
                 rows.append({"file": name, "model": builder, **report, **row})
                 print(f"  {builder}: {row}")
-    print()
-    print(TABLE_HEAD)
-    for row in rows:
-        print(table_row(row))
-    return 0 if all(row.get("float_equal") and row.get("strict_load") == "ok" for row in rows) else 1
+    return summary(rows)
 
 
 if __name__ == "__main__":

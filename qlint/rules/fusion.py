@@ -14,7 +14,6 @@ from qlint.semantic import torch_api as api
 from qlint.semantic.fusion import (child_classes, fusible_chains, fuse_calls, fuses_unnamed_modules, names_cover,
                                   sequential_chains)
 from qlint.semantic.walk import iter_nodes
-from qlint.rules.stubs import _top_level
 from qlint.semantic.summaries import CONTAINER, MODULE, UNKNOWN
 
 _HEADER = "import torch.nn as nn\nfrom torch.ao.quantization import fuse_modules\n\n\n"
@@ -301,7 +300,7 @@ class MissingFuseModel(Rule):
         fix, generated = Fix(model), set()
         for cls in model.module_classes():
             if fuse_calls(model, cls) or any(model.index.hierarchy(cls.qname).defines(name) for name in _FUSE_METHODS) \
-                    or not _top_level(model, cls):
+                    or not model.is_top_level(cls):
                 continue
             trace = model.trace(cls)
             if not trace.found:

@@ -31,11 +31,6 @@ def _crossings(model, problem: str, with_trace: bool = False):
                 yield (trace, crossing) if with_trace else crossing
 
 
-def _top_level(model, cls) -> bool:
-    """A model no class of the run calls: its forward's inputs come from the user."""
-    return not any(c.known for c in model.index.contexts(("class", cls.qname)))
-
-
 def _entry_forward(model, cls):
     """The class's own forward, with its tensor parameters (after self) as written."""
     forward = cls.methods.get("forward")
@@ -176,7 +171,7 @@ class FloatIntoQuantized(Rule):
         forward, params = _entry_forward(model, cls)
         argument = call.args[0].value
         if forward is None or crossing.anchor is not forward or not isinstance(argument, cst.Name) \
-                or argument.value not in params or not _top_level(model, cls) \
+                or argument.value not in params or not model.is_top_level(cls) \
                 or api.DEQUANT_STUB not in _stubs_of(model, cls):
             return None
         if not _sole_read(forward, argument) or not _submodule_argument(forward, argument, model.index.attrs(cls.qname)):
@@ -351,7 +346,7 @@ class UnusedStub(Rule):
         forward, params = _entry_forward(model, cls)
         if forward is None or len(params) != 1 or forward.params.star_arg not in (None, cst.MaybeSentinel.DEFAULT) \
                 or forward.params.star_kwarg is not None or forward.params.kwonly_params \
-                or index.resolve(attrs[name].cls) != api.QUANT_STUB or not _top_level(model, cls):
+                or index.resolve(attrs[name].cls) != api.QUANT_STUB or not model.is_top_level(cls):
             return None
         unused = [n for n, a in attrs.items() if n in cls.stub_nodes and index.resolve(a.cls) == api.QUANT_STUB
                   and index.hierarchy(cls.qname).reads_on_forward_path(n) is False]

@@ -107,6 +107,10 @@ class FileModel(FileScope):
             return ()
         return self.index.init_argument_classes(cls.qname, call.func.value)
 
+    def is_top_level(self, cls: ClassModel) -> bool:
+        """A model no class of the run calls: its forward's inputs come from the user."""
+        return not any(c.known for c in self.index.contexts(("class", cls.qname)))
+
     def runs(self) -> list[Trace]:
         """Every traced run of the file: each module class's forward in each of its contexts,
         and the methods and functions that other files call, in the contexts they give."""
